@@ -1,0 +1,91 @@
+"""Every error sagaguard raises on purpose.
+
+One root, one class per thing a caller can act on. Driver errors are wrapped
+(``raise StoreError(...) from exc``) so callers never import a database driver to
+catch a failure. Each class's docstring is its default message.
+
+    SagaGuardError
+    ├── SpecError                  a process spec is missing, unreadable or invalid
+    ├── PlanError                  a process cannot be planned (e.g. a coded saga cannot be imported)
+    ├── StoreError                 the journal store failed (driver error wrapped)
+    │   ├── UnsupportedStoreError  no store for that URL scheme
+    │   └── SchemaVersionError     the journal was written by a newer sagaguard
+    ├── RunNotFoundError           no run under that operation_id
+    ├── OperationConflictError     the operation_id exists with a different input or process
+    ├── StaleOwnerError            this owner lost the run's lease: its write was rejected (fencing)
+    ├── RunBusyError               another live owner holds the run
+    ├── ResolutionError            a manual-review resolution does not fit the run's state
+    └── SagaDefinitionError        a coded saga is wired wrong (missing handler, duplicate step)
+
+``StepFailed`` is not an error of sagaguard: step code raises it to say "definite failure,
+nothing changed", which makes a retry safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SagaGuardError(Exception):
+    """sagaguard failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (type(self).__doc__ or type(self).__name__).strip())
+
+
+class SpecError(SagaGuardError):
+    """The process spec is invalid."""
+
+
+class PlanError(SagaGuardError):
+    """The process cannot be planned."""
+
+
+class StoreError(SagaGuardError):
+    """The journal store failed."""
+
+
+class UnsupportedStoreError(StoreError):
+    """No journal store handles that URL."""
+
+
+class SchemaVersionError(StoreError):
+    """The journal was written by a newer version of sagaguard."""
+
+
+class RunNotFoundError(SagaGuardError):
+    """No run has that operation_id."""
+
+
+class OperationConflictError(SagaGuardError):
+    """The operation_id already names a run with a different input or process."""
+
+
+class StaleOwnerError(SagaGuardError):
+    """This owner no longer holds the run: its write was rejected."""
+
+
+class RunBusyError(SagaGuardError):
+    """Another owner holds a live lease on the run."""
+
+
+class ResolutionError(SagaGuardError):
+    """The resolution does not fit the run's current state."""
+
+
+class SagaDefinitionError(SagaGuardError):
+    """The saga definition is incomplete or inconsistent."""
+
+
+class StepFailed(Exception):  # noqa: N818 - the name reads as the fact step code states
+    """A step failed definitely and changed nothing, so retrying it is safe.
+
+    Raise it from step or compensation code when the other side answered "no" (a card
+    declined, a 4xx that rejected the request before any effect). Any other exception,
+    and a timeout, means the outcome is unknown and is handled by the recovery rules.
+    """
+
+    def __init__(self, reason: str = "step failed", *, details: Any = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details

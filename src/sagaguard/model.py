@@ -1,0 +1,314 @@
+"""The process model: one description of a multi-step process, shared by plan, run and prove.
+
+A *process* (saga) is an ordered list of *steps*; each step says what it changes, whether a
+repeat is safe (idempotency), how to undo it (compensation) and how to learn its real
+outcome (verify). The model is pure data: spec files and the Python API both produce it,
+and the planner, the engine and the fault harness all consume it. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+STEP_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
+PROCESS_NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
+IMPORT_PATH_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+MAX_PLANNED_STEPS = 20
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_COMPENSATION_ATTEMPTS = 3
+
+
+class ChangeKind(StrEnum):
+    """What a step changes in the world; ``none`` marks a read-only step."""
+
+    DATABASE = "database"
+    EXTERNAL_API = "external_api"
+    QUEUE = "queue"
+    EMAIL = "email"
+    PAYMENT = "payment"
+    RESERVATION = "reservation"
+    NONE = "none"
+
+
+class Idempotency(StrEnum):
+    """Whether repeating the call with the same idempotency key has no second effect."""
+
+    YES = "yes"
+    NO = "no"
+    UNKNOWN = "unknown"
+
+
+class StateStore(StrEnum):
+    """Where the team keeps process state today (shapes the checklist)."""
+
+    DATABASE = "database"
+    KEY_VALUE = "key_value"
+    JOBS_TABLE = "jobs_table"
+    EVENT_LOG = "event_log"
+    STATE_MACHINE = "state_machine"
+
+
+class Observability(StrEnum):
+    """Observability the team already has."""
+
+    LOGS = "logs"
+    METRICS = "metrics"
+    TRACES = "traces"
+    DEAD_LETTER_QUEUE = "dead_letter_queue"
+    ALERTS = "alerts"
+
+
+class StepClass(StrEnum):
+    """How a step behaves under rollback."""
+
+    READ_ONLY = "read_only"
+    COMPENSATABLE = "compensatable"
+    IRREVERSIBLE = "irreversible"
+
+
+IRREVERSIBLE_MARKER = "none"
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``10s``, ``500ms``, ``2m``, ``1h`` or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration (use e.g. 10s, 500ms, 2m)")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
+        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    else:
+        raise ValueError(f"{value!r} is not a duration (use e.g. 10s, 500ms, 2m)")
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be longer than zero")
+    return seconds
+
+
+def _yaml_bool_to_idempotency(value: Any) -> Any:
+    # YAML 1.1 reads a bare yes/no/true/false as a boolean; the spec means yes/no.
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    return value
+
+
+def _none_string(value: Any) -> Any:
+    # `compensation: none` is the irreversible marker; YAML `null` means "not declared".
+    return value.strip() if isinstance(value, str) else value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+IdempotencyField = Annotated[Idempotency, BeforeValidator(_yaml_bool_to_idempotency)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Step(_Strict):
+    """One step of a process: its forward action, its reverse action and how to check it."""
+
+    id: str = Field(pattern=STEP_ID_PATTERN, description="stable identifier, unique in the process")
+    action: str | None = Field(default=None, description="what the step does going forward")
+    changes: tuple[ChangeKind, ...] = Field(min_length=1, description="what the step changes")
+    idempotent: IdempotencyField = Field(description="can the call be repeated with the same key")
+    compensation: Annotated[str | None, BeforeValidator(_none_string)] = Field(
+        default=None, description="reverse action; `none` = irreversible; absent = not declared"
+    )
+    verify: str | None = Field(default=None, description="how to learn the real outcome")
+    external_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the id to persist"
+    )
+    timeout: Duration | None = Field(default=None, description="per-call limit, seconds")
+    max_attempts: PositiveInt | None = Field(default=None, description="forward attempts at most")
+    mitigation: str | None = Field(
+        default=None, description="what to do instead of undoing an irreversible step"
+    )
+    handler: str | None = Field(
+        default=None, pattern=IMPORT_PATH_PATTERN, description="forward code, module:function"
+    )
+    compensate: str | None = Field(
+        default=None, pattern=IMPORT_PATH_PATTERN, description="compensation code, module:function"
+    )
+
+    @field_validator("changes")
+    @classmethod
+    def _none_stands_alone(cls, value: tuple[ChangeKind, ...]) -> tuple[ChangeKind, ...]:
+        if ChangeKind.NONE in value and len(value) > 1:
+            raise ValueError("`none` (read-only) cannot be combined with other change kinds")
+        if len(set(value)) != len(value):
+            raise ValueError("a change kind is listed twice")
+        return value
+
+    @field_validator("action", "compensation", "verify", "mitigation")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty (omit the key instead)")
+        return value
+
+    @property
+    def read_only(self) -> bool:
+        """True when the step changes nothing."""
+        return self.changes == (ChangeKind.NONE,)
+
+    @property
+    def irreversible(self) -> bool:
+        """True when the spec says the step cannot be undone (``compensation: none``)."""
+        return (self.compensation or "").lower() == IRREVERSIBLE_MARKER
+
+    @property
+    def compensation_declared(self) -> bool:
+        """True when the spec says anything about undoing the step."""
+        return self.compensation is not None
+
+    @property
+    def step_class(self) -> StepClass:
+        """Read-only, compensatable, or irreversible (undeclared compensation counts as none)."""
+        if self.read_only:
+            return StepClass.READ_ONLY
+        if self.compensation is not None and not self.irreversible:
+            return StepClass.COMPENSATABLE
+        return StepClass.IRREVERSIBLE
+
+    @property
+    def has_verify(self) -> bool:
+        """True when the step can learn its real outcome from the other side."""
+        return self.verify is not None
+
+    @property
+    def verify_is_code(self) -> bool:
+        """True when ``verify`` binds code (``module:function``) rather than describing a check."""
+        return self.verify is not None and re.match(IMPORT_PATH_PATTERN, self.verify) is not None
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        """True when a repeat of the call cannot cause a second effect."""
+        return self.read_only or self.idempotent is Idempotency.YES
+
+    @property
+    def action_text(self) -> str:
+        """The declared action, or one derived from what the step changes."""
+        if self.action:
+            return self.action
+        kinds = ", ".join(c.value.replace("_", " ") for c in self.changes)
+        if self.read_only:
+            return f"Read data for {self.id.replace('_', ' ')} (changes nothing)"
+        return f"{self.id.replace('_', ' ').capitalize()} (changes: {kinds})"
+
+
+class Defaults(_Strict):
+    """Process-wide limits that apply to a step that sets none of its own."""
+
+    timeout: Duration = DEFAULT_TIMEOUT_S
+    max_attempts: PositiveInt = DEFAULT_MAX_ATTEMPTS
+    compensation_attempts: PositiveInt = DEFAULT_COMPENSATION_ATTEMPTS
+    backoff_base: Duration = 0.2
+    backoff_max: Duration = 30.0
+
+
+class Process(_Strict):
+    """A whole process: its steps in order, where state lives, and what the team can observe."""
+
+    name: str = Field(alias="process", pattern=PROCESS_NAME_PATTERN)
+    version: str = Field(default="1", min_length=1)
+    description: str | None = None
+    state_store: StateStore
+    observability: tuple[Observability, ...]
+    alerts: dict[str, str] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    steps: tuple[Step, ...] = Field(min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
+
+    @field_validator("observability")
+    @classmethod
+    def _unique_observability(cls, value: tuple[Observability, ...]) -> tuple[Observability, ...]:
+        return tuple(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Process:
+        seen: dict[str, int] = {}
+        for index, step in enumerate(self.steps):
+            if step.id in seen:
+                raise DuplicateStepError(index, step.id, seen[step.id])
+            seen[step.id] = index
+        valid_routes = {"default"} | {c.value for c in ChangeKind} | set(seen)
+        for key in self.alerts:
+            if key not in valid_routes:
+                raise UnknownAlertRouteError(key)
+        return self
+
+    def step(self, step_id: str) -> Step:
+        """The step with that id (KeyError when absent)."""
+        for candidate in self.steps:
+            if candidate.id == step_id:
+                return candidate
+        raise KeyError(step_id)
+
+    def index(self, step_id: str) -> int:
+        """Position of the step in the process (0-based)."""
+        return [s.id for s in self.steps].index(step_id)
+
+    def timeout_for(self, step: Step) -> float:
+        """The step's timeout, or the process default."""
+        return step.timeout if step.timeout is not None else self.defaults.timeout
+
+    def max_attempts_for(self, step: Step) -> int:
+        """The step's attempt bound, or the process default."""
+        return step.max_attempts if step.max_attempts is not None else self.defaults.max_attempts
+
+    def alert_route(self, step: Step | None) -> str | None:
+        """Who is told about a step: its id's route, then its change kinds', then the default.
+
+        Money goes to the payment route whenever the step moves money and one is given.
+        """
+        if step is not None:
+            if step.id in self.alerts:
+                return self.alerts[step.id]
+            if ChangeKind.PAYMENT in step.changes and "payment" in self.alerts:
+                return self.alerts["payment"]
+            for kind in step.changes:
+                if kind.value in self.alerts:
+                    return self.alerts[kind.value]
+        return self.alerts.get("default")
+
+
+class DuplicateStepError(ValueError):
+    """Raised inside validation; carries the position so the error can name ``steps[i].id``."""
+
+    def __init__(self, index: int, step_id: str, first: int) -> None:
+        super().__init__(f"duplicate step id {step_id!r} (first used at steps[{first}])")
+        self.index = index
+        self.step_id = step_id
+
+
+class UnknownAlertRouteError(ValueError):
+    """Raised inside validation for an ``alerts`` key that names nothing."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"alert route {key!r} is not `default`, a change kind or a step id of this process"
+        )
+        self.key = key

@@ -1,0 +1,193 @@
+"""Reading a process spec (YAML or JSON, format v1) into the model.
+
+Every problem becomes one :class:`SpecError` line that names the file, the field path
+(``steps[2].idempotent``) and the offending value, or the line and column of a YAML
+syntax error, so a person can fix the spec without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from sagaguard.exceptions import SpecError
+from sagaguard.model import DuplicateStepError, Process, UnknownAlertRouteError
+
+__all__ = ["load_spec", "parse_spec"]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping (a silent typo otherwise)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            mark = key_node.start_mark
+            raise SpecError(
+                f"line {mark.line + 1}, column {mark.column + 1}: key {key!r} appears twice"
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def load_spec(path: str | Path) -> Process:
+    """Read and validate a spec file; raise :class:`SpecError` with one clear line."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{source}: is a directory, not a spec file") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise SpecError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    return parse_spec(text, source=str(source))
+
+
+def parse_spec(text: str, *, source: str = "<spec>") -> Process:
+    """Parse spec text (YAML is a superset of JSON) and validate it into a :class:`Process`."""
+    if not text.strip():
+        raise SpecError(
+            f"{source}: the file is empty; expected a mapping with `process` and `steps`"
+        )
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise SpecError(f"{source}: {where}invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{source}: invalid YAML: {exc}") from None
+    if data is None:
+        raise SpecError(
+            f"{source}: the file is empty; expected a mapping with `process` and `steps`"
+        )
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            f"{source}: the top level must be a mapping with `process` and `steps`, "
+            f"not {_type_name(data)}"
+        )
+    return validate_spec(data, source=source)
+
+
+def validate_spec(data: Mapping[str, Any], *, source: str = "<spec>") -> Process:
+    """Validate already-parsed spec data into a :class:`Process`."""
+    try:
+        return Process.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SpecError(f"{source}: {describe_validation_error(exc, data)}") from None
+
+
+def describe_validation_error(exc: ValidationError, data: Mapping[str, Any]) -> str:
+    """One line for the first validation problem: field path, offending value, what is wanted."""
+    errors = exc.errors()
+    # A bad list item also fails its list ("too short"): report the leaf, count only leaves.
+    leaves = [
+        e
+        for e in errors
+        if not any(
+            o is not e and o["loc"][: len(e["loc"])] == e["loc"] and len(o["loc"]) > len(e["loc"])
+            for o in errors
+        )
+    ]
+    error = leaves[0]
+    more = len(leaves) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return _describe(error, data) + suffix
+
+
+def _describe(error: ErrorDetails, data: Mapping[str, Any]) -> str:
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, DuplicateStepError):
+        return f"steps[{cause.index}].id: {cause}"
+    if isinstance(cause, UnknownAlertRouteError):
+        return f"alerts.{cause.key}: {cause}"
+    loc = _strip_union_tags(error["loc"])
+    path = format_path(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key {loc[-1]!r}{_did_you_mean(loc, data)}"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    value = error.get("input")
+    if kind == "enum":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return f"{path}: {value!r} is not one of {expected}"
+    if kind in ("too_short",) and isinstance(value, Sequence) and not value:
+        return f"{path}: must not be empty"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    message = message.replace("Input should be a valid tuple", "must be a list")
+    message = message.replace("Input should be a valid dictionary", "must be a mapping")
+    message = message.replace("Input should be", "must be")
+    if kind == "string_pattern_mismatch":
+        pattern = (error.get("ctx") or {}).get("pattern", "")
+        message = f"must match {pattern}"
+    if _printable(value) and not message.startswith(repr(value)):
+        return f"{path}: {value!r}: {message}"
+    return f"{path}: {message}"
+
+
+def _strip_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # pydantic adds a union member's type name to the location; it means nothing to a user.
+    return tuple(part for part in loc if not (isinstance(part, str) and _UNION_TAG.match(part)))
+
+
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|function-\w+\[.*\]|.*\[.*\])$")
+
+
+def format_path(loc: Sequence[int | str]) -> str:
+    """``('steps', 2, 'idempotent')`` -> ``steps[2].idempotent``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            name = "process" if part == "name" and not path else part
+            path += f".{name}" if path else name
+    return path or "(top level)"
+
+
+_KNOWN_STEP_KEYS = (
+    "id action changes idempotent compensation verify external_id timeout max_attempts "
+    "mitigation handler compensate"
+).split()
+_KNOWN_TOP_KEYS = (
+    "process version description state_store observability alerts defaults steps".split()
+)
+
+
+def _did_you_mean(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
+    key = str(loc[-1])
+    pool = _KNOWN_STEP_KEYS if len(loc) >= 3 and loc[0] == "steps" else _KNOWN_TOP_KEYS
+    close = difflib.get_close_matches(key, pool, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _printable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool) or value is None
+
+
+def _type_name(value: Any) -> str:
+    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,324 @@
+"""The journal store: what every backend promises, and the records it speaks in.
+
+The engine talks to storage only through :class:`JournalStore`. Its methods speak of runs,
+steps, claims and leases, never of SQL. Each method's docstring states what it does
+atomically: a backend either applies the whole call or none of it. The same contract test
+suite (``tests/contract``) runs against every implementation.
+
+Time is passed in (``now``, seconds since the epoch) so that stores never read a clock and
+tests can drive leases with a fake one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from sagaguard.exceptions import StoreError
+
+JSONValue = Any
+"""A value that survives ``json.dumps``/``json.loads`` unchanged (payloads are never pickled)."""
+
+
+class RunStatus(StrEnum):
+    """Where a run stands."""
+
+    RUNNING = "running"
+    COMPENSATING = "compensating"
+    COMPLETED = "completed"
+    COMPENSATED = "compensated"
+    FAILED = "failed"
+    NEEDS_MANUAL_REVIEW = "needs_manual_review"
+
+    @property
+    def terminal(self) -> bool:
+        """True when nothing more will happen to the run."""
+        return self in (RunStatus.COMPLETED, RunStatus.COMPENSATED, RunStatus.FAILED)
+
+    @property
+    def active(self) -> bool:
+        """True when an owner is expected to be driving the run."""
+        return self in (RunStatus.RUNNING, RunStatus.COMPENSATING)
+
+
+class StepStatus(StrEnum):
+    """Where a step stands (DESIGN.md section 3)."""
+
+    PENDING = "pending"
+    STARTED = "started"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    NEEDS_MANUAL_REVIEW = "needs_manual_review"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+def idempotency_key(operation_id: str, step_id: str) -> str:
+    """The key a step's call carries: stable across retries, crashes and owners."""
+    return f"{operation_id}:{step_id}"
+
+
+def input_hash(value: JSONValue) -> str:
+    """A stable digest of a run's input, to tell a duplicate request from a conflicting one."""
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run as the journal holds it."""
+
+    operation_id: str
+    process: str
+    version: str
+    input: JSONValue
+    input_hash: str
+    status: RunStatus
+    owner: str | None
+    lease_expires_at: float | None
+    fencing_token: int
+    created_at: float
+    updated_at: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One step of one run as the journal holds it."""
+
+    operation_id: str
+    step_id: str
+    position: int
+    status: StepStatus
+    attempts: int
+    last_attempt_at: float | None
+    idempotency_key: str
+    external_id: str | None
+    result: JSONValue
+    failure_reason: str | None
+    compensation_attempts: int
+    completed_seq: int | None
+    """Order in which the step completed (1, 2, ...): rollback runs in reverse of this."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One appended line of a run's audit trail: who did what, when, and why."""
+
+    operation_id: str
+    seq: int
+    at: float
+    actor: str
+    kind: str
+    step_id: str | None
+    from_status: str | None
+    to_status: str | None
+    reason: str | None
+    data: JSONValue = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """A run with its steps in process order, read in one consistent view."""
+
+    run: RunRecord
+    steps: tuple[StepRecord, ...]
+
+    def step(self, step_id: str) -> StepRecord:
+        """The record of one step (KeyError when the run has no such step)."""
+        for record in self.steps:
+            if record.step_id == step_id:
+                return record
+        raise KeyError(step_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Proof of ownership: every write carries it, and a write with a stale token is rejected."""
+
+    operation_id: str
+    owner: str
+    fencing_token: int
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What is needed to start a run."""
+
+    operation_id: str
+    process: str
+    version: str
+    input: JSONValue
+    step_ids: tuple[str, ...]
+
+    @property
+    def input_hash(self) -> str:
+        """Digest of the input (see :func:`input_hash`)."""
+        return input_hash(self.input)
+
+
+@dataclass(frozen=True, slots=True)
+class StepChange:
+    """New values for one step's row; a field left ``None`` keeps its stored value."""
+
+    step_id: str
+    status: StepStatus
+    attempts: int | None = None
+    last_attempt_at: float | None = None
+    external_id: str | None = None
+    result: JSONValue = None
+    failure_reason: str | None = None
+    compensation_attempts: int | None = None
+    completed_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One state change of a run, and the event that records it."""
+
+    kind: str
+    """Event kind, e.g. ``step_started``, ``step_completed``, ``compensation_failed``."""
+    step: StepChange | None = None
+    run_status: RunStatus | None = None
+    reason: str | None = None
+    data: JSONValue = None
+    run_reason: str | None = field(default=None)
+    """Short reason stored on the run row (why it stopped, why it needs review)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """What :meth:`JournalStore.create_run` found or made."""
+
+    snapshot: RunSnapshot
+    created: bool
+    claim: Claim | None
+    """The caller's claim on a newly created run; ``None`` for an existing run."""
+
+
+@runtime_checkable
+class JournalStore(Protocol):
+    """The durable journal of runs, steps and events, shared by every backend."""
+
+    url: str
+
+    def create_run(self, new: NewRun, *, owner: str, now: float, lease_s: float) -> CreateResult:
+        """Atomically create a run owned by ``owner``, or return the run that already exists.
+
+        A new run is inserted with status ``running``, every step ``pending``, fencing token 1,
+        a lease until ``now + lease_s`` and a ``run_created`` event, all in one transaction.
+        If ``operation_id`` exists with the same process and input hash, the existing run is
+        returned unchanged (``created=False``, no claim). If it exists with a different process
+        or input, :class:`~sagaguard.exceptions.OperationConflictError` is raised.
+        """
+        ...
+
+    def load(self, operation_id: str) -> RunSnapshot:
+        """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
+        ...
+
+    def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
+        """Atomically take ownership of a run whose lease is free, expired, or already ours.
+
+        Increments the fencing token (so every earlier claim becomes stale), sets the lease to
+        ``now + lease_s`` and appends a ``claimed`` event. Raises ``RunBusyError`` while another
+        owner's lease is live and ``RunNotFoundError`` for an unknown run.
+        """
+        ...
+
+    def claim_expired(
+        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+    ) -> list[Claim]:
+        """Atomically claim up to ``limit`` active runs (running or compensating) left unowned.
+
+        A run qualifies when it has no owner or its lease expired before ``now``. Each claimed
+        run gets a new fencing token and a ``claimed`` event, as in :meth:`claim`. Concurrent
+        callers never receive the same run.
+        """
+        ...
+
+    def record(
+        self, claim: Claim, transitions: Sequence[Transition], *, now: float, lease_s: float
+    ) -> Claim:
+        """Atomically apply transitions under ``claim`` and renew its lease.
+
+        In one transaction: check that the run's fencing token and owner still match the claim
+        (else raise ``StaleOwnerError`` and change nothing), apply each step change and run
+        status, append one event per transition (actor = the claim's owner), and extend the
+        lease to ``now + lease_s``. Returns the renewed claim.
+        """
+        ...
+
+    def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
+        """Atomically extend the lease of a claim that is still current (``StaleOwnerError``)."""
+        ...
+
+    def release(self, claim: Claim, *, now: float) -> None:
+        """Atomically give up ownership (owner and lease cleared) if the claim is current.
+
+        A stale claim raises ``StaleOwnerError`` and leaves the run as the new owner has it.
+        """
+        ...
+
+    def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
+        """Runs, newest first, optionally only those with ``status``."""
+        ...
+
+    def events(self, operation_id: str) -> list[Event]:
+        """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; the store is unusable afterwards."""
+        ...
+
+
+def dumps(value: JSONValue) -> str:
+    """Serialize a payload as JSON, or raise ``StoreError`` naming what cannot be stored."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"payload is not JSON-serializable: {exc}") from exc
+
+
+def loads(text: str | None) -> JSONValue:
+    """Deserialize a JSON payload stored by :func:`dumps` (``None`` stays ``None``)."""
+    return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """Facts about a store worth printing next to a benchmark or in ``runs`` output."""
+
+    backend: str
+    url: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+__all__ = [
+    "Claim",
+    "CreateResult",
+    "Event",
+    "JSONValue",
+    "JournalStore",
+    "NewRun",
+    "RunRecord",
+    "RunSnapshot",
+    "RunStatus",
+    "StepChange",
+    "StepRecord",
+    "StepStatus",
+    "StoreInfo",
+    "Transition",
+    "dumps",
+    "idempotency_key",
+    "input_hash",
+    "loads",
+]
