@@ -6,7 +6,7 @@ catch a failure. Each class's docstring is its default message.
 
     SagaGuardError
     ├── SpecError                  a process spec is missing, unreadable or invalid
-    ├── PlanError                  a process cannot be planned (e.g. a coded saga cannot be imported)
+    ├── PlanError                  a process cannot be planned (a coded saga fails to import)
     ├── StoreError                 the journal store failed (driver error wrapped)
     │   ├── UnsupportedStoreError  no store for that URL scheme
     │   └── SchemaVersionError     the journal was written by a newer sagaguard

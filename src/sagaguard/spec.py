@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from sagaguard.exceptions import SpecError
-from sagaguard.model import DuplicateStepError, Process, UnknownAlertRouteError
+from sagaguard.model import DuplicateStepError, Process, Step, UnknownAlertRouteError
 
 __all__ = ["load_spec", "parse_spec"]
 
@@ -42,7 +42,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -69,7 +69,7 @@ def parse_spec(text: str, *, source: str = "<spec>") -> Process:
             f"{source}: the file is empty; expected a mapping with `process` and `steps`"
         )
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
@@ -168,13 +168,8 @@ def format_path(loc: Sequence[int | str]) -> str:
     return path or "(top level)"
 
 
-_KNOWN_STEP_KEYS = (
-    "id action changes idempotent compensation verify external_id timeout max_attempts "
-    "mitigation handler compensate"
-).split()
-_KNOWN_TOP_KEYS = (
-    "process version description state_store observability alerts defaults steps".split()
-)
+_KNOWN_STEP_KEYS = list(Step.model_fields)
+_KNOWN_TOP_KEYS = [info.alias or name for name, info in Process.model_fields.items()]
 
 
 def _did_you_mean(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:

@@ -43,7 +43,7 @@ __all__ = [
 
 
 def open_store(url: str = DEFAULT_URL) -> JournalStore:
-    """Open the journal store named by ``url``; raise ``UnsupportedStoreError`` for other schemes."""
+    """Open the journal store named by ``url`` (``UnsupportedStoreError`` for other schemes)."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "memory":
         from sagaguard.storage.memory import InMemoryStore
