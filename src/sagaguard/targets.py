@@ -1,0 +1,115 @@
+"""Turning what a person types (a spec file or ``module:attribute``) into a process model.
+
+``sagaguard plan saga.yaml`` and ``sagaguard plan shop.checkout:saga`` must behave the
+same: both end in one :class:`~sagaguard.model.Process`. A coded saga is found the way
+uvicorn finds an app: the module is imported with the current directory on ``sys.path``,
+then the attribute path is followed. The attribute may be a ``Process`` or any object
+whose ``.process`` is one (a ``Saga``). Every failure is one line that names the target.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from sagaguard.exceptions import PlanError, SagaGuardError
+from sagaguard.model import Process
+from sagaguard.spec import load_spec
+
+__all__ = ["import_target", "is_import_target", "load_process"]
+
+_IMPORT_TARGET = re.compile(
+    r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$"
+)
+
+
+def is_import_target(target: str) -> bool:
+    """True when ``target`` reads as ``module.path:attribute`` rather than a file name."""
+    return _IMPORT_TARGET.match(target) is not None
+
+
+def load_process(target: str | Path) -> Process:
+    """The process named by ``target``: an existing spec file, else ``module:attribute``.
+
+    Raises :class:`~sagaguard.exceptions.SpecError` for a bad or missing spec file and
+    :class:`~sagaguard.exceptions.PlanError` for a coded saga that cannot be loaded.
+    """
+    text = str(target)
+    # An existing path always wins, so a file literally named `a:b` stays a file.
+    if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
+        return load_spec(text)
+    return import_target(text)
+
+
+def import_target(target: str) -> Process:
+    """Import ``module.path:attribute`` and return the process it names."""
+    match = _IMPORT_TARGET.match(target)
+    if match is None:
+        raise PlanError(f"{target}: expected module.path:attribute (e.g. shop.checkout:saga)")
+    module_name, attr_path = match.group("module"), match.group("attr")
+    _put_cwd_on_path()
+    module = _import_module(target, module_name)
+    found: Any = module
+    walked: list[str] = []
+    for name in attr_path.split("."):
+        walked.append(name)
+        try:
+            found = getattr(found, name)
+        except AttributeError:
+            where = f"module {module_name!r}" if len(walked) == 1 else ".".join(walked[:-1])
+            raise PlanError(f"{target}: {where} has no attribute {name!r}") from None
+    return _as_process(target, found)
+
+
+def _put_cwd_on_path() -> None:
+    # `python -m` and uvicorn put the working directory first; a CLI entry point does not.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _import_module(target: str, module_name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == module_name or module_name.startswith(f"{missing}."):
+            raise PlanError(
+                f"{target}: no module named {module_name!r} "
+                f"(looked in {os.getcwd()} and the Python path)"
+            ) from None
+        raise PlanError(f"{target}: importing {module_name!r} failed: {exc}") from exc
+    except SagaGuardError as exc:
+        raise PlanError(f"{target}: {exc}") from exc
+    except SyntaxError as exc:
+        where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "the module"
+        raise PlanError(f"{target}: syntax error in {where}: {exc.msg}") from exc
+    except Exception as exc:
+        # Whatever the module raises while importing is the user's code failing, not ours.
+        raise PlanError(
+            f"{target}: importing {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _as_process(target: str, found: Any) -> Process:
+    if isinstance(found, Process):
+        return found
+    try:
+        process = getattr(found, "process", None)
+    except SagaGuardError as exc:
+        raise PlanError(f"{target}: {exc}") from exc
+    except Exception as exc:
+        # A saga builds its model on demand; a wiring mistake surfaces here.
+        raise PlanError(
+            f"{target}: reading its process failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    if isinstance(process, Process):
+        return process
+    raise PlanError(
+        f"{target}: a {type(found).__name__} object is neither a sagaguard Process "
+        "nor a saga with a `.process`"
+    )
