@@ -275,6 +275,10 @@ class JournalStore(Protocol):
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
         ...
 
+    def info(self) -> StoreInfo:
+        """Facts about the store (backend, URL, durability settings in effect), for display."""
+        ...
+
     def close(self) -> None:
         """Release connections and files; the store is unusable afterwards."""
         ...

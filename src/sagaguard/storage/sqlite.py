@@ -1,0 +1,509 @@
+"""The SQLite journal store: the embedded default, durable on one machine.
+
+WAL mode with ``synchronous=FULL`` by default, so a committed transition survives a power cut.
+Every method is one transaction; every write starts with ``BEGIN IMMEDIATE``, which takes the
+file's write lock up front, so concurrent writers (threads or processes) queue on the busy
+timeout instead of failing half-way, and ``claim_expired`` cannot hand one run to two callers.
+Each thread gets its own connection; writers of one process also share a lock so that they
+queue in Python rather than in SQLite's sleeping busy handler. The schema is versioned
+(:mod:`sagaguard.storage.migrations`). Payloads are JSON text, never pickle.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from sagaguard.exceptions import (
+    OperationConflictError,
+    RunBusyError,
+    RunNotFoundError,
+    StaleOwnerError,
+    StoreError,
+)
+from sagaguard.storage.base import (
+    Claim,
+    CreateResult,
+    Event,
+    NewRun,
+    RunRecord,
+    RunSnapshot,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    StoreInfo,
+    Transition,
+    dumps,
+    idempotency_key,
+    loads,
+)
+from sagaguard.storage.migrations import current_version, migrate
+
+__all__ = ["SQLiteStore"]
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_URL_HELP = "use sqlite:///relative/path.db or sqlite:////absolute/path.db[?synchronous=NORMAL]"
+
+_RUN_COLUMNS = (
+    "operation_id, process, version, input, input_hash, status, owner, lease_expires_at, "
+    "fencing_token, created_at, updated_at, reason"
+)
+_STEP_COLUMNS = (
+    "operation_id, step_id, position, status, attempts, last_attempt_at, idempotency_key, "
+    "external_id, result, failure_reason, compensation_attempts, completed_seq"
+)
+_EVENT_COLUMNS = "operation_id, seq, at, actor, kind, step_id, from_status, to_status, reason, data"
+
+_SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE operation_id = ?"
+_SELECT_STEPS = f"SELECT {_STEP_COLUMNS} FROM steps WHERE operation_id = ? ORDER BY position"
+_SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq"
+_SELECT_IDENTITY = "SELECT process, input_hash FROM runs WHERE operation_id = ?"
+_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}, last_seq) VALUES ({', '.join('?' * 12)}, 1)"
+_INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_OWNED = "WHERE operation_id = ? AND fencing_token = ? AND owner = ?"
+# record(): renew the lease and reserve event numbers in the statement that checks the fence.
+_RENEW_FOR_RECORD = (
+    "UPDATE runs SET lease_expires_at = ?, updated_at = ?, last_seq = last_seq + ? "
+    f"{_OWNED} RETURNING status, reason, last_seq"
+)
+_RENEW = f"UPDATE runs SET lease_expires_at = ? {_OWNED}"
+_RELEASE = (
+    "UPDATE runs SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
+    f"last_seq = last_seq + 1 {_OWNED} RETURNING last_seq"
+)
+_TAKE = (
+    "UPDATE runs SET owner = ?, fencing_token = fencing_token + 1, lease_expires_at = ?, "
+    "updated_at = ?, last_seq = last_seq + 1 WHERE operation_id = ? "
+    "RETURNING fencing_token, last_seq"
+)
+_UPDATE_STEP = (
+    "UPDATE steps SET status = ?, attempts = COALESCE(?, attempts), "
+    "last_attempt_at = COALESCE(?, last_attempt_at), external_id = COALESCE(?, external_id), "
+    "result = COALESCE(?, result), failure_reason = COALESCE(?, failure_reason), "
+    "compensation_attempts = COALESCE(?, compensation_attempts), "
+    "completed_seq = COALESCE(?, completed_seq) WHERE operation_id = ? AND step_id = ?"
+)
+_EXPIRED = (
+    "SELECT operation_id, owner FROM runs WHERE status IN ('running', 'compensating') "
+    "AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
+    "ORDER BY created_at, rowid LIMIT ?"
+)
+
+
+class SQLiteStore:
+    """A :class:`~sagaguard.storage.base.JournalStore` in one SQLite file (WAL mode)."""
+
+    def __init__(
+        self,
+        *,
+        path: str | os.PathLike[str],
+        synchronous: str = "FULL",
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        given = os.fspath(path)
+        if given in ("", ":memory:"):
+            raise StoreError("a SQLite journal needs a file path; use memory:// for tests")
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in _SYNCHRONOUS:
+            raise StoreError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        self.path = os.path.abspath(given)
+        self.busy_timeout_s = busy_timeout_s
+        suffix = "" if self.synchronous == "FULL" else f"?synchronous={self.synchronous}"
+        self.url = f"sqlite:///{given}{suffix}"
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._registry_lock = threading.Lock()
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._closed = False
+        try:
+            conn = self._connect(create=True)
+            self._local.conn, self._local.pid = conn, os.getpid()
+            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            if mode != "wal":
+                raise StoreError(f"journal {self.path} cannot use WAL mode (got {mode!r})")
+            self.schema_version = migrate(conn, path=self.path)
+        except sqlite3.Error as exc:
+            self.close()
+            raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """Open the store named by ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``.
+
+        Query options: ``synchronous`` (OFF, NORMAL, FULL, EXTRA) and ``busy_timeout_s``.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "sqlite" or parts.netloc or len(parts.path) < 2:
+            raise StoreError(f"bad SQLite journal URL {url!r}: {_URL_HELP}")
+        options = parse_qs(parts.query, keep_blank_values=True)
+        unknown = sorted(set(options) - {"synchronous", "busy_timeout_s"})
+        if unknown:
+            raise StoreError(f"unknown option {unknown[0]!r} in journal URL {url!r}: {_URL_HELP}")
+        try:
+            timeout = float(options.get("busy_timeout_s", ["30"])[-1])
+        except ValueError as exc:
+            raise StoreError(f"busy_timeout_s in {url!r} is not a number") from exc
+        store = cls(
+            path=unquote(parts.path[1:]),
+            synchronous=options.get("synchronous", ["FULL"])[-1],
+            busy_timeout_s=timeout,
+        )
+        store.url = url
+        return store
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def load(self, operation_id: str) -> RunSnapshot:
+        """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
+        with self._reading() as conn:
+            return _snapshot(conn, operation_id)
+
+    def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
+        """Runs, newest first, optionally only those with ``status``."""
+        order = "ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        with self._reading() as conn:
+            if status is None:
+                rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
+            else:
+                rows = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = ? {order}",
+                    (status.value, max(limit, 0)),
+                )
+            return [_run_record(row) for row in rows.fetchall()]
+
+    def events(self, operation_id: str) -> list[Event]:
+        """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
+        with self._reading() as conn:
+            rows = conn.execute(_SELECT_EVENTS, (operation_id,)).fetchall()
+            # Every run has its run_created event, so no events means no run.
+            if not rows:
+                raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
+            return [_event(row) for row in rows]
+
+    def info(self) -> StoreInfo:
+        """The file, and the journal mode and durability setting actually in effect."""
+        with self._reading() as conn:
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+            level = int(conn.execute("PRAGMA synchronous").fetchone()[0])
+            version = current_version(conn)
+        return StoreInfo(
+            backend="sqlite",
+            url=self.url,
+            details={
+                "path": self.path,
+                "journal_mode": mode.upper(),
+                "synchronous": _SYNCHRONOUS[level],
+                "busy_timeout_s": f"{self.busy_timeout_s:g}",
+                "schema_version": str(version),
+                "sqlite_version": sqlite3.sqlite_version,
+            },
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create_run(self, new: NewRun, *, owner: str, now: float, lease_s: float) -> CreateResult:
+        """Create a run owned by ``owner``, or return the one under ``operation_id``."""
+        input_text = dumps(new.input)
+        digest = new.input_hash
+        if len(set(new.step_ids)) != len(new.step_ids):
+            raise StoreError(f"run {new.operation_id!r} lists a step id twice: {new.step_ids}")
+        op, lease = new.operation_id, now + lease_s
+        run_row = (
+            op, new.process, new.version, input_text, digest, "running", owner, lease, 1, now,
+            now, None,
+        )  # fmt: skip
+        step_rows = [
+            (op, sid, pos, "pending", 0, None, idempotency_key(op, sid), None, None, None, 0, None)
+            for pos, sid in enumerate(new.step_ids)
+        ]
+        created = dumps({"process": new.process, "version": new.version})
+        with self._writing() as conn:
+            row = conn.execute(_SELECT_IDENTITY, (op,)).fetchone()
+            if row is not None:
+                if row[0] != new.process or row[1] != digest:
+                    raise OperationConflictError(
+                        f"operation {op!r} already exists for process {row[0]!r} "
+                        "with a different input or process"
+                    )
+                return CreateResult(snapshot=_snapshot(conn, op), created=False, claim=None)
+            conn.execute(_INSERT_RUN, run_row)
+            conn.executemany(_INSERT_STEP, step_rows)
+            event = (op, 1, now, owner, "run_created", None, None, "running", None, created)
+            conn.execute(_INSERT_EVENT, event)
+        snapshot = RunSnapshot(_run_record(run_row), tuple(_step_record(s) for s in step_rows))
+        return CreateResult(snapshot=snapshot, created=True, claim=Claim(op, owner, 1, lease))
+
+    def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
+        """Take ownership of a run whose lease is free, expired, or already ours."""
+        with self._writing() as conn:
+            row = conn.execute(
+                "SELECT owner, lease_expires_at FROM runs WHERE operation_id = ?", (operation_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
+            holder, lease = row
+            if holder is not None and holder != owner and lease is not None and lease > now:
+                raise RunBusyError(f"run {operation_id!r} is held by {holder!r} until {lease}")
+            return _take(conn, operation_id, holder, owner=owner, now=now, lease_s=lease_s)
+
+    def claim_expired(
+        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+    ) -> list[Claim]:
+        """Claim up to ``limit`` active runs whose owner is gone or whose lease expired."""
+        with self._writing() as conn:
+            rows = conn.execute(_EXPIRED, (now, max(limit, 0))).fetchall()
+            return [
+                _take(conn, op, holder, owner=owner, now=now, lease_s=lease_s)
+                for op, holder in rows
+            ]
+
+    def record(
+        self, claim: Claim, transitions: Sequence[Transition], *, now: float, lease_s: float
+    ) -> Claim:
+        """Apply ``transitions`` under ``claim`` and renew its lease, in one transaction."""
+        if not transitions:
+            return self.heartbeat(claim, now=now, lease_s=lease_s)
+        # Encode payloads before taking the write lock: a bad one fails with nothing begun.
+        prepared = [
+            (
+                t,
+                None if t.step is None or t.step.result is None else dumps(t.step.result),
+                dumps(t.data),
+            )
+            for t in transitions
+        ]
+        op, owner, lease = claim.operation_id, claim.owner, now + lease_s
+        with self._writing() as conn:
+            rows = conn.execute(
+                _RENEW_FOR_RECORD, (lease, now, len(prepared), op, claim.fencing_token, owner)
+            ).fetchall()
+            if not rows:
+                _raise_unowned(conn, claim)
+            run_status, run_reason, last_seq = rows[0]
+            before = (run_status, run_reason)
+            steps: dict[str, str] = {}
+            if any(t.step is not None for t in transitions):
+                steps = dict(
+                    conn.execute(
+                        "SELECT step_id, status FROM steps WHERE operation_id = ?", (op,)
+                    ).fetchall()
+                )
+            step_rows = []
+            event_rows = []
+            seq = last_seq - len(prepared)
+            for transition, result_text, data_text in prepared:
+                seq += 1
+                change = transition.step
+                from_status = to_status = step_id = None
+                if change is not None:
+                    step_id = change.step_id
+                    if step_id not in steps:
+                        raise StoreError(f"run {op!r} has no step {step_id!r}")
+                    from_status, to_status = steps[step_id], change.status.value
+                    steps[step_id] = to_status
+                    step_rows.append(
+                        (to_status, change.attempts, change.last_attempt_at, change.external_id,
+                         result_text, change.failure_reason, change.compensation_attempts,
+                         change.completed_seq, op, step_id)
+                    )  # fmt: skip
+                if transition.run_status is not None:
+                    if change is None:
+                        from_status, to_status = run_status, transition.run_status.value
+                    run_status, run_reason = transition.run_status.value, transition.run_reason
+                elif transition.run_reason is not None:
+                    run_reason = transition.run_reason
+                event_rows.append(
+                    (op, seq, now, owner, transition.kind, step_id, from_status, to_status,
+                     transition.reason, data_text)
+                )  # fmt: skip
+            if step_rows:
+                conn.executemany(_UPDATE_STEP, step_rows)
+            if (run_status, run_reason) != before:
+                conn.execute(
+                    "UPDATE runs SET status = ?, reason = ? WHERE operation_id = ?",
+                    (run_status, run_reason, op),
+                )
+            conn.executemany(_INSERT_EVENT, event_rows)
+        return Claim(op, owner, claim.fencing_token, lease)
+
+    def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
+        """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
+        lease = now + lease_s
+        with self._writing() as conn:
+            cursor = conn.execute(
+                _RENEW, (lease, claim.operation_id, claim.fencing_token, claim.owner)
+            )
+            if cursor.rowcount == 0:
+                _raise_unowned(conn, claim)
+        return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
+
+    def release(self, claim: Claim, *, now: float) -> None:
+        """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
+        op = claim.operation_id
+        with self._writing() as conn:
+            rows = conn.execute(_RELEASE, (now, op, claim.fencing_token, claim.owner)).fetchall()
+            if not rows:
+                _raise_unowned(conn, claim)
+            data = dumps({"fencing_token": claim.fencing_token})
+            conn.execute(
+                _INSERT_EVENT,
+                (op, rows[0][0], now, claim.owner, "released", None, None, None, None, data),
+            )
+
+    def close(self) -> None:
+        """Close every connection this process opened; the store is unusable afterwards."""
+        self._closed = True
+        with self._registry_lock:
+            mine = [conn for pid, conn in self._connections if pid == os.getpid()]
+            self._connections.clear()
+        for conn in mine:
+            with suppress(sqlite3.Error):
+                conn.close()
+
+    # -- connections and transactions ------------------------------------------------------
+
+    def _connect(self, *, create: bool) -> sqlite3.Connection:
+        """A new connection; only the first one may create the file (the others find it)."""
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            raise StoreError(
+                f"cannot open journal {self.path}: directory {directory} does not exist "
+                "(moved or renamed?)"
+            )
+        mode = "rwc" if create else "rw"
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(self.path)}?mode={mode}",
+                uri=True,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=64,
+            )
+        except sqlite3.Error as exc:
+            what = "cannot open" if create else "lost the journal file"
+            raise StoreError(f"{what} {self.path}: {exc} (moved or deleted?)") from exc
+        with self._registry_lock:
+            self._connections.append((os.getpid(), conn))
+        try:
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"journal store {self.url} is closed")
+        local = self._local
+        pid = os.getpid()
+        # A forked child must not reuse its parent's connection (SQLite forbids it).
+        if getattr(local, "pid", None) != pid:
+            local.conn = self._connect(create=False)
+            local.pid = pid
+        conn: sqlite3.Connection = local.conn
+        return conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        conn = self._conn()
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"journal {self.path}: cannot begin a write: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"journal {self.path}: {exc}") from exc
+                raise
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: a consistent snapshot of the file (WAL readers never block)."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"journal {self.path}: {exc}") from exc
+
+
+def _take(
+    conn: sqlite3.Connection,
+    operation_id: str,
+    holder: str | None,
+    *,
+    owner: str,
+    now: float,
+    lease_s: float,
+) -> Claim:
+    """Give the run to ``owner`` with the next fencing token and a ``claimed`` event."""
+    lease = now + lease_s
+    token, seq = conn.execute(_TAKE, (owner, lease, now, operation_id)).fetchall()[0]
+    reason = None if holder is None or holder == owner else f"lease of {holder} expired"
+    data = dumps({"fencing_token": token, "previous_owner": holder})
+    conn.execute(
+        _INSERT_EVENT, (operation_id, seq, now, owner, "claimed", None, None, None, reason, data)
+    )
+    return Claim(operation_id, owner, token, lease)
+
+
+def _raise_unowned(conn: sqlite3.Connection, claim: Claim) -> None:
+    """Explain why a fenced write matched no row: the run is gone, or the claim is stale."""
+    row = conn.execute(
+        "SELECT fencing_token FROM runs WHERE operation_id = ?", (claim.operation_id,)
+    ).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run has operation_id {claim.operation_id!r}")
+    raise StaleOwnerError(
+        f"{claim.owner!r} no longer holds run {claim.operation_id!r} "
+        f"(token {claim.fencing_token}, current {row[0]})"
+    )
+
+
+def _snapshot(conn: sqlite3.Connection, operation_id: str) -> RunSnapshot:
+    row = conn.execute(_SELECT_RUN, (operation_id,)).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
+    steps = conn.execute(_SELECT_STEPS, (operation_id,)).fetchall()
+    return RunSnapshot(run=_run_record(row), steps=tuple(_step_record(s) for s in steps))
+
+
+def _run_record(row: Any) -> RunRecord:
+    """A ``runs`` row (columns as in ``_RUN_COLUMNS``) as a record."""
+    values = list(row)
+    values[3], values[5] = loads(values[3]), RunStatus(values[5])
+    return RunRecord(*values)
+
+
+def _step_record(row: Any) -> StepRecord:
+    """A ``steps`` row (columns as in ``_STEP_COLUMNS``) as a record."""
+    values = list(row)
+    values[3], values[8] = StepStatus(values[3]), loads(values[8])
+    return StepRecord(*values)
+
+
+def _event(row: Any) -> Event:
+    """An ``events`` row (columns as in ``_EVENT_COLUMNS``) as a record."""
+    values = list(row)
+    values[9] = loads(values[9])
+    return Event(*values)
