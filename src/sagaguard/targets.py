@@ -110,6 +110,6 @@ def _as_process(target: str, found: Any) -> Process:
     if isinstance(process, Process):
         return process
     raise PlanError(
-        f"{target}: a {type(found).__name__} object is neither a sagaguard Process "
-        "nor a saga with a `.process`"
+        f"{target}: is of type {type(found).__name__!r}, "
+        "not a sagaguard Process or a saga with a `.process`"
     )
