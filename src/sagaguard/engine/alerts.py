@@ -1,0 +1,139 @@
+"""Alerts: telling a person when automation must stop.
+
+Two distinct kinds leave the engine: ``needs_manual_review`` (a step's outcome is unknown and
+cannot be verified, or verify itself failed) and ``compensation_failed`` (undoing a step
+failed: the riskiest state a run can be in). Each carries the route the process's ``alerts``
+map assigns (step id, then change kind with money to the payment route, then ``default``).
+A notifier that fails never stops the engine: the failure is logged and the run's journal
+already holds the fact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Protocol
+
+logger = logging.getLogger("sagaguard.alerts")
+
+
+class AlertKind(StrEnum):
+    """Why a person is needed."""
+
+    NEEDS_MANUAL_REVIEW = "needs_manual_review"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert, as sent to a notifier."""
+
+    kind: AlertKind
+    operation_id: str
+    process: str
+    step_id: str | None
+    route: str | None
+    reason: str
+    run_status: str
+    at: float
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON-ready dict (the webhook body)."""
+        return asdict(self) | {"kind": self.kind.value}
+
+
+class Notifier(Protocol):
+    """Receives alerts. Implementations should return quickly and may raise on failure."""
+
+    def notify(self, alert: Alert) -> None:
+        """Deliver one alert."""
+        ...
+
+
+class LoggingNotifier:
+    """The default: one ERROR log line per alert on the ``sagaguard.alerts`` logger."""
+
+    def notify(self, alert: Alert) -> None:
+        """Log the alert with its route."""
+        logger.error(
+            "%s: run %s (%s) step %s -> route %s: %s",
+            alert.kind.value,
+            alert.operation_id,
+            alert.process,
+            alert.step_id or "-",
+            alert.route or "(no route: add alerts.default)",
+            alert.reason,
+        )
+
+
+class RecordingNotifier:
+    """Keeps alerts in a list: for tests and for embedding in another alerting system."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def notify(self, alert: Alert) -> None:
+        """Append the alert."""
+        self.alerts.append(alert)
+
+
+class WebhookNotifier:
+    """POSTs each alert as JSON to a URL, with a timeout and bounded retries.
+
+    ``routes`` maps an alert route (``finance``) to its own URL; others go to ``url``.
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        routes: Mapping[str, str] | None = None,
+        timeout_s: float = 5.0,
+        max_attempts: int = 3,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.routes = dict(routes or {})
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+
+    def notify(self, alert: Alert) -> None:
+        """POST the alert; raise ``OSError`` after the last failed attempt."""
+        url = self.routes.get(alert.route or "", self.url)
+        body = json.dumps(alert.to_json()).encode()
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        last: Exception | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    if 200 <= response.status < 300:
+                        return
+                    last = OSError(f"webhook answered HTTP {response.status}")
+            except (urllib.error.URLError, OSError) as exc:
+                last = exc
+            if attempt < self.max_attempts:
+                self._sleep(self.backoff_s * 2 ** (attempt - 1))
+        raise OSError(f"webhook {url} failed after {self.max_attempts} attempts: {last}")
+
+
+def deliver(notifier: Notifier, alert: Alert) -> bool:
+    """Send an alert; a notifier failure is logged, never raised into the engine."""
+    try:
+        notifier.notify(alert)
+    except Exception:  # a broken alert channel must not stop recovery
+        logger.exception(
+            "alert %s for run %s could not be delivered", alert.kind, alert.operation_id
+        )
+        return False
+    return True
