@@ -8,6 +8,8 @@ turn the :class:`Plan` into Markdown, JSON or HTML without re-deriving anything.
 
 from __future__ import annotations
 
+from sagaguard.planner.build import plan
+from sagaguard.planner.findings import FINDING_CODES
 from sagaguard.planner.plan import PLAN_FORMAT, Finding, Plan, Severity
 
-__all__ = ["PLAN_FORMAT", "Finding", "Plan", "Severity"]
+__all__ = ["FINDING_CODES", "PLAN_FORMAT", "Finding", "Plan", "Severity", "plan"]

@@ -1,0 +1,295 @@
+"""Part 6 of the plan: the production-readiness checklist, tailored to the process.
+
+Each item names the steps, ids, store and routes it is about. Engineering items come first
+(ids ``E1``...), then operations (``O1``...). There are always at least eight, in both areas.
+"""
+
+from __future__ import annotations
+
+from sagaguard.model import Idempotency, Observability, Process, StateStore, Step, StepClass
+from sagaguard.planner.findings import lookup_place, provider_of
+from sagaguard.planner.plan import Area, ChecklistItem
+from sagaguard.planner.scenarios import compensation_failure_target, unknown_outcome_target
+from sagaguard.planner.wording import (
+    alert_to,
+    can_still_fail,
+    fmt_seconds,
+    mitigation_for,
+    side_effecting,
+    single_owner_mechanism,
+)
+from sagaguard.rules import Decision, Situation, decide
+
+__all__ = ["build_checklist"]
+
+_UNIQUE_RUN_BY_STORE = {
+    StateStore.DATABASE: "a unique index on the runs table's operation_id column",
+    StateStore.KEY_VALUE: "creating the run key with SET run:{process}:{operation_id} ... NX",
+    StateStore.JOBS_TABLE: "a unique constraint on the jobs table's operation_id column",
+    StateStore.EVENT_LOG: (
+        "one stream per operation_id whose first event is appended with expected version "
+        "'no stream'"
+    ),
+    StateStore.STATE_MACHINE: "using operation_id as the execution name, which cannot start twice",
+}
+
+_Item = tuple[str, str, tuple[str, ...]]
+
+
+def build_checklist(process: Process) -> tuple[ChecklistItem, ...]:
+    """Engineering items, then operations items, numbered within their area."""
+    items = [
+        ChecklistItem(id=f"E{n}", area=Area.ENGINEERING, title=t, detail=_cap(d), steps=s)
+        for n, (t, d, s) in enumerate(_engineering(process), start=1)
+    ]
+    items += [
+        ChecklistItem(id=f"O{n}", area=Area.OPERATIONS, title=t, detail=_cap(d), steps=s)
+        for n, (t, d, s) in enumerate(_operations(process), start=1)
+    ]
+    return tuple(items)
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _ids(steps: list[Step]) -> tuple[str, ...]:
+    return tuple(s.id for s in steps)
+
+
+def _engineering(process: Process) -> list[_Item]:
+    store = process.state_store.value
+    effects = [s for s in process.steps if side_effecting(s)]
+    with_ids = [s for s in process.steps if s.external_id]
+    ids = ", ".join(f"{s.external_id} ({s.id})" for s in with_ids) or "none declared"
+    items: list[_Item] = [
+        (
+            f"Journal every step in the {store} store before moving on",
+            f"Per run: operation_id, status, owner, lease expiry, fencing token. Per step: "
+            f"step_id, status, attempts, last_attempt_at, reason and its external id ({ids}). "
+            f"Commit `started` before each call and the result before the next step starts, "
+            f"so a crash after {process.steps[0].id} or any later step loses nothing",
+            _ids(with_ids),
+        ),
+        (
+            "Make operation_id unique",
+            f"Enforce it by {_UNIQUE_RUN_BY_STORE[process.state_store]}".replace(
+                "{process}", process.name
+            )
+            + "; a second request with the same operation_id returns the existing run, and one "
+            "with a different input is a conflict",
+            (),
+        ),
+        (
+            f"Give each run a single rollback owner in the {store} store",
+            single_owner_mechanism(process)
+            + "; a worker whose lease expired stops before its next write",
+            (),
+        ),
+    ]
+    keyed = [s for s in effects if s.idempotent is Idempotency.YES]
+    if keyed:
+        items.append(
+            (
+                "Send the idempotency key on every idempotent call",
+                "Pass {operation_id}:{step_id} unchanged on every attempt of "
+                + ", ".join(s.id for s in keyed)
+                + "; a new key per attempt would turn each retry into a second effect",
+                _ids(keyed),
+            )
+        )
+    for step in effects:
+        if step.idempotent is Idempotency.UNKNOWN:
+            items.append(_confirm_idempotency(process, step))
+    blind = [s for s in effects if not s.safe_to_repeat and not s.has_verify]
+    if blind:
+        items.append(
+            (
+                "Add a verify to " + ", ".join(s.id for s in blind),
+                "Without a way to read the real outcome, every timeout or crash of "
+                + ", ".join(s.id for s in blind)
+                + " waits for a person. Declare verify: "
+                + "; ".join(
+                    f"for {s.id}, look {s.external_id or '{operation_id}:' + s.id} up in "
+                    f"{lookup_place(s)}"
+                    for s in blind
+                ),
+                _ids(blind),
+            )
+        )
+    undoable = [s for s in process.steps if s.step_class is StepClass.COMPENSATABLE]
+    if undoable:
+        items.append(
+            (
+                "Test every compensation against a sandbox, twice",
+                "Run "
+                + "; ".join(f"{s.id}: {s.compensation}" for s in undoable)
+                + ". The second run must change nothing: a compensation can be repeated after a "
+                "crash",
+                _ids(undoable),
+            )
+        )
+    for step in process.steps:
+        if step.irreversible:
+            failing = [s for s in process.steps[process.index(step.id) + 1 :] if can_still_fail(s)]
+            if failing:
+                items.append(
+                    (
+                        f"Move {step.id} after {failing[-1].id}",
+                        f"{step.id} cannot be undone, yet {', '.join(s.id for s in failing)} can "
+                        f"still fail after it; put it after {failing[-1].id}, the last step that "
+                        "can fail, so a rollback never has to explain it",
+                        (step.id, failing[-1].id),
+                    )
+                )
+    limits = ", ".join(
+        f"{s.id} {process.max_attempts_for(s)}x{fmt_seconds(process.timeout_for(s))}"
+        for s in process.steps
+    )
+    base, top = (
+        fmt_seconds(process.defaults.backoff_base),
+        fmt_seconds(process.defaults.backoff_max),
+    )
+    items.append(
+        (
+            "Bound every retry and persist the attempt count",
+            f"Attempts x timeout per step: {limits}; compensations "
+            f"{process.defaults.compensation_attempts} attempts; backoff {base} doubling to {top} "
+            "with jitter. The count lives in the journal, so a restart does not reset it",
+            (),
+        )
+    )
+    target = unknown_outcome_target(process)
+    victim = compensation_failure_target(process)
+    tail = f", compensation failure of {victim.id}" if victim else ""
+    items.append(
+        (
+            "Run the partial-failure tests of this plan in CI",
+            f"Failure after each of the {len(process.steps)} steps, crash before persist and "
+            f"timeout of {target.id}, retry after partial success, two workers on one "
+            f"operation_id{tail}; each asserts the expected final state listed with it",
+            (),
+        )
+    )
+    return items
+
+
+def _confirm_idempotency(process: Process, step: Step) -> _Item:
+    ruling = decide(step, Situation.TIMEOUT)
+    now = "verified" if ruling.decision is Decision.VERIFY else "sent to a person"
+    window = fmt_seconds(process.defaults.backoff_max)
+    return (
+        f"Confirm with {provider_of(step)} whether {step.id} is idempotent",
+        f"Ask whether a second request with the same idempotency key "
+        f"({{operation_id}}:{step.id}) returns the first result without a second "
+        f"{'/'.join(k.value for k in step.changes)} effect, and how long keys are kept (at "
+        f"least {process.max_attempts_for(step)} attempts with backoff up to {window}). If it "
+        f"is, set idempotent: yes. Until then a timeout of {step.id} is {now}",
+        (step.id,),
+    )
+
+
+def _operations(process: Process) -> list[_Item]:
+    effects = [s for s in process.steps if side_effecting(s)]
+    routes = "; ".join(f"{s.id} -> {alert_to(process, s)}" for s in effects) or "no step alerts"
+    items: list[_Item] = [
+        (
+            "Route needs_manual_review and compensation_failed alerts",
+            f"By step: {routes}",
+            _ids([s for s in effects if process.alert_route(s) is None]),
+        )
+    ]
+    observed = set(process.observability)
+    if Observability.ALERTS in observed:
+        items.append(
+            (
+                "Alert on stuck and failed runs",
+                "Fire on every run entering needs_manual_review, every compensation_failed event, "
+                "and any run running or compensating past its lease plus one recovery interval",
+                (),
+            )
+        )
+    else:
+        items.append(
+            (
+                "Add alerting (none exists today)",
+                f"Without alerts, a run of {process.name} stuck in needs_manual_review waits "
+                "unseen. Alert on that status, on every compensation_failed event, and on runs "
+                "running or compensating past their lease plus one recovery interval",
+                (),
+            )
+        )
+    if Observability.DEAD_LETTER_QUEUE in observed:
+        items.append(
+            (
+                "Send runs needing review to the dead-letter queue",
+                "Each entry carries operation_id, the step, its status, reason and external ids, "
+                "and is removed only when a person resolves the run",
+                (),
+            )
+        )
+    else:
+        items.append(
+            (
+                "Add a dead-letter (review) queue",
+                f"Runs of {process.name} that end in needs_manual_review must land in a queue a "
+                "person works through: operation_id, step, reason, external ids, age",
+                (),
+            )
+        )
+    for step in effects:
+        if decide(step, Situation.TIMEOUT).decision is not Decision.RETRY:
+            items.append(_review_runbook(process, step))
+    for step in effects:
+        if step.step_class is StepClass.IRREVERSIBLE:
+            items.append(
+                (
+                    f"Own the mitigation of {step.id}",
+                    f"{step.id} cannot be undone; when its run is rolled back, "
+                    f"{alert_to(process, step)} does this: {mitigation_for(step)}",
+                    (step.id,),
+                )
+            )
+    if Observability.METRICS in observed:
+        items.append(
+            (
+                "Chart runs and steps by status",
+                f"Counts of {process.name} runs by status and steps by status, retries and "
+                "compensations per step, and the age of the oldest run in needs_manual_review",
+                (),
+            )
+        )
+    else:
+        items.append(
+            (
+                "Add metrics",
+                f"Count {process.name} runs by status, retries and compensations per step, and "
+                "track the age of the oldest run in needs_manual_review",
+                (),
+            )
+        )
+    fields = "operation_id, step_id, attempt, status and the external id"
+    if Observability.TRACES in observed:
+        detail = f"Put {fields} on every log line and as span attributes of each step's span"
+    elif Observability.LOGS in observed:
+        detail = f"Put {fields} on every log line, so one grep tells a run's whole story"
+    else:
+        detail = f"Add structured logs carrying {fields} for every transition"
+    items.append(("Make one run traceable end to end", detail, ()))
+    return items
+
+
+def _review_runbook(process: Process, step: Step) -> _Item:
+    index = process.index(step.id)
+    undo = [
+        s.id for s in reversed(process.steps[:index]) if s.step_class is StepClass.COMPENSATABLE
+    ]
+    where = step.external_id or f"{{operation_id}}:{step.id}"
+    then = f"resume the rollback ({', '.join(undo)})" if undo else "mark the run failed"
+    return (
+        f"Write the manual-review runbook for {step.id}",
+        f"When {step.id}'s outcome is unknown, {alert_to(process, step)} looks {where} up "
+        f"in {lookup_place(step)}: took effect -> resolve the step as completed and let the run "
+        f"continue; did not -> resolve it as failed and {then}",
+        (step.id,),
+    )

@@ -1,0 +1,148 @@
+"""Part 1 of the plan: the step table (forward and reverse action, signals, data to persist)."""
+
+from __future__ import annotations
+
+from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
+from sagaguard.planner.plan import StepEntry
+from sagaguard.planner.wording import (
+    compensation_instruction,
+    external_id_phrase,
+    fmt_seconds,
+    mitigation_for,
+)
+from sagaguard.rules import Decision, Situation, decide
+
+__all__ = ["build_steps"]
+
+_SUCCESS_BY_KIND = {
+    ChangeKind.DATABASE: "the transaction commits",
+    ChangeKind.EXTERNAL_API: "the API answers 2xx",
+    ChangeKind.QUEUE: "the broker acknowledges the publish",
+    ChangeKind.EMAIL: "the email provider accepts the message and returns its message id",
+    ChangeKind.PAYMENT: "the payment provider answers that the charge succeeded",
+    ChangeKind.RESERVATION: "the reservation is confirmed",
+    ChangeKind.NONE: "the data is returned",
+}
+
+_REFUSAL_BY_KIND = {
+    ChangeKind.DATABASE: "a constraint violation or rollback of the transaction",
+    ChangeKind.EXTERNAL_API: "a 4xx answer that rejects the request",
+    ChangeKind.QUEUE: "the broker rejects the publish (negative acknowledgement)",
+    ChangeKind.EMAIL: "the provider rejects the message (invalid address, suppressed recipient)",
+    ChangeKind.PAYMENT: "a decline from the payment provider",
+    ChangeKind.RESERVATION: "the reservation is refused (nothing left to reserve)",
+    ChangeKind.NONE: "a not-found or error answer",
+}
+
+PERSIST_COMMON = ("operation_id", "step_id", "status", "attempts", "last_attempt_at", "reason")
+
+
+def build_steps(process: Process) -> tuple[StepEntry, ...]:
+    """One step-table row per step, in process order."""
+    return tuple(_entry(process, index, step) for index, step in enumerate(process.steps))
+
+
+def _entry(process: Process, index: int, step: Step) -> StepEntry:
+    cls = step.step_class
+    return StepEntry(
+        id=step.id,
+        position=index + 1,
+        action=step.action_text,
+        changes=step.changes,
+        idempotent=step.idempotent,
+        step_class=cls,
+        compensation=compensation_instruction(step) if cls is StepClass.COMPENSATABLE else None,
+        mitigation=mitigation_for(step) if cls is StepClass.IRREVERSIBLE else None,
+        rollback_condition=rollback_condition(process, index, step),
+        persist=persist_fields(step),
+        success_signals=success_signals(step),
+        failure_signals=failure_signals(process, step),
+        verify=step.verify,
+        external_id=step.external_id,
+        timeout_s=process.timeout_for(step),
+        max_attempts=process.max_attempts_for(step),
+        alert_route=process.alert_route(step),
+    )
+
+
+def persist_fields(step: Step) -> tuple[str, ...]:
+    """Journal fields that must be saved for the step before the run moves on."""
+    fields = ["operation_id", "step_id"]
+    if step.external_id:
+        fields.append(step.external_id)
+    if not step.read_only:
+        fields.append("idempotency_key")
+    fields += ["status", "attempts", "last_attempt_at", "reason"]
+    if step.step_class is StepClass.COMPENSATABLE:
+        fields.append("compensation_attempts")
+    return tuple(fields)
+
+
+def rollback_condition(process: Process, index: int, step: Step) -> str:
+    """When the step's compensation must NOT run, worded for this step."""
+    cls = step.step_class
+    if cls is StepClass.READ_ONLY:
+        return f"never compensated: {step.id} changes nothing"
+    if cls is StepClass.IRREVERSIBLE:
+        if step.compensation_declared:
+            return f"never compensated: {step.id} cannot be undone; apply its mitigation instead"
+        return (
+            f"cannot be compensated: {step.id} declares no compensation; declare one, or "
+            "`compensation: none` with a mitigation"
+        )
+    ident = external_id_phrase(step)
+    later = [s.id for s in process.steps[index + 1 :] if s.step_class is StepClass.COMPENSATABLE]
+    settle = {
+        Decision.RETRY: "retry it with the same idempotency key first",
+        Decision.VERIFY: "verify it first",
+        Decision.MANUAL_REVIEW: "a person decides first",
+    }[decide(step, Situation.TIMEOUT).decision]
+    conditions = [
+        f"not while {step.id}'s outcome is unknown (status started or unknown): {settle}",
+        f"not when {step.id} never completed (no {ident} in the journal)",
+        "not twice: skip it once its status is compensated",
+    ]
+    if later:
+        conditions.insert(
+            2, f"not before {', '.join(reversed(later))} {_are(later)} compensated (latest first)"
+        )
+    return "; ".join(conditions)
+
+
+def _are(items: list[str]) -> str:
+    return "is" if len(items) == 1 else "are"
+
+
+def success_signals(step: Step) -> tuple[str, ...]:
+    """What tells the step succeeded."""
+    signals = [_SUCCESS_BY_KIND[kind] for kind in step.changes]
+    if step.external_id:
+        signals.append(f"{step.external_id} is returned and committed to the journal")
+    if step.verify:
+        signals.append(f"verify finds it: {step.verify}")
+    return tuple(signals)
+
+
+def failure_signals(process: Process, step: Step) -> tuple[str, ...]:
+    """What tells the step failed, split into definite failures and unknown outcomes."""
+    attempts = process.max_attempts_for(step)
+    refusals = " or ".join(_REFUSAL_BY_KIND[kind] for kind in step.changes)
+    signals = [
+        f"definite failure: {refusals}; nothing changed, retried up to {attempts} attempts",
+    ]
+    unknown = decide(step, Situation.TIMEOUT)
+    timeout = fmt_seconds(process.timeout_for(step))
+    if step.read_only:
+        then = "retried, a repeat is harmless"
+    elif step.idempotent is Idempotency.YES:
+        then = f"retried with the same idempotency key ({{operation_id}}:{step.id})"
+    else:
+        then = {
+            Decision.VERIFY: f"verified before anything else ({step.verify})",
+            Decision.MANUAL_REVIEW: "a person decides before anything else (manual review)",
+        }.get(unknown.decision, unknown.decision.value)
+    signals.append(
+        f"outcome unknown: no answer within {timeout}, a dropped connection, or a crash before "
+        f"the result was saved; {then}"
+    )
+    return tuple(signals)
