@@ -14,6 +14,7 @@ from sagaguard.planner.scenarios import compensation_failure_target, unknown_out
 from sagaguard.planner.wording import (
     alert_to,
     fmt_seconds,
+    rollback_status,
     sample_external_id,
     sample_operation_id,
 )
@@ -200,5 +201,5 @@ def _last_step_fails(process: Process) -> ExampleStates:
         recovery=recovery,
         after=after,
         run_status_before=RunStatus.RUNNING,
-        run_status_after=RunStatus.COMPENSATED if undo else RunStatus.FAILED,
+        run_status_after=rollback_status(process, len(process.steps) - 1),
     )

@@ -24,6 +24,7 @@ from sagaguard.planner.wording import (
     external_id_phrase,
     fmt_seconds,
     mitigation_for,
+    rollback_status,
 )
 from sagaguard.rules import Decision, Situation, decide
 
@@ -57,7 +58,7 @@ def _sequence(process: Process, index: int, failed: Step) -> RollbackSequence:
         compensate=tuple(s.id for s in undo),
         irreversible=passed,
         procedure=_procedure(process, index, failed),
-        final_status=RunStatus.COMPENSATED if undo else RunStatus.FAILED,
+        final_status=rollback_status(process, index),
     )
 
 
@@ -117,14 +118,18 @@ def _procedure(process: Process, index: int, failed: Step) -> tuple[str, ...]:
                 f"compensate {step.id}: {compensation_instruction(step)}; up to {attempts} "
                 f"attempts, then needs_manual_review with an alert to {alert_to(process, step)}"
             )
-        elif step.step_class is StepClass.IRREVERSIBLE:
+        elif step.irreversible:
             lines.append(f"{step.id} cannot be undone: {mitigation_for(step)}")
-    if any(s.step_class is StepClass.COMPENSATABLE for s in process.steps[:index]):
+        elif step.step_class is StepClass.IRREVERSIBLE:
+            lines.append(
+                f"{step.id} declares no compensation, so its effect stays: {mitigation_for(step)}"
+            )
+    if rollback_status(process, index) is RunStatus.COMPENSATED:
         lines.append("mark the run compensated")
     else:
         lines[0] = f"{failed.id} failed for good"
-        lines.append("nothing can be compensated: mark the run failed")
-    return tuple(f"{n}. {line}" for n, line in enumerate(lines, start=1))
+        lines.append("nothing before it changed anything: mark the run failed")
+    return tuple(lines)
 
 
 def build_rollback_failure_policy(process: Process) -> tuple[RollbackFailurePolicy, ...]:

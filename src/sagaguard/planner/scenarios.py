@@ -24,6 +24,7 @@ from sagaguard.planner.wording import (
     fmt_seconds,
     mitigation_for,
     riskiest,
+    rollback_status,
     side_effecting,
     single_owner_mechanism,
 )
@@ -124,7 +125,7 @@ def _failure_after(process: Process, index: int) -> PartialFailureTest:
             ),
         ),
         expected=ExpectedState(
-            run_status=RunStatus.COMPENSATED if undone else RunStatus.FAILED,
+            run_status=rollback_status(process, index + 1),
             active=_effects(kept),
             compensated=tuple(s.id for s in undone),
             manual_review=(),

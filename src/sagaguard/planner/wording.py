@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 
 from sagaguard.model import ChangeKind, Idempotency, Process, StateStore, Step, StepClass
+from sagaguard.planner.plan import RunStatus
 
 # Why a step of each kind is risky; money first (the guide: money goes to a person).
 _RISK_BY_KIND = {
@@ -187,3 +188,15 @@ _OWNER_BY_STORE = {
 def single_owner_mechanism(process: Process) -> str:
     """How the process's state store gives one run exactly one rollback owner."""
     return _OWNER_BY_STORE[process.state_store].replace("{process}", process.name)
+
+
+def rollback_status(process: Process, failed_index: int) -> RunStatus:
+    """How a run ends when step ``failed_index`` fails for good and every undo succeeds.
+
+    ``compensated`` once any step before it changed something (undone, or kept with its
+    mitigation when irreversible), ``failed`` when nothing before it changed anything:
+    the same rule the engine applies when its rollback finishes.
+    """
+    if any(side_effecting(s) for s in process.steps[:failed_index]):
+        return RunStatus.COMPENSATED
+    return RunStatus.FAILED
