@@ -120,6 +120,9 @@ class WebhookNotifier:
                     if 200 <= response.status < 300:
                         return
                     last = OSError(f"webhook answered HTTP {response.status}")
+            except urllib.error.HTTPError as exc:
+                exc.close()  # it holds the connection open otherwise
+                last = OSError(f"webhook answered HTTP {exc.code}")
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
             if attempt < self.max_attempts:

@@ -202,7 +202,8 @@ class RunDriver:
         if ruling.decision is Decision.RETRY:
             return _End.RETRY_SAFE
         if ruling.decision is Decision.MANUAL_REVIEW:
-            return self._to_review(step, ruling.reason)
+            cause = self.steps[step.id].failure_reason
+            return self._to_review(step, f"{cause}: {ruling.reason}" if cause else ruling.reason)
         verify = self.saga.handlers(step.id).verify
         if verify is None:
             return self._to_review(step, "verify is described but no verify code is bound")
