@@ -54,19 +54,32 @@ def latest_version() -> int:
 
 
 def split_statements(script: str) -> tuple[str, ...]:
-    """Split a SQL script into complete statements (trigger bodies stay whole)."""
+    """Split a SQL script into complete statements (trigger bodies and literals stay whole)."""
     statements: list[str] = []
+    *terminated, tail = script.split(";")
     pending = ""
-    for line in script.splitlines(keepends=True):
-        if not pending and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        pending += line
+    for piece in terminated:
+        pending += piece + ";"
+        # sqlite3 knows where a statement ends: not inside a string, comment or trigger body.
         if sqlite3.complete_statement(pending):
-            statements.append(pending.strip())
+            if not _blank(pending.removesuffix(";")):
+                statements.append(_strip_leading_comments(pending))
             pending = ""
-    if pending.strip():
+    pending += tail
+    if not _blank(pending):
         raise StoreError(f"incomplete SQL statement in a journal migration: {pending.strip()!r}")
     return tuple(statements)
+
+
+def _strip_leading_comments(text: str) -> str:
+    lines = text.strip().splitlines()
+    while lines and lines[0].lstrip().startswith("--"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
+
+
+def _blank(text: str) -> bool:
+    return not _strip_leading_comments(text)
 
 
 def current_version(conn: sqlite3.Connection) -> int:

@@ -1,0 +1,1 @@
+"""The journal store contract: one suite, run against every backend."""

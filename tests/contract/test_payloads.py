@@ -1,0 +1,132 @@
+"""Reads: consistent snapshots, frozen records, JSON payloads that round-trip and never alias."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from sagaguard.exceptions import RunNotFoundError
+from sagaguard.storage import JournalStore, StepStatus, Transition
+
+from .helpers import LEASE, T0, completed, new_run, start, started
+
+NESTED: dict[str, Any] = {
+    "名前": "Zoë 🚀",
+    "quote": 'she said "ok"\nthen\tleft \\ \u2028',
+    "numbers": [0, -1, 2**53, 1.5, -0.25, 1e-300],
+    "flags": [True, False, None],
+    "deep": {"a": [{"b": [[], {}, [{"c": "d"}]]}]},
+    "empty": "",
+}
+
+
+def test_loading_an_unknown_run_raises_run_not_found(store: JournalStore) -> None:
+    with pytest.raises(RunNotFoundError):
+        store.load("nope")
+
+
+def test_load_returns_the_run_with_its_steps_in_process_order(store: JournalStore) -> None:
+    start(store, steps=("zeta", "alpha", "mid"))
+
+    snapshot = store.load("op-1")
+
+    assert [s.step_id for s in snapshot.steps] == ["zeta", "alpha", "mid"]
+    assert snapshot.step("alpha").position == 1
+    with pytest.raises(KeyError):
+        snapshot.step("missing")
+
+
+def test_records_are_frozen(store: JournalStore) -> None:
+    start(store)
+    snapshot = store.load("op-1")
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.run.status = "completed"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.steps[0].attempts = 9  # type: ignore[misc]
+
+
+def test_unicode_and_nested_payloads_round_trip_exactly(store: JournalStore) -> None:
+    claim = start(store, input=NESTED)
+    store.record(
+        claim,
+        [
+            started("reserve"),
+            completed("reserve", seq=1, result=NESTED),
+            Transition(kind="note", data=NESTED, reason="ünïcode reason ✓"),
+        ],
+        now=T0 + 1,
+        lease_s=LEASE,
+    )
+
+    snapshot = store.load("op-1")
+    assert snapshot.run.input == NESTED
+    assert snapshot.step("reserve").result == NESTED
+    note = store.events("op-1")[-1]
+    assert note.data == NESTED
+    assert note.reason == "ünïcode reason ✓"
+
+
+def test_tuples_come_back_as_lists_like_any_json_payload(store: JournalStore) -> None:
+    start(store, input={"pair": (1, 2)})
+
+    assert store.load("op-1").run.input == {"pair": [1, 2]}
+
+
+def test_mutating_a_returned_payload_does_not_change_the_journal(store: JournalStore) -> None:
+    claim = start(store)
+    store.record(
+        claim,
+        [completed("reserve", seq=1, result={"ids": [1]}), Transition(kind="n", data={"k": [1]})],
+        now=T0,
+        lease_s=LEASE,
+    )
+
+    first = store.load("op-1")
+    first.run.input["order"] = "tampered"
+    first.step("reserve").result["ids"].append(2)
+    store.events("op-1")[-1].data["k"].append(2)
+
+    again = store.load("op-1")
+    assert again.run.input["order"] == "A-17"
+    assert again.step("reserve").result == {"ids": [1]}
+    assert store.events("op-1")[-1].data == {"k": [1]}
+
+
+def test_mutating_the_callers_objects_after_a_write_does_not_change_the_journal(
+    store: JournalStore,
+) -> None:
+    payload: dict[str, Any] = {"items": [1]}
+    claim = store.create_run(new_run(input=payload), owner="w", now=T0, lease_s=LEASE).claim
+    assert claim is not None
+    result: dict[str, Any] = {"charge": ["ch_1"]}
+    store.record(claim, [completed("reserve", seq=1, result=result)], now=T0, lease_s=LEASE)
+
+    payload["items"].append(2)
+    result["charge"].append("ch_2")
+
+    snapshot = store.load("op-1")
+    assert snapshot.run.input == {"items": [1]}
+    assert snapshot.step("reserve").result == {"charge": ["ch_1"]}
+
+
+def test_a_result_of_json_null_inside_a_structure_survives(store: JournalStore) -> None:
+    claim = start(store)
+    store.record(
+        claim,
+        [
+            completed("reserve", seq=1, result=[None]),
+            completed("charge", seq=2, result=0),
+            completed("ship", seq=3, result=""),
+        ],
+        now=T0,
+        lease_s=LEASE,
+    )
+
+    snapshot = store.load("op-1")
+    assert snapshot.step("reserve").result == [None]
+    assert snapshot.step("charge").result == 0
+    assert snapshot.step("ship").result == ""
+    assert snapshot.step("ship").status is StepStatus.COMPLETED
