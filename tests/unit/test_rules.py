@@ -1,0 +1,157 @@
+"""The recovery rules, cell by cell: DESIGN.md section 2 is the contract of ``decide``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sagaguard.model import Step
+from sagaguard.rules import Decision, Situation, decide
+
+
+def make_step(**fields: Any) -> Step:
+    data: dict[str, Any] = {"id": "s", "changes": ["external_api"], "idempotent": "no"}
+    data.update(fields)
+    return Step.model_validate(data)
+
+
+READ_ONLY = make_step(changes=["none"], idempotent="yes")
+IDEMPOTENT = make_step(idempotent="yes", compensation="undo it")
+NOT_IDEMPOTENT_VERIFY = make_step(idempotent="no", verify="look it up", compensation="undo")
+UNKNOWN_VERIFY = make_step(idempotent="unknown", verify="look it up", compensation="undo")
+NOT_IDEMPOTENT_BLIND = make_step(idempotent="no", compensation="undo it")
+UNKNOWN_BLIND = make_step(idempotent="unknown", compensation="undo it")
+
+COLUMNS = {
+    "read_only": READ_ONLY,
+    "idempotent_yes": IDEMPOTENT,
+    "no_with_verify": NOT_IDEMPOTENT_VERIFY,
+    "unknown_with_verify": UNKNOWN_VERIFY,
+    "no_without_verify": NOT_IDEMPOTENT_BLIND,
+    "unknown_without_verify": UNKNOWN_BLIND,
+}
+
+
+@pytest.mark.parametrize("column", sorted(COLUMNS))
+def test_definite_failure_is_retried_then_compensated_in_every_column(column: str) -> None:
+    """Row `definite_failure`: nothing changed, so a bounded retry is safe for every step."""
+    ruling = decide(COLUMNS[column], Situation.DEFINITE_FAILURE)
+    assert ruling.decision is Decision.RETRY
+    assert ruling.then is Decision.COMPENSATE
+    assert not ruling.alert
+
+
+@pytest.mark.parametrize("situation", [Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST])
+@pytest.mark.parametrize(
+    ("column", "decision", "then", "alert"),
+    [
+        ("read_only", Decision.RETRY, None, False),
+        ("idempotent_yes", Decision.RETRY, Decision.MANUAL_REVIEW, False),
+        ("no_with_verify", Decision.VERIFY, Decision.MANUAL_REVIEW, True),
+        ("unknown_with_verify", Decision.VERIFY, Decision.MANUAL_REVIEW, True),
+        ("no_without_verify", Decision.MANUAL_REVIEW, None, True),
+        ("unknown_without_verify", Decision.MANUAL_REVIEW, None, True),
+    ],
+)
+def test_unknown_outcome_rows(
+    situation: Situation, column: str, decision: Decision, then: Decision | None, alert: bool
+) -> None:
+    """Rows `timeout` and `crash_before_persist`: only read-only or idempotent steps retry."""
+    ruling = decide(COLUMNS[column], situation)
+    assert (ruling.decision, ruling.then, ruling.alert) == (decision, then, alert)
+
+
+@pytest.mark.parametrize("situation", [Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST])
+def test_unknown_outcome_reason_says_which_situation(situation: Situation) -> None:
+    """The reason tells a lost answer from a lost result, so the plan reads right."""
+    reason = decide(UNKNOWN_BLIND, situation).reason
+    expected = "no answer came" if situation is Situation.TIMEOUT else "never saved"
+    assert expected in reason
+    assert "idempotent: unknown" in reason
+
+
+def test_idempotent_retry_reason_mentions_the_same_key() -> None:
+    """A retry after a lost answer is safe only with the same idempotency key."""
+    assert "same idempotency key" in decide(IDEMPOTENT, Situation.TIMEOUT).reason
+
+
+@pytest.mark.parametrize(
+    "column", ["idempotent_yes", "no_with_verify", "unknown_with_verify", "no_without_verify"]
+)
+def test_later_step_failed_compensates_every_compensatable_step(column: str) -> None:
+    """Row `later_step_failed`: compensation does not depend on idempotency."""
+    ruling = decide(COLUMNS[column], Situation.LATER_STEP_FAILED)
+    assert ruling.decision is Decision.COMPENSATE
+    assert not ruling.alert
+
+
+def test_later_step_failed_leaves_a_read_only_step_alone() -> None:
+    """A read-only step has nothing to undo."""
+    assert decide(READ_ONLY, Situation.LATER_STEP_FAILED).decision is Decision.NONE
+
+
+def test_later_step_failed_irreversible_step_gets_its_mitigation_not_an_undo() -> None:
+    """`compensation: none`: nothing to run, the mitigation applies instead."""
+    step = make_step(changes=["email"], compensation="none")
+    ruling = decide(step, Situation.LATER_STEP_FAILED)
+    assert ruling.decision is Decision.NONE
+    assert "mitigation" in ruling.reason
+    assert not ruling.alert
+
+
+def test_later_step_failed_undeclared_compensation_alerts() -> None:
+    """No compensation declared: treated as irreversible, and a person is told."""
+    step = make_step(changes=["queue"])
+    ruling = decide(step, Situation.LATER_STEP_FAILED)
+    assert ruling.decision is Decision.NONE
+    assert ruling.alert
+    assert "no compensation is declared" in ruling.reason
+
+
+@pytest.mark.parametrize(
+    "column", ["idempotent_yes", "no_with_verify", "unknown_with_verify", "no_without_verify"]
+)
+def test_compensation_failed_is_retried_bounded_then_manual_review_with_alert(
+    column: str,
+) -> None:
+    """Row `compensation_failed`: bounded retry, then the run waits for a person with an alert."""
+    ruling = decide(COLUMNS[column], Situation.COMPENSATION_FAILED)
+    assert ruling.decision is Decision.RETRY
+    assert ruling.then is Decision.MANUAL_REVIEW
+    assert ruling.alert
+    assert "not repeated" in ruling.reason  # an unknown compensation outcome is not retried
+
+
+@pytest.mark.parametrize(
+    "step",
+    [READ_ONLY, make_step(changes=["email"], compensation="none"), make_step(changes=["queue"])],
+    ids=["read_only", "irreversible", "undeclared"],
+)
+def test_compensation_failed_cannot_happen_to_a_step_never_compensated(step: Step) -> None:
+    """Only compensatable steps are ever compensated."""
+    ruling = decide(step, Situation.COMPENSATION_FAILED)
+    assert ruling.decision is Decision.NONE
+    assert not ruling.alert
+
+
+@pytest.mark.parametrize("column", sorted(COLUMNS))
+def test_duplicate_request_returns_the_existing_run(column: str) -> None:
+    """Row `duplicate_request`: the same operation_id never starts a second run."""
+    ruling = decide(COLUMNS[column], Situation.DUPLICATE_REQUEST)
+    assert ruling.decision is Decision.NONE
+    assert "existing run" in ruling.reason
+
+
+def test_read_only_wins_over_a_no_idempotency_flag() -> None:
+    """A step that changes nothing is safe to repeat whatever its idempotency says."""
+    step = make_step(changes=["none"], idempotent="no")
+    assert decide(step, Situation.TIMEOUT).decision is Decision.RETRY
+
+
+@pytest.mark.parametrize("idempotent", ["no", "unknown"])
+def test_payment_without_verify_is_never_retried_blind(idempotent: str) -> None:
+    """Money with an unknown outcome goes to a person, not to automation."""
+    step = make_step(changes=["payment"], idempotent=idempotent, compensation="refund")
+    for situation in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
+        assert decide(step, situation).decision is Decision.MANUAL_REVIEW
