@@ -110,7 +110,8 @@ def _failure_after(process: Process, index: int) -> PartialFailureTest:
     else:
         checks.append("no compensation runs: nothing before the failure can be undone")
     checks += [f"{s.id} stays done; its mitigation: {mitigation_for(s)}" for s in kept]
-    checks.append(f"steps after {nxt.id} never start")
+    if index + 2 < len(process.steps):
+        checks.append(f"steps after {nxt.id} never start")
     return PartialFailureTest(
         id=f"failure_after_{step.id}",
         category=TestCategory.FAILURE_AFTER_STEP,
@@ -160,7 +161,7 @@ def _unknown_outcome(process: Process, target: Step, situation: Situation) -> Pa
             f"the alert needs_manual_review for {target.id} goes to {alert_to(process, target)}",
         ]
         if later:
-            checks.append(f"{', '.join(later)} never start")
+            checks.append(f"{', '.join(later)} never start{'s' if len(later) == 1 else ''}")
         expected = ExpectedState(
             run_status=RunStatus.NEEDS_MANUAL_REVIEW,
             active=_effects(process.steps[:index]),
