@@ -1,0 +1,171 @@
+"""Part 6 of the plan: the production-readiness checklist, tailored to the spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sagaguard.model import Process
+from sagaguard.planner import plan
+from sagaguard.planner.plan import Area, ChecklistItem
+
+
+def step(
+    step_id: str, changes: str = "database", idempotent: str = "yes", **kw: Any
+) -> dict[str, Any]:
+    return {"id": step_id, "changes": changes.split(","), "idempotent": idempotent, **kw}
+
+
+def process(*steps: dict[str, Any], **top: Any) -> Process:
+    data: dict[str, Any] = {"process": "shop", "state_store": "database", "observability": []}
+    data.update(top)
+    data["steps"] = list(steps) or [step("write", compensation="Delete", external_id="row_id")]
+    return Process.model_validate(data)
+
+
+def checklist(proc: Process) -> tuple[ChecklistItem, ...]:
+    return plan(proc).checklist
+
+
+def text(items: tuple[ChecklistItem, ...]) -> str:
+    return "\n".join(f"{i.title}: {i.detail}" for i in items)
+
+
+def test_minimal_process_still_gets_eight_items_in_both_areas() -> None:
+    """Even one step yields at least 8 items, engineering and operations."""
+    items = checklist(process(step("read", "none")))
+    assert len(items) >= 8
+    assert {i.area for i in items} == {Area.ENGINEERING, Area.OPERATIONS}
+
+
+def test_ids_are_numbered_per_area_engineering_first() -> None:
+    """E1, E2, ... then O1, O2, ..."""
+    items = checklist(process())
+    areas = [i.area for i in items]
+    assert areas == sorted(areas, key=lambda a: a is Area.OPERATIONS)
+    engineering = [i.id for i in items if i.area is Area.ENGINEERING]
+    assert engineering == [f"E{n}" for n in range(1, len(engineering) + 1)]
+
+
+def test_unknown_idempotency_names_the_step_and_what_to_confirm() -> None:
+    """An `unknown` step gets an item naming it, the provider and the key to test."""
+    proc = process(
+        step(
+            "charge_payment",
+            "payment",
+            "unknown",
+            compensation="Refund",
+            verify="Look it up",
+            external_id="payment_id",
+        )
+    )
+    [item] = [i for i in checklist(proc) if i.steps == ("charge_payment",) and "Confirm" in i.title]
+    assert item.title == "Confirm with the payment provider whether charge_payment is idempotent"
+    assert "({operation_id}:charge_payment)" in item.detail
+    assert "Until then a timeout of charge_payment is verified" in item.detail
+
+
+def test_missing_dead_letter_queue_and_alerts_say_what_to_add() -> None:
+    """No DLQ, no alerts: both items say to add them."""
+    titles = {i.title for i in checklist(process(observability=["logs"]))}
+    assert "Add a dead-letter (review) queue" in titles
+    assert "Add alerting (none exists today)" in titles
+
+
+def test_present_dead_letter_queue_and_alerts_are_put_to_use() -> None:
+    """With a DLQ and alerts, the items say what to send and when to fire."""
+    titles = {i.title for i in checklist(process(observability=["dead_letter_queue", "alerts"]))}
+    assert "Send runs needing review to the dead-letter queue" in titles
+    assert "Alert on stuck and failed runs" in titles
+    assert "Add alerting (none exists today)" not in titles
+
+
+@pytest.mark.parametrize(
+    ("store", "mechanism"),
+    [
+        ("database", "SELECT ... FOR UPDATE"),
+        ("key_value", "compare-and-set lease key with expiry"),
+        ("jobs_table", "SELECT ... FOR UPDATE SKIP LOCKED"),
+        ("event_log", "claim event with the expected stream version"),
+        ("state_machine", "conditional transition"),
+    ],
+)
+def test_single_rollback_owner_fits_the_state_store(store: str, mechanism: str) -> None:
+    """Each store gets its own way to a single rollback owner."""
+    [owner] = [
+        i for i in checklist(process(state_store=store)) if "single rollback owner" in i.title
+    ]
+    assert mechanism in owner.detail
+
+
+def test_key_value_owner_uses_a_fencing_token() -> None:
+    """A lease alone is not enough: a stale owner's writes must be refused."""
+    [owner] = [
+        i for i in checklist(process(state_store="key_value")) if "single rollback owner" in i.title
+    ]
+    assert "fencing token" in owner.detail
+    assert "lease:shop:{operation_id}" in owner.detail
+
+
+def test_journal_item_lists_the_external_ids() -> None:
+    """What to persist names each step's external id."""
+    proc = process(
+        step("reserve", "reservation", compensation="Release", external_id="reservation_id"),
+        step("charge", "payment", compensation="Refund", external_id="payment_id"),
+    )
+    journal = checklist(proc)[0]
+    assert "reservation_id (reserve), payment_id (charge)" in journal.detail
+    assert journal.steps == ("reserve", "charge")
+
+
+def test_manual_review_runbook_for_steps_a_person_must_settle() -> None:
+    """A step without verify gets a runbook: who looks where, and what each answer means."""
+    proc = process(
+        step("write", compensation="Delete", external_id="row_id"),
+        step("ship", "external_api", "no", compensation="Cancel", external_id="ship_id"),
+        alerts={"default": "logistics"},
+    )
+    [runbook] = [
+        i for i in checklist(proc) if i.title == "Write the manual-review runbook for ship"
+    ]
+    assert runbook.area is Area.OPERATIONS
+    assert "logistics looks ship_id up in the API it called" in runbook.detail
+    assert "resume the rollback (write)" in runbook.detail
+
+
+def test_pivot_problem_becomes_an_engineering_item() -> None:
+    """The checklist repeats the pivot fix as work to do."""
+    proc = process(
+        step("mail", "email", "no", compensation="none", mitigation="Apologise"),
+        step("ship", "external_api", "no", compensation="Cancel", external_id="ship_id"),
+    )
+    assert "Move mail after ship" in {i.title for i in checklist(proc)}
+
+
+def test_irreversible_step_mitigation_has_an_owner() -> None:
+    """Who applies an irreversible step's mitigation is named."""
+    proc = process(
+        step("mail", "email", "no", compensation="none", mitigation="Send a sorry note"),
+        alerts={"email": "support"},
+    )
+    [item] = [i for i in checklist(proc) if i.title == "Own the mitigation of mail"]
+    assert "support does this: Send a sorry note" in item.detail
+
+
+def test_retry_bounds_are_listed_per_step() -> None:
+    """Attempts x timeout for each step, and the backoff."""
+    proc = process(
+        step("a", timeout="5s", max_attempts=2, compensation="x", external_id="a_id"),
+        step("b", compensation="y", external_id="b_id"),
+    )
+    [bounds] = [i for i in checklist(proc) if i.title.startswith("Bound every retry")]
+    assert "a 2x5s, b 3x30s" in bounds.detail
+    assert "backoff 200ms doubling to 30s" in bounds.detail
+
+
+def test_no_generic_advice() -> None:
+    """Nothing like "check the docs": every item is about this process."""
+    joined = text(checklist(process())).lower()
+    for phrase in ("check the docs", "consult the documentation", "best practices", "as needed"):
+        assert phrase not in joined
