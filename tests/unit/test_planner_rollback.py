@@ -97,7 +97,7 @@ def test_procedure_lists_undo_and_mitigation_in_backward_order() -> None:
     assert "alert to finance" in lines[2]
     assert lines[3].startswith("compensate reserve_stock")
     assert "up to 5 attempts" in lines[3]
-    assert lines[-1] == "mark the run compensated"
+    assert lines[-1] == "mark the run compensated once create_order is undone"
 
 
 def test_final_status_failed_when_nothing_before_changed_anything() -> None:
@@ -106,7 +106,7 @@ def test_final_status_failed_when_nothing_before_changed_anything() -> None:
     assert seq["create_order"].final_status is RunStatus.FAILED
     assert (
         seq["create_order"].procedure[-1]
-        == "nothing before it changed anything: mark the run failed"
+        == "nothing before create_order changed anything: mark the run failed"
     )
     assert seq["reserve_stock"].final_status is RunStatus.COMPENSATED
 

@@ -76,12 +76,12 @@ def _engineering(process: Process) -> list[_Item]:
             f"Enforce it by {_UNIQUE_RUN_BY_STORE[process.state_store]}".replace(
                 "{process}", process.name
             )
-            + "; a second request with the same operation_id returns the existing run, and one "
-            "with a different input is a conflict",
+            + f"; a second {process.name} request with the same operation_id returns the "
+            "existing run, and one with a different input is a conflict",
             (),
         ),
         (
-            f"Give each run a single rollback owner in the {store} store",
+            f"Give each {process.name} run a single rollback owner in the {store} store",
             single_owner_mechanism(process)
             + "; a worker whose lease expired stops before its next write",
             (),
@@ -204,8 +204,9 @@ def _operations(process: Process) -> list[_Item]:
         items.append(
             (
                 "Alert on stuck and failed runs",
-                "Fire on every run entering needs_manual_review, every compensation_failed event, "
-                "and any run running or compensating past its lease plus one recovery interval",
+                f"Fire on every {process.name} run entering needs_manual_review, every "
+                "compensation_failed event, and any run running or compensating past its lease "
+                "plus one recovery interval",
                 (),
             )
         )
@@ -223,8 +224,9 @@ def _operations(process: Process) -> list[_Item]:
         items.append(
             (
                 "Send runs needing review to the dead-letter queue",
-                "Each entry carries operation_id, the step, its status, reason and external ids, "
-                "and is removed only when a person resolves the run",
+                f"Each {process.name} run in needs_manual_review lands there with operation_id, "
+                "the step, its status, reason and external ids, and leaves only when a person "
+                "resolves the run",
                 (),
             )
         )
@@ -268,13 +270,19 @@ def _operations(process: Process) -> list[_Item]:
                 (),
             )
         )
-    fields = "operation_id, step_id, attempt, status and the external id"
+    ids = [s.external_id for s in process.steps if s.external_id]
+    fields = "operation_id, step_id, attempt, status" + (
+        f" and the step's external id ({', '.join(ids)})" if ids else ""
+    )
     if Observability.TRACES in observed:
-        detail = f"Put {fields} on every log line and as span attributes of each step's span"
+        detail = (
+            f"Put {fields} on every log line and as span attributes of each {process.name} "
+            "step's span"
+        )
     elif Observability.LOGS in observed:
-        detail = f"Put {fields} on every log line, so one grep tells a run's whole story"
+        detail = f"Put {fields} on every log line, so one grep tells a {process.name} run's story"
     else:
-        detail = f"Add structured logs carrying {fields} for every transition"
+        detail = f"Add structured logs carrying {fields} for every {process.name} transition"
     items.append(("Make one run traceable end to end", detail, ()))
     return items
 

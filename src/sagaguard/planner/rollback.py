@@ -25,6 +25,7 @@ from sagaguard.planner.wording import (
     fmt_seconds,
     mitigation_for,
     rollback_status,
+    side_effecting,
 )
 from sagaguard.rules import Decision, Situation, decide
 
@@ -124,11 +125,15 @@ def _procedure(process: Process, index: int, failed: Step) -> tuple[str, ...]:
             lines.append(
                 f"{step.id} declares no compensation, so its effect stays: {mitigation_for(step)}"
             )
-    if rollback_status(process, index) is RunStatus.COMPENSATED:
-        lines.append("mark the run compensated")
+    undo = compensation_order(process, index)
+    if undo:
+        lines.append(f"mark the run compensated once {undo[-1].id} is undone")
+    elif rollback_status(process, index) is RunStatus.COMPENSATED:
+        kept = [s.id for s in process.steps[:index] if side_effecting(s)]
+        lines.append(f"mark the run compensated: {', '.join(kept)} kept with a mitigation")
     else:
         lines[0] = f"{failed.id} failed for good"
-        lines.append("nothing before it changed anything: mark the run failed")
+        lines.append(f"nothing before {failed.id} changed anything: mark the run failed")
     return tuple(lines)
 
 
