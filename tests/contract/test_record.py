@@ -135,6 +135,34 @@ def test_a_step_and_run_change_in_one_transition_both_apply_and_the_event_follow
     assert (last.step_id, last.from_status, last.to_status) == ("reserve", "pending", "failed")
 
 
+def test_a_step_named_only_for_attribution_leaves_the_event_to_the_run_move(
+    store: JournalStore,
+) -> None:
+    claim = start(store)
+    claim = store.record(claim, [started("reserve")], now=T0, lease_s=LEASE)
+
+    store.record(
+        claim,
+        [
+            Transition(
+                kind="awaiting_review",
+                step=StepChange("reserve", StepStatus.STARTED),
+                run_status=RunStatus.NEEDS_MANUAL_REVIEW,
+            )
+        ],
+        now=T0 + 1,
+        lease_s=LEASE,
+    )
+
+    last = store.events("op-1")[-1]
+    assert (last.step_id, last.from_status, last.to_status) == (
+        "reserve",
+        "running",
+        "needs_manual_review",
+    )
+    assert store.load("op-1").step("reserve").status is StepStatus.STARTED
+
+
 def test_the_run_reason_is_replaced_with_each_status_and_kept_otherwise(
     store: JournalStore,
 ) -> None:

@@ -64,7 +64,7 @@ def test_the_schema_holds_the_journal_of_the_design(tmp_path: Path) -> None:
         "operation_id", "seq", "at", "actor", "kind", "step_id", "from_status", "to_status",
         "reason", "data",
     ]  # fmt: skip
-    assert {"runs_by_status", "runs_claimable"} <= _objects(path, "index")
+    assert {"runs_by_created", "runs_by_status"} <= _objects(path, "index")
 
 
 def test_reopening_a_current_file_changes_nothing(tmp_path: Path) -> None:

@@ -204,8 +204,8 @@ class InMemoryStore:
         encoded = [
             (
                 transition,
-                None if transition.step is None else _maybe_dumps(transition.step.result),
-                dumps(transition.data),
+                None if transition.step is None else _encode(transition.step.result),
+                _encode(transition.data),
             )
             for transition in transitions
         ]
@@ -239,7 +239,8 @@ class InMemoryStore:
                     if change.completed_seq is not None:
                         step.completed_seq = change.completed_seq
                 if transition.run_status is not None:
-                    if change is None:
+                    # The event shows the step's move when there is one, else the run's.
+                    if from_status == to_status:
                         from_status = run.status.value
                         to_status = transition.run_status.value
                     run.status = transition.run_status
@@ -345,7 +346,7 @@ class InMemoryStore:
         from_status: str | None = None,
         to_status: str | None = None,
         reason: str | None = None,
-        data: str = "null",
+        data: str | None = None,
     ) -> None:
         # The event keeps its data as JSON text; _thaw_event decodes it on every read.
         run.events.append(
@@ -416,7 +417,8 @@ def _claim_reason(previous: str | None, owner: str) -> str | None:
     return f"lease of {previous} expired"
 
 
-def _maybe_dumps(value: object) -> str | None:
+def _encode(value: object) -> str | None:
+    """JSON text of a payload; ``None`` stays ``None``, as SQLite stores NULL."""
     return None if value is None else dumps(value)
 
 

@@ -274,11 +274,7 @@ class SQLiteStore:
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         # Encode payloads before taking the write lock: a bad one fails with nothing begun.
         prepared = [
-            (
-                t,
-                None if t.step is None or t.step.result is None else dumps(t.step.result),
-                dumps(t.data),
-            )
+            (t, None if t.step is None else _encode(t.step.result), _encode(t.data))
             for t in transitions
         ]
         op, owner, lease = claim.operation_id, claim.owner, now + lease_s
@@ -316,7 +312,8 @@ class SQLiteStore:
                          change.completed_seq, op, step_id)
                     )  # fmt: skip
                 if transition.run_status is not None:
-                    if change is None:
+                    # The event shows the step's move when there is one, else the run's.
+                    if from_status == to_status:
                         from_status, to_status = run_status, transition.run_status.value
                     run_status, run_reason = transition.run_status.value, transition.run_reason
                 elif transition.run_reason is not None:
@@ -465,6 +462,11 @@ def _take(
         _INSERT_EVENT, (operation_id, seq, now, owner, "claimed", None, None, None, reason, data)
     )
     return Claim(operation_id, owner, token, lease)
+
+
+def _encode(value: object) -> str | None:
+    """JSON text of a payload; ``None`` stays SQL NULL (nothing to store, nothing to encode)."""
+    return None if value is None else dumps(value)
 
 
 def _raise_unowned(conn: sqlite3.Connection, claim: Claim) -> None:

@@ -20,10 +20,9 @@ CREATE TABLE runs (
 
 -- list_runs, newest first (rowid breaks ties in insertion order)
 CREATE INDEX runs_by_created ON runs (created_at);
+-- list_runs by status, and claim_expired, which walks only the active runs, oldest first.
+-- No index holds the lease: renewing it (every record) must not rewrite an index page.
 CREATE INDEX runs_by_status ON runs (status, created_at);
--- claim_expired looks only at active runs whose lease is gone
-CREATE INDEX runs_claimable ON runs (lease_expires_at)
-    WHERE status IN ('running', 'compensating');
 
 CREATE TABLE steps (
     operation_id          TEXT NOT NULL,
