@@ -99,9 +99,9 @@ def test_declared_mitigation_is_used_verbatim() -> None:
 def test_rollback_condition_names_the_later_steps_undone_first() -> None:
     """A compensatable step waits for the later compensatable steps, latest first."""
     condition = plan(SHOP).step("reserve").rollback_condition
-    assert "not before charge is compensated" in condition
-    assert "no reservation_id in the journal" in condition
-    assert "not twice" in condition
+    assert "before charge is compensated (latest first)" in condition
+    assert "when reserve never completed (no reservation_id in the journal)" in condition
+    assert "when reserve is already compensated" in condition
 
 
 def test_rollback_condition_says_how_an_unknown_outcome_is_settled() -> None:
@@ -115,7 +115,7 @@ def test_rollback_condition_for_steps_never_compensated() -> None:
     """Read-only and irreversible steps are never compensated; undeclared ones cannot be."""
     shop = plan(SHOP)
     assert shop.step("read_cart").rollback_condition == (
-        "never compensated: read_cart changes nothing"
+        "always: read_cart changes nothing, so there is nothing to undo"
     )
     assert "apply its mitigation" in shop.step("notify").rollback_condition
     assert "declares no compensation" in shop.step("publish").rollback_condition

@@ -53,7 +53,7 @@ def _sequence(process: Process, index: int, failed: Step) -> RollbackSequence:
     return RollbackSequence(
         failed_step=failed.id,
         failed_step_handling=FailedStepHandling(
-            definite_failure=_definite(process, failed),
+            definite_failure=_definite(process, failed, has_rollback=bool(undo or passed)),
             unknown_outcome=_unknown(process, failed, has_rollback=bool(undo or passed)),
         ),
         compensate=tuple(s.id for s in undo),
@@ -63,15 +63,16 @@ def _sequence(process: Process, index: int, failed: Step) -> RollbackSequence:
     )
 
 
-def _definite(process: Process, failed: Step) -> StepAction:
+def _definite(process: Process, failed: Step, *, has_rollback: bool) -> StepAction:
     attempts = process.max_attempts_for(failed)
     if failed.read_only:
         what = f"nothing to undo: {failed.id} changes nothing"
     else:
         what = f"nothing to undo: {failed.id} was answered and changed nothing"
+    then = "the run fails and rolls back the steps before it" if has_rollback else "the run fails"
     return StepAction(
         decision=Decision.NONE,
-        instruction=f"{what}; once its {attempts} attempts are spent the run fails and rolls back",
+        instruction=f"{what}; once its {attempts} attempts are spent {then}",
     )
 
 

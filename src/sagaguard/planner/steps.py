@@ -82,13 +82,13 @@ def rollback_condition(process: Process, index: int, step: Step) -> str:
     """When the step's compensation must NOT run, worded for this step."""
     cls = step.step_class
     if cls is StepClass.READ_ONLY:
-        return f"never compensated: {step.id} changes nothing"
+        return f"always: {step.id} changes nothing, so there is nothing to undo"
     if cls is StepClass.IRREVERSIBLE:
         if step.compensation_declared:
-            return f"never compensated: {step.id} cannot be undone; apply its mitigation instead"
+            return f"always: {step.id} cannot be undone; apply its mitigation instead"
         return (
-            f"cannot be compensated: {step.id} declares no compensation; declare one, or "
-            "`compensation: none` with a mitigation"
+            f"always: {step.id} declares no compensation, so nothing can undo it; declare one, "
+            "or `compensation: none` with a mitigation"
         )
     ident = external_id_phrase(step)
     later = [s.id for s in process.steps[index + 1 :] if s.step_class is StepClass.COMPENSATABLE]
@@ -98,13 +98,13 @@ def rollback_condition(process: Process, index: int, step: Step) -> str:
         Decision.MANUAL_REVIEW: "a person decides first",
     }[decide(step, Situation.TIMEOUT).decision]
     conditions = [
-        f"not while {step.id}'s outcome is unknown (status started or unknown): {settle}",
-        f"not when {step.id} never completed (no {ident} in the journal)",
-        "not twice: skip it once its status is compensated",
+        f"while {step.id}'s outcome is unknown (status started or unknown): {settle}",
+        f"when {step.id} never completed (no {ident} in the journal)",
+        f"when {step.id} is already compensated (each undo succeeds at most once)",
     ]
     if later:
         conditions.insert(
-            2, f"not before {', '.join(reversed(later))} {_are(later)} compensated (latest first)"
+            2, f"before {', '.join(reversed(later))} {_are(later)} compensated (latest first)"
         )
     return "; ".join(conditions)
 
