@@ -1,0 +1,351 @@
+"""``sagaguard run`` (one run, inline) and ``sagaguard worker`` (recovers runs whose owner died).
+
+Exit codes of ``run`` tell a script where the run ended, beyond the shared 0/2 contract:
+
+    0  completed
+    2  bad input (target, input file, journal URL, a conflicting input under the operation id)
+    3  needs manual review (a person must resolve it: ``sagaguard review list``)
+    4  rolled back or failed: compensated, or failed before any effect
+    5  still in progress under another live owner (its worker finishes it)
+
+The worker claims runs whose lease expired, drives each to a stop, sleeps ``--interval``
+seconds and starts over. SIGTERM or SIGINT lets the run in hand finish (its current pass
+of at most ``--batch`` runs), then the worker exits 0: nothing is left owned mid-step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from sagaguard.cli.app import app
+from sagaguard.cli.errors import PROG
+from sagaguard.cli.runs import (
+    DbOption,
+    JsonOption,
+    journal,
+    make_console,
+    print_json,
+    render_run,
+)
+from sagaguard.cli.views import run_view
+from sagaguard.engine import Engine, LoggingNotifier, Notifier, WebhookNotifier
+from sagaguard.engine.loading import load_saga, load_sagas
+from sagaguard.exceptions import RunNotFoundError, SagaGuardError
+from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus
+from sagaguard.storage.base import JSONValue
+
+__all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run", "worker"]
+
+EXIT_REVIEW = 3
+EXIT_ROLLED_BACK = 4
+EXIT_BUSY = 5
+
+logger = logging.getLogger("sagaguard.worker")
+
+TargetArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="TARGET",
+        help="A spec file whose steps bind code (handler: module:function), "
+        "or a coded saga as module.path:attribute.",
+        show_default=False,
+    ),
+]
+WebhookOption = Annotated[
+    str | None,
+    typer.Option(
+        "--webhook",
+        metavar="URL",
+        help="POST alerts (needs_manual_review, compensation_failed) as JSON to URL. "
+        "Default: log them on stderr.",
+        show_default=False,
+    ),
+]
+LeaseOption = Annotated[
+    float,
+    typer.Option(
+        "--lease",
+        metavar="SECONDS",
+        min=0.1,
+        help="How long this process owns a run between journal writes before a worker "
+        "may take it over.",
+    ),
+]
+
+
+def exit_code_for(status: RunStatus) -> int:
+    """The exit code of ``run`` for where the run stands."""
+    if status is RunStatus.COMPLETED:
+        return 0
+    if status is RunStatus.NEEDS_MANUAL_REVIEW:
+        return EXIT_REVIEW
+    if status in (RunStatus.COMPENSATED, RunStatus.FAILED):
+        return EXIT_ROLLED_BACK
+    return EXIT_BUSY
+
+
+@app.command(
+    epilog="Exit codes: 0 completed, 2 bad input, 3 needs manual review, "
+    "4 compensated or failed, 5 still in progress under another live owner."
+)
+def run(
+    target: TargetArgument,
+    operation_id: Annotated[
+        str,
+        typer.Option(
+            "--operation-id",
+            metavar="ID",
+            help="The run's idempotency key: the same ID never runs twice.",
+            show_default=False,
+        ),
+    ],
+    input_file: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            metavar="FILE",
+            help="The run's input as a JSON file, or - for stdin. Default: null.",
+            show_default=False,
+        ),
+    ] = None,
+    webhook: WebhookOption = None,
+    lease: LeaseOption = 60.0,
+    as_json: JsonOption = False,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """Run a saga under an operation id until it completes, rolls back or needs a person.
+
+    The same operation id with the same input returns the recorded run without calling any
+    step again (or resumes it if its owner died); a different input under it is an error.
+    """
+    if not operation_id.strip():
+        raise SagaGuardError("--operation-id must not be empty")
+    payload = read_json_input(input_file)
+    saga = load_saga(target)
+    notifier = make_notifier(webhook)
+    configure_logging(logging.WARNING)
+    with (
+        journal(db, must_exist=False) as store,
+        Engine(store=store, notifier=notifier, lease_s=lease) as engine,
+    ):
+        before = _existing_status(store, operation_id)
+        snapshot = engine.run(saga, operation_id=operation_id, input=payload)
+        view = run_view(snapshot)
+    if as_json:
+        print_json(view)
+    else:
+        console = make_console()
+        if before is not None:
+            console.print(_duplicate_note(operation_id, before, snapshot.run.status))
+        render_run(console, view)
+        console.print(_next_move(snapshot))
+    raise typer.Exit(exit_code_for(snapshot.run.status))
+
+
+@app.command()
+def worker(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="TARGET...",
+            help="The sagas this worker can drive (spec files binding code, or module:attr).",
+            show_default=False,
+        ),
+    ],
+    interval: Annotated[
+        float,
+        typer.Option("--interval", metavar="SECONDS", min=0.01, help="Pause between passes."),
+    ] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Do one recovery pass and exit.")] = False,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Runs claimed per pass at most.")
+    ] = 10,
+    webhook: WebhookOption = None,
+    lease: LeaseOption = 60.0,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """Recover runs whose owner died: resume each from the journal, every --interval seconds.
+
+    Stops cleanly on SIGTERM or SIGINT: the runs in hand are finished, then it exits 0.
+    """
+    sagas = load_sagas(targets)
+    notifier = make_notifier(webhook)
+    configure_logging(logging.INFO)
+    stop = _StopFlag()
+    with (
+        journal(db, must_exist=False) as store,
+        Engine(store=store, sagas=sagas, notifier=notifier, lease_s=lease) as engine,
+        stop.installed(),
+    ):
+        names = ", ".join(f"{s.process.name} v{s.process.version}" for s in sagas)
+        logger.info("worker %s started on %s for %s", engine.owner, db, names)
+        while not stop.requested:
+            recovered = engine.recover(limit=batch)
+            for snapshot in recovered:
+                logger.info(
+                    "recovered run %s: %s", snapshot.run.operation_id, snapshot.run.status.value
+                )
+            if once:
+                break
+            if len(recovered) < batch:
+                stop.wait(interval)
+        logger.info("worker %s stopped", engine.owner)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def read_json_input(source: str | None) -> JSONValue:
+    """The run's input: a JSON file, ``-`` for stdin, or ``None`` (no input)."""
+    if source is None:
+        return None
+    name = "stdin" if source == "-" else source
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SagaGuardError(f"--input {source}: no such file") from None
+        except IsADirectoryError:
+            raise SagaGuardError(f"--input {source}: is a directory, not a JSON file") from None
+        except UnicodeDecodeError as exc:
+            raise SagaGuardError(f"--input {source}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise SagaGuardError(f"--input {source}: cannot be read ({exc.strerror})") from None
+    return parse_json(text, f"--input {name}")
+
+
+def parse_json(text: str, what: str) -> JSONValue:
+    """Parse JSON, or one line naming ``what``, the line and the column."""
+    if not text.strip():
+        raise SagaGuardError(f"{what}: empty; expected JSON (use null for no input)")
+    try:
+        value: JSONValue = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise SagaGuardError(
+            f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except ValueError as exc:
+        raise SagaGuardError(f"{what}: {exc}") from None
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON: the journal could not store them.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def make_notifier(webhook: str | None) -> Notifier:
+    """A webhook notifier for ``--webhook URL``, else the logging notifier."""
+    if webhook is None:
+        return LoggingNotifier()
+    if not webhook.startswith(("http://", "https://")):
+        raise SagaGuardError(f"--webhook {webhook!r}: expected an http:// or https:// URL")
+    return WebhookNotifier(url=webhook)
+
+
+class _StderrHandler(logging.Handler):
+    # Writes to whatever sys.stderr is at the time (test runners swap it per command).
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def configure_logging(level: int) -> None:
+    """Send sagaguard's log lines (alerts, worker progress) to stderr, once per process."""
+    root = logging.getLogger("sagaguard")
+    root.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
+        )
+        root.addHandler(handler)
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT; the worker checks it between passes and while it waits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if not self.requested:
+            name = signal.Signals(signum).name
+            logger.info("received %s: finishing the runs in hand, then stopping", name)
+        self.requested = True
+
+    def wait(self, seconds: float) -> None:
+        # Short sleeps: a signal handler only sets the flag, so waking up promptly is ours.
+        deadline = time.monotonic() + seconds
+        while not self.requested and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+
+    def installed(self) -> _Handlers:
+        """Install the handlers for the worker's lifetime, then restore the previous ones."""
+        return _Handlers(self)
+
+
+class _Handlers:
+    def __init__(self, flag: _StopFlag) -> None:
+        self._flag = flag
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[signum] = signal.signal(signum, self._flag._handle)
+            except ValueError:
+                # Not the main thread (an embedding application): it handles signals itself.
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+def _existing_status(store: JournalStore, operation_id: str) -> RunStatus | None:
+    try:
+        status: RunStatus = store.load(operation_id).run.status
+    except RunNotFoundError:
+        return None
+    return status
+
+
+def _duplicate_note(operation_id: str, before: RunStatus, after: RunStatus) -> str:
+    if not before.active:
+        return (
+            f"operation {operation_id} already ran ({before.value}): this is the recorded run; "
+            "no step was called again"
+        )
+    if after.active:
+        return f"operation {operation_id} is in progress under another live owner"
+    return f"operation {operation_id} was left {before.value} by an owner that died: resumed"
+
+
+def _next_move(snapshot: RunSnapshot) -> str:
+    op = snapshot.run.operation_id
+    status = snapshot.run.status
+    if status is RunStatus.COMPLETED:
+        return f"completed. Journal: {PROG} runs show {op}"
+    if status is RunStatus.NEEDS_MANUAL_REVIEW:
+        return f"needs manual review: {PROG} review list, then {PROG} review resolve {op} ..."
+    if status is RunStatus.COMPENSATED:
+        return f"rolled back: every confirmed effect was undone. Journal: {PROG} runs show {op}"
+    if status is RunStatus.FAILED:
+        return f"failed before any effect: nothing to undo. Journal: {PROG} runs show {op}"
+    return f"still {status.value} under another owner: its worker finishes it"

@@ -1,0 +1,252 @@
+"""``sagaguard runs list`` and ``sagaguard runs show``: the journal, for a person and for a script.
+
+Also what every journal command shares: the ``--db`` option (``$SAGAGUARD_DB``), opening the
+journal (a read-only command never creates an empty file by mistake), ``--json`` output, and
+the rich tables of a run (header, step timeline, events) that ``run``, ``review`` and
+``demo`` print too. Tables render the dicts of :mod:`sagaguard.cli.views`; ``--json`` prints
+the same dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from sagaguard.cli.app import app
+from sagaguard.cli.output import write_stdout
+from sagaguard.cli.views import run_summary, run_view
+from sagaguard.exceptions import RunNotFoundError, StoreError
+from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus, open_store
+
+__all__ = [
+    "DB_ENV",
+    "DbOption",
+    "JsonOption",
+    "journal",
+    "load_run",
+    "make_console",
+    "print_json",
+    "render_events",
+    "render_run",
+    "render_run_list",
+    "status_text",
+]
+
+DB_ENV = "SAGAGUARD_DB"
+
+DbOption = Annotated[
+    str,
+    typer.Option(
+        "--db",
+        metavar="URL",
+        envvar=DB_ENV,
+        help=f"The journal: sqlite:///path.sqlite3. Default: ${DB_ENV}, else {DEFAULT_URL}.",
+        show_default=False,
+        show_envvar=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+runs_app = typer.Typer(
+    name="runs",
+    help="List runs and show one run's step timeline and journal events.",
+    no_args_is_help=True,
+)
+app.add_typer(runs_app, name="runs")
+
+_STYLES = {
+    "completed": "green",
+    "compensated": "yellow",
+    "failed": "red",
+    "needs_manual_review": "bold magenta",
+    "compensation_failed": "bold red",
+    "unknown": "bold yellow",
+    "running": "cyan",
+    "started": "cyan",
+    "compensating": "cyan",
+}
+
+
+@runs_app.command("list")
+def list_runs(
+    status: Annotated[
+        RunStatus | None,
+        typer.Option("--status", help="Only runs with this status.", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    as_json: JsonOption = False,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """List runs, newest first: operation id, process, status, last change, reason."""
+    with journal(db, must_exist=True) as store:
+        rows = [run_summary(run) for run in store.list_runs(status=status, limit=limit)]
+    if as_json:
+        print_json(rows)
+        return
+    console = make_console()
+    if not rows:
+        which = f" with status {status.value}" if status else ""
+        console.print(Text(f"no runs{which} in {db}"))
+        return
+    render_run_list(console, rows)
+
+
+@runs_app.command("show")
+def show_run(
+    operation_id: Annotated[
+        str, typer.Argument(metavar="OP", help="The run's operation id.", show_default=False)
+    ],
+    as_json: JsonOption = False,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """Show one run: its steps (status, attempts, external ids, reasons) and every event."""
+    with journal(db, must_exist=True) as store:
+        snapshot = load_run(store, operation_id, db)
+        view = run_view(snapshot, store.events(operation_id))
+    if as_json:
+        print_json(view)
+        return
+    console = make_console()
+    render_run(console, view)
+    console.print()
+    render_events(console, view["events"])
+
+
+# -- shared by the journal commands ---------------------------------------------------------
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL (``None`` for other schemes or a malformed URL)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or parts.netloc or len(parts.path) < 2:
+        return None
+    return Path(unquote(parts.path[1:]))
+
+
+@contextmanager
+def journal(url: str, *, must_exist: bool) -> Iterator[JournalStore]:
+    """Open the journal at ``url`` for one command and close it afterwards.
+
+    With ``must_exist`` a missing SQLite file is an error (one line naming it) instead of
+    a new empty journal: a mistyped ``--db`` must not look like "no runs".
+    """
+    path = sqlite_path(url)
+    if must_exist and path is not None and not path.exists():
+        raise StoreError(
+            f"no journal at {path}: nothing has run with this journal yet "
+            f"(pass --db URL or set {DB_ENV})"
+        )
+    store = open_store(url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def load_run(store: JournalStore, operation_id: str, url: str) -> RunSnapshot:
+    """The run's snapshot, or one line naming the operation id and the journal."""
+    try:
+        return store.load(operation_id)
+    except RunNotFoundError:
+        raise RunNotFoundError(f"no run has operation_id {operation_id!r} in {url}") from None
+
+
+def print_json(value: Any) -> None:
+    """Print a view as indented JSON (UTF-8, whatever the locale)."""
+    write_stdout(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def make_console() -> Console:
+    """A console for tables: colours only on a terminal, 80 columns when piped."""
+    return Console(highlight=False, markup=False, emoji=False)
+
+
+def status_text(status: str | None) -> Text:
+    """A status, coloured by how it ended."""
+    return Text(status or "-", style=_STYLES.get(status or "", ""))
+
+
+def render_run(console: Console, view: dict[str, Any]) -> None:
+    """The run's header and its step timeline."""
+    header = Text()
+    header.append(f"run {view['operation_id']}", style="bold")
+    header.append(f"  {view['process']} v{view['version']}  ")
+    header.append_text(status_text(view["status"]))
+    console.print(header)
+    if view.get("reason"):
+        console.print(Text(f"reason: {view['reason']}"))
+    if view.get("owner"):
+        console.print(Text(f"owner: {view['owner']} (lease until {view['lease_expires_at']})"))
+    console.print(Text(f"created {view['created_at']}  updated {view['updated_at']}", style="dim"))
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    table.add_column("step / status", no_wrap=True)
+    table.add_column("tries", justify="right", no_wrap=True)
+    table.add_column("external id", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    for step in view["steps"]:
+        tries = str(step["attempts"])
+        if step["compensation_attempts"]:
+            tries += f"+{step['compensation_attempts']}u"
+        cell = Text(step["step_id"])
+        cell.append("\n")
+        cell.append_text(status_text(step["status"]))
+        table.add_row(cell, tries, Text(step["external_id"] or "-"), Text(step["reason"] or ""))
+    console.print(table)
+    if any(step["compensation_attempts"] for step in view["steps"]):
+        console.print(Text("tries: forward attempts, +Nu = undo (compensation) attempts", "dim"))
+
+
+def render_events(console: Console, events: Sequence[dict[str, Any]]) -> None:
+    """A run's journal events: seq, time, kind and step, from -> to, reason, and who acted.
+
+    The actor is shown when it changes (an engine, a worker taking over, a reviewer), so the
+    table fits 80 columns while every row still says who.
+    """
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    table.add_column("seq", justify="right", no_wrap=True)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("event / step / by", no_wrap=True)
+    table.add_column("from -> to / reason", overflow="fold")
+    actor = None
+    for event in events:
+        what = Text(event["kind"])
+        if event["step_id"]:
+            what.append(f"\n{event['step_id']}")
+        if event["actor"] != actor:
+            actor = event["actor"]
+            what.append(f"\nby {actor}", style="dim")
+        detail = Text()
+        if event["to"]:
+            detail.append(f"{event['from'] or '-'} -> {event['to']}")
+        if event["reason"]:
+            detail.append(("\n" if detail else "") + event["reason"], style="dim")
+        table.add_row(str(event["seq"]), (event["at"] or "")[11:23], what, detail)
+    console.print(table)
+
+
+def render_run_list(console: Console, rows: Sequence[dict[str, Any]]) -> None:
+    """Runs as a table: operation id and process, status, last change, reason."""
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    table.add_column("run / process", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("updated (UTC)", no_wrap=True)
+    table.add_column("reason", overflow="fold")
+    for row in rows:
+        run = Text(row["operation_id"])
+        run.append(f"\n{row['process']} v{row['version']}", style="dim")
+        table.add_row(
+            run,
+            status_text(row["status"]),
+            (row["updated_at"] or "")[:16].replace("T", " "),
+            Text(row["reason"] or ""),
+        )
+    console.print(table)
