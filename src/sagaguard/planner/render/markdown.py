@@ -1,0 +1,446 @@
+"""The recovery plan as Markdown: the default output of ``sagaguard plan``.
+
+Each of the seven parts becomes a section with a table or a list, followed by the example
+journal states and a Mermaid flowchart. Everything shown comes from the :class:`Plan`;
+this module only chooses how it reads (pure: a plan in, a string out).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sagaguard.planner.plan import (
+    DecisionEntry,
+    ExpectedState,
+    Injection,
+    JournalRow,
+    PartialFailureTest,
+    Plan,
+    RollbackSequence,
+    StepEntry,
+)
+from sagaguard.planner.render.labels import (
+    CATEGORY_LABELS,
+    DECISION_LABELS,
+    SECTIONS,
+    SITUATION_LABELS,
+    backoff_text,
+    duration,
+    id_list,
+    words,
+)
+from sagaguard.planner.render.mermaid import render_mermaid
+from sagaguard.planner.render.view import (
+    checklist_by_area,
+    decision_grid,
+    findings_by_severity,
+    reason_groups,
+    severity_counts,
+    situations,
+)
+
+__all__ = ["render_markdown"]
+
+_TITLES = dict(SECTIONS)
+
+
+def render_markdown(plan: Plan) -> str:
+    """The whole plan as one Markdown document (ends with a newline)."""
+    parts = [
+        _header(plan),
+        _step_table(plan),
+        _rollback_sequences(plan),
+        _rollback_failure_policy(plan),
+        _decision_matrix(plan),
+        _tests(plan),
+        _checklist(plan),
+        _findings(plan),
+        _example_states(plan),
+        _flow(plan),
+    ]
+    text = "\n\n".join("\n".join(lines).strip("\n") for lines in parts)
+    return text + "\n"
+
+
+# --- building blocks -------------------------------------------------------------------------
+
+
+def _cell(text: str | None) -> str:
+    """Text made safe for a table cell: pipes escaped, line breaks kept as <br>."""
+    if text is None or text == "":
+        return "—"
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
+
+
+def _code(text: str) -> str:
+    """Inline code that survives backticks inside ``text``."""
+    fence = "``" if "`" in text else "`"
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _codes(ids: Iterable[str], *, empty: str = "—") -> str:
+    return id_list((_code(i) for i in ids), empty=empty)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _section(anchor: str) -> list[str]:
+    return [f"## {_TITLES[anchor]}", ""]
+
+
+# --- header ----------------------------------------------------------------------------------
+
+
+def _header(plan: Plan) -> list[str]:
+    process = plan.process
+    lines = [f"# Recovery plan: {process.name}", ""]
+    if process.description:
+        lines += [f"> {process.description}", ""]
+    routes = (
+        ", ".join(f"{_code(key)} → {value}" for key, value in process.alerts.items())
+        or "none declared"
+    )
+    lines += _table(
+        ["", ""],
+        [
+            ["Process", f"{_code(process.name)} version {_cell(process.version)}"],
+            ["Steps", _cell(" → ".join(s.id for s in plan.steps))],
+            ["State store", _code(process.state_store.value)],
+            [
+                "Observability",
+                _codes(o.value for o in process.observability) if process.observability else "none",
+            ],
+            ["Alert routes", _cell(routes)],
+            ["Findings", _finding_counts(plan)],
+            ["Plan format", _code(plan.format)],
+        ],
+    )
+    lines += ["", "**Contents:** " + " · ".join(f"[{t}](#{a})" for a, t in SECTIONS)]
+    return lines
+
+
+def _finding_counts(plan: Plan) -> str:
+    counts = severity_counts(plan)
+    if not counts:
+        return "none"
+    text = ", ".join(f"{n} {sev.value}{'s' if n > 1 else ''}" for sev, n in counts)
+    return f"{text} (see [7. Findings](#findings))"
+
+
+# --- 1. step table ---------------------------------------------------------------------------
+
+
+def _step_table(plan: Plan) -> list[str]:
+    lines = _section("steps")
+    lines += _table(
+        ["#", "step", "class", "changes", "idempotent", "forward action", "compensation"],
+        (
+            [
+                str(s.position),
+                _code(s.id),
+                s.step_class.value,
+                ", ".join(c.value for c in s.changes),
+                s.idempotent.value,
+                _cell(s.action),
+                _cell(_compensation_text(s)),
+            ]
+            for s in plan.steps
+        ),
+    )
+    for step in plan.steps:
+        lines += ["", *_step_detail(step)]
+    return lines
+
+
+def _compensation_text(step: StepEntry) -> str:
+    if step.compensation:
+        return step.compensation
+    if step.mitigation:
+        return f"none (irreversible); instead: {step.mitigation}"
+    return "none"
+
+
+def _step_detail(step: StepEntry) -> list[str]:
+    limits = f"timeout {duration(step.timeout_s)}, at most {step.max_attempts} attempts"
+    lines = [f"### {step.position}. `{step.id}`", ""]
+    lines.append(f"- **Forward:** {step.action}")
+    if step.compensation:
+        lines.append(f"- **Compensation:** {step.compensation}")
+    if step.mitigation:
+        lines.append(f"- **Mitigation (cannot be undone):** {step.mitigation}")
+    lines.append(f"- **Do not compensate when:** {step.rollback_condition}")
+    if step.verify:
+        lines.append(f"- **Verify the real outcome:** {step.verify}")
+    if step.external_id:
+        lines.append(f"- **External id:** {_code(step.external_id)}")
+    lines.append(f"- **Limits:** {limits}")
+    lines.append(f"- **Alerts go to:** {step.alert_route or 'no route declared'}")
+    lines.append(f"- **Persist:** {_codes(step.persist)}")
+    lines.append("- **Success signals:**")
+    lines += [f"  - {signal}" for signal in step.success_signals]
+    lines.append("- **Failure signals:**")
+    lines += [f"  - {signal}" for signal in step.failure_signals]
+    return lines
+
+
+# --- 2. rollback sequences -------------------------------------------------------------------
+
+
+def _rollback_sequences(plan: Plan) -> list[str]:
+    lines = _section("rollback-sequences")
+    lines += [
+        "Recovery runs backward: the latest completed step is undone first.",
+        "",
+        *_table(
+            ["failed step", "compensate (latest first)", "irreversible on the way", "ends as"],
+            (
+                [
+                    _code(seq.failed_step),
+                    _codes(seq.compensate, empty="nothing to undo"),
+                    _codes((i.step for i in seq.irreversible), empty="—"),
+                    _code(seq.final_status.value),
+                ]
+                for seq in plan.rollback_sequences
+            ),
+        ),
+    ]
+    for seq in plan.rollback_sequences:
+        lines += ["", *_sequence_detail(seq)]
+    return lines
+
+
+def _sequence_detail(seq: RollbackSequence) -> list[str]:
+    handling = seq.failed_step_handling
+    lines = [f"### If `{seq.failed_step}` fails", ""]
+    lines.append(
+        f"- **It failed definitely** ({DECISION_LABELS[handling.definite_failure.decision]}): "
+        f"{handling.definite_failure.instruction}"
+    )
+    lines.append(
+        f"- **Its outcome is unknown** ({DECISION_LABELS[handling.unknown_outcome.decision]}): "
+        f"{handling.unknown_outcome.instruction}"
+    )
+    for item in seq.irreversible:
+        lines.append(f"- **`{item.step}` cannot be undone:** {item.mitigation}")
+    lines += ["", "Procedure:", ""]
+    lines += [f"{n}. {instruction}" for n, instruction in enumerate(seq.procedure, 1)]
+    if seq.compensate:
+        ending = f"The run ends as `{seq.final_status.value}` once every compensation succeeded."
+    else:
+        ending = f"The run ends as `{seq.final_status.value}`: nothing to undo."
+    lines += ["", ending]
+    return lines
+
+
+# --- 3. rollback-failure policy --------------------------------------------------------------
+
+
+def _rollback_failure_policy(plan: Plan) -> list[str]:
+    lines = _section("rollback-failure-policy")
+    if not plan.rollback_failure_policy:
+        return [*lines, "No step has a compensation, so no rollback can fail."]
+    lines += [
+        "A failed compensation is its own event with its own alert. The rollback stops there "
+        "(earlier steps stay as they are) and the run waits for a person.",
+        "",
+        *_table(
+            ["step", "compensation", "attempts", "left waiting", "alert"],
+            (
+                [
+                    _code(p.step),
+                    _cell(p.compensation),
+                    str(p.attempts),
+                    _codes(p.halted_steps, empty="nothing"),
+                    _cell(f"{p.alert_kind.value} → {p.alert_to}"),
+                ]
+                for p in plan.rollback_failure_policy
+            ),
+        ),
+    ]
+    for policy in plan.rollback_failure_policy:
+        lines += [
+            "",
+            f"### Undoing `{policy.step}` fails",
+            "",
+            f"- **Compensation:** {policy.compensation}",
+            f"- **Attempts:** {policy.attempts}, backoff {backoff_text(policy.backoff)}",
+            f"- **Retried when:** {policy.retry_when}",
+            f"- **Manual review when:** {policy.manual_review_when}",
+            f"- **Left completed while the run waits:** "
+            f"{_codes(policy.halted_steps, empty='nothing')}",
+            f"- **Alert:** `{policy.alert_kind.value}` → {policy.alert_to}",
+        ]
+    return lines
+
+
+# --- 4. decision matrix ----------------------------------------------------------------------
+
+
+def _decision_matrix(plan: Plan) -> list[str]:
+    lines = _section("decision-matrix")
+    lines += [
+        "What to do with each step in each situation. `a → b`: do `a` within its bound, "
+        "then `b`; 🔔 a person is alerted.",
+        "",
+    ]
+    lines += _table(
+        ["step", *(SITUATION_LABELS[s] for s in situations(plan))],
+        ([_code(step), *(_matrix_cell(e) for e in row)] for step, row in decision_grid(plan)),
+    )
+    lines += ["", "Why:", ""]
+    everyone = len(plan.steps)
+    for group in reason_groups(plan):
+        entry = group.entry
+        who = "every step" if len(group.steps) == everyone > 1 else _codes(group.steps)
+        lines.append(
+            f"- *{SITUATION_LABELS[entry.situation]}*, {who} → **{_matrix_cell(entry)}**: "
+            f"{entry.reason}"
+        )
+    return lines
+
+
+def _matrix_cell(entry: DecisionEntry | None) -> str:
+    if entry is None:
+        return "—"
+    text = DECISION_LABELS[entry.decision]
+    if entry.then is not None:
+        text += f" → {DECISION_LABELS[entry.then]}"
+    if entry.alert:
+        text += " 🔔"
+    return text
+
+
+# --- 5. partial-failure tests ----------------------------------------------------------------
+
+
+def _tests(plan: Plan) -> list[str]:
+    lines = _section("tests")
+    lines += _table(
+        ["id", "category", "step", "inject", "run ends as", "alert"],
+        (
+            [
+                _code(t.id),
+                CATEGORY_LABELS[t.category],
+                _code(t.step),
+                _cell("; ".join(_injection(i) for i in t.injection)),
+                _code(t.expected.run_status.value),
+                _cell(_alert_text(t.expected)),
+            ]
+            for t in plan.tests
+        ),
+    )
+    for test in plan.tests:
+        lines += ["", *_test_detail(test)]
+    return lines
+
+
+def _injection(injection: Injection) -> str:
+    times = "every attempt" if injection.times is None else f"×{injection.times}"
+    return f"{injection.fault.value} {words(injection.point.value)} {injection.step} ({times})"
+
+
+def _alert_text(expected: ExpectedState) -> str:
+    alert = expected.alert
+    if alert is None:
+        return "none"
+    route = alert.route or "no route declared"
+    return f"{alert.kind.value} on {alert.step} → {route}"
+
+
+def _test_detail(test: PartialFailureTest) -> list[str]:
+    expected = test.expected
+    lines = [f"### `{test.id}`: {CATEGORY_LABELS[test.category]}", "", test.scenario, ""]
+    lines.append("- **Inject:** " + "; ".join(_injection(i) for i in test.injection))
+    lines.append(f"- **Run ends as:** `{expected.run_status.value}`")
+    lines.append(f"- **Still active:** {_codes(expected.active, empty='nothing')}")
+    lines.append(f"- **Compensated (in order):** {_codes(expected.compensated, empty='nothing')}")
+    lines.append(f"- **Waiting for a person:** {_codes(expected.manual_review, empty='nothing')}")
+    lines.append(f"- **Alert:** {_alert_text(expected)}")
+    lines += [f"- {check}" for check in expected.checks]
+    return lines
+
+
+# --- 6. checklist ----------------------------------------------------------------------------
+
+
+def _checklist(plan: Plan) -> list[str]:
+    lines = _section("checklist")
+    for area, items in checklist_by_area(plan):
+        lines += [f"### {area.value.capitalize()}", ""]
+        for item in items:
+            about = f" ({_codes(item.steps)})" if item.steps else ""
+            lines.append(f"- [ ] **{item.title}**{about}: {item.detail}")
+        lines.append("")
+    return lines
+
+
+# --- 7. findings -----------------------------------------------------------------------------
+
+
+def _findings(plan: Plan) -> list[str]:
+    lines = _section("findings")
+    if not plan.findings:
+        return [*lines, "No findings: the process follows every rule sagaguard checks."]
+    lines += _table(
+        ["severity", "step", "code", "message"],
+        (
+            [
+                f"**{f.severity.value}**" if f.severity.value == "error" else f.severity.value,
+                _code(f.step) if f.step else "(process)",
+                _code(f.code),
+                _cell(f.message),
+            ]
+            for f in findings_by_severity(plan)
+        ),
+    )
+    return lines
+
+
+# --- example states and flow -----------------------------------------------------------------
+
+
+def _example_states(plan: Plan) -> list[str]:
+    states = plan.example_states
+    lines = _section("example-states")
+    lines += [f"The most dangerous failure of this process: {states.scenario}", ""]
+    lines += [f"**Before recovery** (run `{states.run_status_before.value}`):", ""]
+    lines += _journal(states.before)
+    lines += ["", f"**Recovery:** {states.recovery}", ""]
+    lines += [f"**After recovery** (run `{states.run_status_after.value}`):", ""]
+    lines += _journal(states.after)
+    return lines
+
+
+def _journal(rows: Sequence[JournalRow]) -> list[str]:
+    return _table(
+        ["operation_id", "step_id", "status", "external id", "attempts", "reason"],
+        (
+            [
+                _code(r.operation_id),
+                _code(r.step_id),
+                f"**{r.status.value}**",
+                _code(r.external_id) if r.external_id else "—",
+                str(r.attempts),
+                _cell(r.reason),
+            ]
+            for r in rows
+        ),
+    )
+
+
+def _flow(plan: Plan) -> list[str]:
+    lines = _section("flow")
+    lines += [
+        "Solid arrows: the forward path. Dashed arrows: what runs when a step fails (red), "
+        "the compensations, latest first (orange), and the ways into manual review (dotted).",
+        "",
+        "```mermaid",
+        *render_mermaid(plan.flow),
+        "```",
+    ]
+    return lines

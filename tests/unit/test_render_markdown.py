@@ -1,0 +1,127 @@
+"""The Markdown rendering: every part of the plan, every step, a Mermaid flowchart."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sagaguard import load_spec, parse_spec
+from sagaguard.planner import Plan, plan
+from sagaguard.planner.plan import FlowEdgeKind
+from sagaguard.planner.render import render_markdown
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def checkout() -> Plan:
+    return plan(load_spec(EXAMPLES / "checkout.yaml"))
+
+
+def mermaid_block(text: str) -> str:
+    blocks = re.findall(r"```mermaid\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) == 1, "expected exactly one mermaid block"
+    return blocks[0]
+
+
+def test_markdown_has_every_part_of_the_plan() -> None:
+    """The seven parts, the example states and the diagram each get a heading."""
+    text = render_markdown(checkout())
+    for heading in (
+        "## 1. Step table",
+        "## 2. Rollback sequences",
+        "## 3. When a rollback fails",
+        "## 4. Decision matrix",
+        "## 5. Partial-failure tests",
+        "## 6. Production-readiness checklist",
+        "## 7. Findings",
+        "## Example states",
+        "## Flow diagram",
+    ):
+        assert f"\n{heading}\n" in text, heading
+
+
+def test_markdown_names_every_step_and_every_test_and_finding() -> None:
+    """Nothing of the plan is dropped: step ids, test ids and finding codes all appear."""
+    process_plan = checkout()
+    text = render_markdown(process_plan)
+    for step in process_plan.steps:
+        assert f"`{step.id}`" in text
+        assert step.action in text
+        assert step.rollback_condition in text
+    for test in process_plan.tests:
+        assert f"`{test.id}`" in text
+    for finding in process_plan.findings:
+        assert f"`{finding.code}`" in text
+    for item in process_plan.checklist:
+        assert item.title in text
+
+
+def test_markdown_shows_the_journal_before_and_after_recovery() -> None:
+    """The example states appear as two journal tables with the plan's statuses."""
+    process_plan = checkout()
+    text = render_markdown(process_plan)
+    states = process_plan.example_states
+    section = text.split("## Example states", 1)[1].split("## Flow diagram", 1)[0]
+    assert section.count("| operation_id | step_id | status |") == 2
+    assert states.recovery in section
+    for row in (*states.before, *states.after):
+        assert f"| `{row.step_id}` | **{row.status.value}** |" in section
+
+
+def test_mermaid_flowchart_draws_every_node_and_dashes_the_way_back() -> None:
+    """Each flow node is declared; forward edges are solid, every other edge is dashed."""
+    process_plan = checkout()
+    block = mermaid_block(render_markdown(process_plan))
+    assert block.startswith("flowchart TB\n")
+    for node in process_plan.flow.nodes:
+        assert re.search(rf"^  n_{node.id}\W", block, flags=re.MULTILINE), node.id
+    edge_lines = [line for line in block.splitlines() if re.search(r" (-->|-\.->)", line)]
+    assert len(edge_lines) == len(process_plan.flow.edges)
+    for edge, line in zip(process_plan.flow.edges, edge_lines, strict=True):
+        dashed = "-.->" in line
+        assert dashed is (edge.kind is not FlowEdgeKind.FORWARD), line
+
+
+def test_mermaid_labels_cannot_break_the_diagram() -> None:
+    """Quotes and angle brackets in spec text become Mermaid entity codes, not syntax."""
+    spec = parse_spec(
+        """
+process: odd
+state_store: database
+observability: []
+steps:
+  - id: first
+    action: Say "hi" <b>loudly</b>
+    changes: [database]
+    idempotent: yes
+    compensation: Undo it
+  - id: end
+    changes: [email]
+    idempotent: yes
+    compensation: none
+"""
+    )
+    block = mermaid_block(render_markdown(plan(spec)))
+    assert "#quot;hi#quot;" in block
+    assert "#lt;b#gt;" in block
+    assert "<b>loudly" not in block
+    # A step called `end` must not be a bare Mermaid keyword.
+    assert re.search(r"^\s*end\b", block, flags=re.MULTILINE) is None
+
+
+def test_table_cells_escape_pipes() -> None:
+    """A pipe in an action does not split the step table's row."""
+    spec = parse_spec(
+        """
+process: piped
+state_store: database
+observability: []
+steps:
+  - id: only
+    action: Write a | b to the log
+    changes: [database]
+    idempotent: yes
+"""
+    )
+    text = render_markdown(plan(spec))
+    assert "Write a \\| b to the log" in text
