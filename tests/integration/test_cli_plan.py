@@ -134,6 +134,15 @@ def test_plan_output_file_holds_exactly_what_stdout_would(
     assert sorted(p.name for p in target.parent.iterdir()) == ["plan.txt"], "temp file left"
 
 
+def test_plan_output_dash_means_stdout(runner: CliRunner, shop: Path) -> None:
+    printed = runner.invoke(app, ["plan", str(shop)])
+    dashed = runner.invoke(app, ["plan", str(shop), "-o", "-"])
+    _ok(dashed)
+    assert dashed.stdout == printed.stdout
+    assert dashed.stderr == ""
+    assert not Path("-").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "marker"),
     [("plan.json", '"format": "sagaguard.plan/v1"'), ("plan.html", "<svg"), ("plan.md", "# ")],

@@ -71,7 +71,7 @@ def plan(
             "--output",
             "-o",
             metavar="FILE",
-            help="Write the plan to FILE (atomically) instead of stdout.",
+            help="Write the plan to FILE (atomically) instead of stdout; `-` is stdout.",
             dir_okay=False,
             show_default=False,
         ),
@@ -81,7 +81,7 @@ def plan(
     process_plan = _plan_of(spec)
     fmt = output_format or _format_for(output)
     text = _render(process_plan, fmt)
-    if output is None:
+    if output is None or str(output) == "-":
         write_stdout(text)
         return
     written = write_atomic(output, text if text.endswith("\n") else text + "\n")
@@ -125,7 +125,7 @@ def _plan_of(target: str) -> Plan:
 
 
 def _format_for(output: Path | None) -> PlanFormat:
-    if output is None:
+    if output is None or str(output) == "-":
         return PlanFormat.MARKDOWN
     return _SUFFIX_FORMATS.get(output.suffix.lower(), PlanFormat.MARKDOWN)
 
