@@ -15,6 +15,7 @@ from sagaguard.exceptions import (
     StoreError,
 )
 from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
+from sagaguard.planner import Plan, plan
 from sagaguard.rules import Decision, Situation, decide
 from sagaguard.spec import load_spec, parse_spec
 
@@ -25,6 +26,7 @@ __all__ = [
     "Decision",
     "Idempotency",
     "OperationConflictError",
+    "Plan",
     "Process",
     "ResolutionError",
     "RunBusyError",
@@ -40,5 +42,6 @@ __all__ = [
     "StoreError",
     "decide",
     "load_spec",
+    "plan",
     "parse_spec",
 ]
