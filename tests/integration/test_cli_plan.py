@@ -363,6 +363,68 @@ def test_a_coded_target_of_the_wrong_type_is_one_line(runner: CliRunner, coded_s
     ]
 
 
+CODED_SAGA = """\
+from sagaguard.engine import Saga
+
+saga = Saga("signup", observability=["logs", "alerts"], alerts={"default": "growth"})
+
+
+@saga.step(changes=["database"], idempotent="yes", external_id="user_id")
+def create_user(ctx):
+    '''Insert the user row'''
+
+
+@create_user.compensate
+def delete_user(ctx):
+    '''Delete the user row by user_id'''
+
+
+@saga.step(changes=["email"], idempotent="no", compensation="none")
+def send_welcome(ctx):
+    '''Send the welcome email'''
+
+
+empty = Saga("nothing")
+"""
+
+
+@pytest.fixture
+def coded_signup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A module in the working directory that defines a saga with the decorator API."""
+    name = f"coded_signup_{next(_modules)}"
+    (tmp_path / f"{name}.py").write_text(CODED_SAGA, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_plan_of_a_decorated_saga_uses_its_steps_and_docstrings(
+    runner: CliRunner, coded_signup: str
+) -> None:
+    result = runner.invoke(app, ["plan", f"{coded_signup}:saga", "--format", "json"])
+    _ok(result)
+    document = json.loads(result.stdout)
+    assert document["process"]["name"] == "signup"
+    assert [step["id"] for step in document["steps"]] == ["create_user", "send_welcome"]
+    create_user = document["steps"][0]
+    assert create_user["action"] == "Insert the user row"
+    assert create_user["compensation"] == "Delete the user row by user_id"
+    assert create_user["class"] == "compensatable"
+    assert document["steps"][1]["class"] == "irreversible"
+
+
+def test_a_saga_without_steps_is_one_line_naming_the_target(
+    runner: CliRunner, coded_signup: str
+) -> None:
+    result = runner.invoke(app, ["check", f"{coded_signup}:empty"])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"sagaguard: error: {coded_signup}:empty: ")
+    assert "no steps" in lines[0]
+
+
 # --- the real entry point ------------------------------------------------------------------
 
 
