@@ -7,6 +7,7 @@ error handling: one line on stderr, exit code 2.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections import Counter
 from enum import StrEnum
@@ -113,8 +114,9 @@ def init(
 ) -> None:
     """Write a commented starter spec (the guide's order checkout) to start from."""
     written = write_atomic(file, starter_spec(str(file)), overwrite=force)
+    quoted = shlex.quote(str(written))
     sys.stdout.write(
-        f"wrote {written}: edit it, then run `{PROG} check {written}` and `{PROG} plan {written}`\n"
+        f"wrote {written}: edit it, then run `{PROG} check {quoted}` and `{PROG} plan {quoted}`\n"
     )
 
 
