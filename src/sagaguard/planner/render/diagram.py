@@ -75,6 +75,16 @@ class Box:
         return self.y + self.h / 2
 
     @property
+    def anchor(self) -> str:
+        """SVG text-anchor: the wide manual-review bar reads from its left end."""
+        return "start" if self.kind is FlowNodeKind.MANUAL_REVIEW else "middle"
+
+    @property
+    def text_x(self) -> float:
+        """Where the label lines are anchored."""
+        return self.x + 14 if self.anchor == "start" else self.cx
+
+    @property
     def header_size(self) -> float:
         """Font size of the header: 12px, smaller when a long step id would overflow the box."""
         if not self.header:

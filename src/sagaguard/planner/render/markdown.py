@@ -298,7 +298,7 @@ def _decision_matrix(plan: Plan) -> list[str]:
         entry = group.entry
         who = "every step" if len(group.steps) == everyone > 1 else _codes(group.steps)
         lines.append(
-            f"- *{SITUATION_LABELS[entry.situation]}*, {who} → **{_matrix_cell(entry)}**: "
+            f"- *{SITUATION_LABELS[entry.situation]}* for {who} → **{_matrix_cell(entry)}**: "
             f"{entry.reason}"
         )
     return lines
