@@ -68,9 +68,14 @@ _INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 12
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _OWNED = "WHERE operation_id = ? AND fencing_token = ? AND owner = ?"
 # record(): renew the lease and reserve event numbers in the statement that checks the fence.
+# record(): the fenced write renews the lease and reserves event numbers; then one read of the
+# statuses the new events leave. (RETURNING would fold the two but costs more than the read.)
 _RENEW_FOR_RECORD = (
-    "UPDATE runs SET lease_expires_at = ?, updated_at = ?, last_seq = last_seq + ? "
-    f"{_OWNED} RETURNING status, reason, last_seq"
+    f"UPDATE runs SET lease_expires_at = ?, updated_at = ?, last_seq = last_seq + ? {_OWNED}"
+)
+_CURRENT = (
+    "SELECT r.status, r.reason, r.last_seq, s.step_id, s.status FROM runs AS r "
+    "LEFT JOIN steps AS s ON s.operation_id = r.operation_id WHERE r.operation_id = ?"
 )
 _RENEW = f"UPDATE runs SET lease_expires_at = ? {_OWNED}"
 _RELEASE = (
@@ -279,20 +284,15 @@ class SQLiteStore:
         ]
         op, owner, lease = claim.operation_id, claim.owner, now + lease_s
         with self._writing() as conn:
-            rows = conn.execute(
+            fenced = conn.execute(
                 _RENEW_FOR_RECORD, (lease, now, len(prepared), op, claim.fencing_token, owner)
-            ).fetchall()
-            if not rows:
+            )
+            if fenced.rowcount == 0:
                 _raise_unowned(conn, claim)
-            run_status, run_reason, last_seq = rows[0]
+            current = conn.execute(_CURRENT, (op,)).fetchall()
+            run_status, run_reason, last_seq = current[0][:3]
             before = (run_status, run_reason)
-            steps: dict[str, str] = {}
-            if any(t.step is not None for t in transitions):
-                steps = dict(
-                    conn.execute(
-                        "SELECT step_id, status FROM steps WHERE operation_id = ?", (op,)
-                    ).fetchall()
-                )
+            steps = {row[3]: row[4] for row in current if row[3] is not None}
             step_rows = []
             event_rows = []
             seq = last_seq - len(prepared)
