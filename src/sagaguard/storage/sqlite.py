@@ -67,7 +67,6 @@ _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}, last_seq) VALUES ({', '.join('
 _INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 12)})"
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _OWNED = "WHERE operation_id = ? AND fencing_token = ? AND owner = ?"
-# record(): renew the lease and reserve event numbers in the statement that checks the fence.
 # record(): the fenced write renews the lease and reserves event numbers; then one read of the
 # statuses the new events leave. (RETURNING would fold the two but costs more than the read.)
 _RENEW_FOR_RECORD = (
