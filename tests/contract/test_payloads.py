@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import pytest
 
 from sagaguard.exceptions import RunNotFoundError
-from sagaguard.storage import JournalStore, StepStatus, Transition
+from sagaguard.storage import JournalStore, RunSnapshot, StepStatus, Transition
 
-from .helpers import LEASE, T0, completed, new_run, start, started
+from .helpers import LEASE, T0, completed, new_run, start, started, step
 
 NESTED: dict[str, Any] = {
     "名前": "Zoë 🚀",
@@ -36,6 +37,37 @@ def test_load_returns_the_run_with_its_steps_in_process_order(store: JournalStor
     assert snapshot.step("alpha").position == 1
     with pytest.raises(KeyError):
         snapshot.step("missing")
+
+
+def test_a_load_never_sees_part_of_a_record(store: JournalStore) -> None:
+    """The run row and the step rows of one load come from the same committed state."""
+    claim = start(store)
+    done = threading.Event()
+    seen: list[RunSnapshot] = []
+
+    def write() -> None:
+        current = claim
+        try:
+            for k in range(1, 150):
+                both = [
+                    step("bump", name, StepStatus.STARTED, attempts=k)
+                    for name in ("reserve", "ship")
+                ]
+                current = store.record(current, both, now=T0 + k, lease_s=LEASE)
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    while not done.is_set():
+        seen.append(store.load("op-1"))
+    writer.join()
+
+    assert store.load("op-1").step("ship").attempts == 149
+    for snapshot in seen:
+        written = snapshot.run.updated_at - T0
+        assert snapshot.step("reserve").attempts == written
+        assert snapshot.step("ship").attempts == written
 
 
 def test_records_are_frozen(store: JournalStore) -> None:
