@@ -1,0 +1,1 @@
+"""Acceptance tests: real processes killed with SIGKILL, recovered, and checked by invariant."""
