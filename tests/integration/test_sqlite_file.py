@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ def test_the_journal_runs_in_wal_mode_with_synchronous_full_by_default(tmp_path:
         assert details["path"] == str(tmp_path / "j.sqlite3")
     finally:
         store.close()
-    with _raw(tmp_path / "j.sqlite3") as conn:
+    with closing(_raw(tmp_path / "j.sqlite3")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -242,7 +243,7 @@ def test_the_event_log_refuses_updates_and_deletes_even_from_raw_sql(tmp_path: P
     store.create_run(_new(), owner="w", now=T0, lease_s=LEASE)
     store.close()
 
-    with _raw(path) as conn:
+    with closing(_raw(path)) as conn:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute("UPDATE events SET actor = 'someone else'")
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -256,7 +257,7 @@ def test_payloads_are_stored_as_readable_json_text(tmp_path: Path) -> None:
     store.create_run(_new(), owner="w", now=T0, lease_s=LEASE)
     store.close()
 
-    with _raw(path) as conn:
+    with closing(_raw(path)) as conn:
         [(text, kind)] = conn.execute("SELECT input, typeof(input) FROM runs").fetchall()
     assert kind == "text"
     assert text == '{"amount":42,"who":"Zoë"}'

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -18,17 +19,17 @@ T0 = 1_700_000_000.0
 
 
 def _versions(path: Path) -> list[int]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         return [row[0] for row in conn.execute("SELECT version FROM schema_version ORDER BY 1")]
 
 
 def _columns(path: Path, table: str) -> list[str]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
 def _objects(path: Path, kind: str) -> set[str]:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         rows = conn.execute("SELECT name FROM sqlite_master WHERE type = ?", (kind,))
         return {row[0] for row in rows if not row[0].startswith("sqlite_")}
 
@@ -89,7 +90,7 @@ def test_a_file_from_a_newer_sagaguard_is_refused_and_left_alone(tmp_path: Path)
     path = tmp_path / "j.sqlite3"
     _open(path)
     newer = schema.latest_version() + 1
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
         conn.execute("INSERT INTO schema_version (version) VALUES (?)", (newer,))
     tables = _objects(path, "table")
 
