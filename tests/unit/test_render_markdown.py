@@ -125,3 +125,43 @@ steps:
     )
     text = render_markdown(plan(spec))
     assert "Write a \\| b to the log" in text
+
+
+def test_contents_links_use_the_anchors_github_gives_the_headings() -> None:
+    """The contents line links to each heading by its GitHub anchor."""
+    text = render_markdown(checkout())
+    contents = next(line for line in text.splitlines() if line.startswith("**Contents:**"))
+    for anchor in (
+        "#1-step-table",
+        "#3-when-a-rollback-fails",
+        "#6-production-readiness-checklist",
+        "#7-findings",
+        "#example-states",
+        "#flow-diagram",
+    ):
+        assert f"]({anchor})" in contents
+
+
+def test_multi_line_spec_text_stays_in_its_list_item() -> None:
+    """A YAML block scalar's line breaks are folded, so a bullet is never cut in two."""
+    spec = parse_spec(
+        """
+process: folded
+description: |
+  First line
+  second line
+state_store: database
+observability: []
+steps:
+  - id: only
+    action: |
+      Write the row
+      and commit it
+    changes: [database]
+    idempotent: yes
+    compensation: Delete the row
+"""
+    )
+    text = render_markdown(plan(spec))
+    assert "> First line second line\n" in text
+    assert "- **Forward:** Write the row and commit it\n" in text

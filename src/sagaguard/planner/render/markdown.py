@@ -72,6 +72,11 @@ def _cell(text: str | None) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
 
 
+def _inline(text: str) -> str:
+    """Text on one line: a line break from a YAML block scalar would end a list item."""
+    return " ".join(text.split())
+
+
 def _code(text: str) -> str:
     """Inline code that survives backticks inside ``text``."""
     fence = "``" if "`" in text else "`"
@@ -100,27 +105,25 @@ def _header(plan: Plan) -> list[str]:
     process = plan.process
     lines = [f"# Recovery plan: {process.name}", ""]
     if process.description:
-        lines += [f"> {process.description}", ""]
+        lines += [f"> {_inline(process.description)}", ""]
     routes = (
         ", ".join(f"{_code(key)} → {value}" for key, value in process.alerts.items())
         or "none declared"
     )
-    lines += _table(
-        ["", ""],
-        [
-            ["Process", f"{_code(process.name)} version {_cell(process.version)}"],
-            ["Steps", _cell(" → ".join(s.id for s in plan.steps))],
-            ["State store", _code(process.state_store.value)],
-            [
-                "Observability",
-                _codes(o.value for o in process.observability) if process.observability else "none",
-            ],
-            ["Alert routes", _cell(routes)],
-            ["Findings", _finding_counts(plan)],
-            ["Plan format", _code(plan.format)],
-        ],
+    observability = (
+        _codes(o.value for o in process.observability) if process.observability else "none"
     )
-    lines += ["", "**Contents:** " + " · ".join(f"[{t}](#{a})" for a, t in SECTIONS)]
+    lines += [
+        f"- **Process:** {_code(process.name)}, version {process.version}",
+        f"- **Steps:** {' → '.join(_code(s.id) for s in plan.steps)}",
+        f"- **State store:** {_code(process.state_store.value)}",
+        f"- **Observability:** {observability}",
+        f"- **Alert routes:** {routes}",
+        f"- **Findings:** {_finding_counts(plan)}",
+        f"- **Plan format:** {_code(plan.format)}",
+        "",
+        "**Contents:** " + " · ".join(f"[{t}](#{_slug(t)})" for _, t in SECTIONS),
+    ]
     return lines
 
 
@@ -129,7 +132,13 @@ def _finding_counts(plan: Plan) -> str:
     if not counts:
         return "none"
     text = ", ".join(f"{n} {sev.value}{'s' if n > 1 else ''}" for sev, n in counts)
-    return f"{text} (see [7. Findings](#findings))"
+    return f"{text} (see [7. Findings](#{_slug(_TITLES['findings'])}))"
+
+
+def _slug(title: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    kept = "".join(c for c in title.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
 
 
 # --- 1. step table ---------------------------------------------------------------------------
@@ -161,30 +170,30 @@ def _compensation_text(step: StepEntry) -> str:
     if step.compensation:
         return step.compensation
     if step.mitigation:
-        return f"none (irreversible); instead: {step.mitigation}"
+        return f"none (irreversible); instead: {_inline(step.mitigation)}"
     return "none"
 
 
 def _step_detail(step: StepEntry) -> list[str]:
     limits = f"timeout {duration(step.timeout_s)}, at most {step.max_attempts} attempts"
     lines = [f"### {step.position}. `{step.id}`", ""]
-    lines.append(f"- **Forward:** {step.action}")
+    lines.append(f"- **Forward:** {_inline(step.action)}")
     if step.compensation:
-        lines.append(f"- **Compensation:** {step.compensation}")
+        lines.append(f"- **Compensation:** {_inline(step.compensation)}")
     if step.mitigation:
-        lines.append(f"- **Mitigation (cannot be undone):** {step.mitigation}")
-    lines.append(f"- **Do not compensate when:** {step.rollback_condition}")
+        lines.append(f"- **Mitigation (cannot be undone):** {_inline(step.mitigation)}")
+    lines.append(f"- **Do not compensate when:** {_inline(step.rollback_condition)}")
     if step.verify:
-        lines.append(f"- **Verify the real outcome:** {step.verify}")
+        lines.append(f"- **Verify the real outcome:** {_inline(step.verify)}")
     if step.external_id:
         lines.append(f"- **External id:** {_code(step.external_id)}")
     lines.append(f"- **Limits:** {limits}")
     lines.append(f"- **Alerts go to:** {step.alert_route or 'no route declared'}")
     lines.append(f"- **Persist:** {_codes(step.persist)}")
     lines.append("- **Success signals:**")
-    lines += [f"  - {signal}" for signal in step.success_signals]
+    lines += [f"  - {_inline(signal)}" for signal in step.success_signals]
     lines.append("- **Failure signals:**")
-    lines += [f"  - {signal}" for signal in step.failure_signals]
+    lines += [f"  - {_inline(signal)}" for signal in step.failure_signals]
     return lines
 
 
@@ -219,16 +228,16 @@ def _sequence_detail(seq: RollbackSequence) -> list[str]:
     lines = [f"### If `{seq.failed_step}` fails", ""]
     lines.append(
         f"- **It failed definitely** ({DECISION_LABELS[handling.definite_failure.decision]}): "
-        f"{handling.definite_failure.instruction}"
+        f"{_inline(handling.definite_failure.instruction)}"
     )
     lines.append(
         f"- **Its outcome is unknown** ({DECISION_LABELS[handling.unknown_outcome.decision]}): "
-        f"{handling.unknown_outcome.instruction}"
+        f"{_inline(handling.unknown_outcome.instruction)}"
     )
     for item in seq.irreversible:
-        lines.append(f"- **`{item.step}` cannot be undone:** {item.mitigation}")
+        lines.append(f"- **`{item.step}` cannot be undone:** {_inline(item.mitigation)}")
     lines += ["", "Procedure:", ""]
-    lines += [f"{n}. {instruction}" for n, instruction in enumerate(seq.procedure, 1)]
+    lines += [f"{n}. {_inline(instruction)}" for n, instruction in enumerate(seq.procedure, 1)]
     if seq.compensate:
         ending = f"The run ends as `{seq.final_status.value}` once every compensation succeeded."
     else:
@@ -267,13 +276,13 @@ def _rollback_failure_policy(plan: Plan) -> list[str]:
             "",
             f"### Undoing `{policy.step}` fails",
             "",
-            f"- **Compensation:** {policy.compensation}",
+            f"- **Compensation:** {_inline(policy.compensation)}",
             f"- **Attempts:** {policy.attempts}, backoff {backoff_text(policy.backoff)}",
-            f"- **Retried when:** {policy.retry_when}",
-            f"- **Manual review when:** {policy.manual_review_when}",
+            f"- **Retried when:** {_inline(policy.retry_when)}",
+            f"- **Manual review when:** {_inline(policy.manual_review_when)}",
             f"- **Left completed while the run waits:** "
             f"{_codes(policy.halted_steps, empty='nothing')}",
-            f"- **Alert:** `{policy.alert_kind.value}` → {policy.alert_to}",
+            f"- **Alert:** `{policy.alert_kind.value}` → {_inline(policy.alert_to)}",
         ]
     return lines
 
@@ -299,7 +308,7 @@ def _decision_matrix(plan: Plan) -> list[str]:
         who = "every step" if len(group.steps) == everyone > 1 else _codes(group.steps)
         lines.append(
             f"- *{SITUATION_LABELS[entry.situation]}* for {who} → **{_matrix_cell(entry)}**: "
-            f"{entry.reason}"
+            f"{_inline(entry.reason)}"
         )
     return lines
 
@@ -354,14 +363,14 @@ def _alert_text(expected: ExpectedState) -> str:
 
 def _test_detail(test: PartialFailureTest) -> list[str]:
     expected = test.expected
-    lines = [f"### `{test.id}`: {CATEGORY_LABELS[test.category]}", "", test.scenario, ""]
+    lines = [f"### `{test.id}`: {CATEGORY_LABELS[test.category]}", "", _inline(test.scenario), ""]
     lines.append("- **Inject:** " + "; ".join(_injection(i) for i in test.injection))
     lines.append(f"- **Run ends as:** `{expected.run_status.value}`")
     lines.append(f"- **Still active:** {_codes(expected.active, empty='nothing')}")
     lines.append(f"- **Compensated (in order):** {_codes(expected.compensated, empty='nothing')}")
     lines.append(f"- **Waiting for a person:** {_codes(expected.manual_review, empty='nothing')}")
     lines.append(f"- **Alert:** {_alert_text(expected)}")
-    lines += [f"- {check}" for check in expected.checks]
+    lines += [f"- {_inline(check)}" for check in expected.checks]
     return lines
 
 
@@ -374,7 +383,7 @@ def _checklist(plan: Plan) -> list[str]:
         lines += [f"### {area.value.capitalize()}", ""]
         for item in items:
             about = f" ({_codes(item.steps)})" if item.steps else ""
-            lines.append(f"- [ ] **{item.title}**{about}: {item.detail}")
+            lines.append(f"- [ ] **{_inline(item.title)}**{about}: {_inline(item.detail)}")
         lines.append("")
     return lines
 
@@ -407,10 +416,10 @@ def _findings(plan: Plan) -> list[str]:
 def _example_states(plan: Plan) -> list[str]:
     states = plan.example_states
     lines = _section("example-states")
-    lines += [f"The most dangerous failure of this process: {states.scenario}", ""]
+    lines += [f"The most dangerous failure of this process: {_inline(states.scenario)}", ""]
     lines += [f"**Before recovery** (run `{states.run_status_before.value}`):", ""]
     lines += _journal(states.before)
-    lines += ["", f"**Recovery:** {states.recovery}", ""]
+    lines += ["", f"**Recovery:** {_inline(states.recovery)}", ""]
     lines += [f"**After recovery** (run `{states.run_status_after.value}`):", ""]
     lines += _journal(states.after)
     return lines
