@@ -39,6 +39,15 @@ from sagaguard.storage.base import (
 __all__ = ["InMemoryStore"]
 
 _ACTIVE = (RunStatus.RUNNING, RunStatus.COMPENSATING)
+_KEPT_UNLESS_GIVEN = (
+    "attempts",
+    "last_attempt_at",
+    "external_id",
+    "failure_reason",
+    "compensation_attempts",
+    "completed_seq",
+)
+"""Step fields a ``StepChange`` overwrites only when it carries a value (``result`` aside)."""
 
 
 @dataclass(slots=True)
@@ -224,20 +233,12 @@ class InMemoryStore:
                     step = run.steps[change.step_id]
                     from_status, to_status = step.status.value, change.status.value
                     step.status = change.status
-                    if change.attempts is not None:
-                        step.attempts = change.attempts
-                    if change.last_attempt_at is not None:
-                        step.last_attempt_at = change.last_attempt_at
-                    if change.external_id is not None:
-                        step.external_id = change.external_id
+                    for name in _KEPT_UNLESS_GIVEN:
+                        value = getattr(change, name)
+                        if value is not None:
+                            setattr(step, name, value)
                     if result_text is not None:
                         step.result = result_text
-                    if change.failure_reason is not None:
-                        step.failure_reason = change.failure_reason
-                    if change.compensation_attempts is not None:
-                        step.compensation_attempts = change.compensation_attempts
-                    if change.completed_seq is not None:
-                        step.completed_seq = change.completed_seq
                 if transition.run_status is not None:
                     # The event shows the step's move when there is one, else the run's.
                     if from_status == to_status:

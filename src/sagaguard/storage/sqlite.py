@@ -257,7 +257,7 @@ class SQLiteStore:
             holder, lease = row
             if holder is not None and holder != owner and lease is not None and lease > now:
                 raise RunBusyError(f"run {operation_id!r} is held by {holder!r} until {lease}")
-            return _take(conn, operation_id, holder, owner=owner, now=now, lease_s=lease_s)
+            return _take(conn, operation_id, holder, owner, now, now + lease_s)
 
     def claim_expired(
         self, *, owner: str, now: float, lease_s: float, limit: int = 10
@@ -265,10 +265,7 @@ class SQLiteStore:
         """Claim up to ``limit`` active runs whose owner is gone or whose lease expired."""
         with self._writing() as conn:
             rows = conn.execute(_EXPIRED, (now, max(limit, 0))).fetchall()
-            return [
-                _take(conn, op, holder, owner=owner, now=now, lease_s=lease_s)
-                for op, holder in rows
-            ]
+            return [_take(conn, op, holder, owner, now, now + lease_s) for op, holder in rows]
 
     def record(
         self, claim: Claim, transitions: Sequence[Transition], *, now: float, lease_s: float
@@ -444,23 +441,14 @@ class SQLiteStore:
 
 
 def _take(
-    conn: sqlite3.Connection,
-    operation_id: str,
-    holder: str | None,
-    *,
-    owner: str,
-    now: float,
-    lease_s: float,
+    conn: sqlite3.Connection, op: str, holder: str | None, owner: str, now: float, lease: float
 ) -> Claim:
     """Give the run to ``owner`` with the next fencing token and a ``claimed`` event."""
-    lease = now + lease_s
-    token, seq = conn.execute(_TAKE, (owner, lease, now, operation_id)).fetchall()[0]
+    token, seq = conn.execute(_TAKE, (owner, lease, now, op)).fetchall()[0]
     reason = None if holder is None or holder == owner else f"lease of {holder} expired"
     data = dumps({"fencing_token": token, "previous_owner": holder})
-    conn.execute(
-        _INSERT_EVENT, (operation_id, seq, now, owner, "claimed", None, None, None, reason, data)
-    )
-    return Claim(operation_id, owner, token, lease)
+    conn.execute(_INSERT_EVENT, (op, seq, now, owner, "claimed", None, None, None, reason, data))
+    return Claim(op, owner, token, lease)
 
 
 def _encode(value: object) -> str | None:
