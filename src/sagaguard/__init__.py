@@ -16,6 +16,7 @@ from sagaguard.exceptions import (
 )
 from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
 from sagaguard.planner import Plan, plan
+from sagaguard.planner.render import render, render_html, render_json, render_markdown
 from sagaguard.rules import Decision, Situation, decide
 from sagaguard.spec import load_spec, parse_spec
 
@@ -42,6 +43,10 @@ __all__ = [
     "StoreError",
     "decide",
     "load_spec",
-    "plan",
     "parse_spec",
+    "plan",
+    "render",
+    "render_html",
+    "render_json",
+    "render_markdown",
 ]
