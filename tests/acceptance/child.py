@@ -34,6 +34,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--action", choices=("run", "recover", "resume"), required=True)
     parser.add_argument("--op", default="op-1", help="operation_id (run, resume)")
     parser.add_argument("--input", default="{}", help="run input as JSON")
+    parser.add_argument(
+        "--count",
+        type=int,
+        help="run: start this many runs, OP-0, OP-1, ... (ship fails in every 3rd)",
+    )
     parser.add_argument("--crash", help="point[:step[:attempt]] where to die with SIGKILL")
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to now")
     parser.add_argument("--lease-s", type=float, default=60.0)
@@ -62,7 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(max(0.0, args.start_at - time.time()))
     report: dict[str, Any] = {"pid": os.getpid(), "owner": engine.owner}
     with engine:
-        if args.action == "run":
+        if args.action == "run" and args.count is not None:
+            report["status"] = [
+                engine.run(
+                    saga, operation_id=f"{args.op}-{n}", input={"ship_fails": n % 3 == 0}
+                ).run.status.value
+                for n in range(args.count)
+            ]
+        elif args.action == "run":
             snapshot = engine.run(saga, operation_id=args.op, input=json.loads(args.input))
             report["status"] = snapshot.run.status.value
         elif args.action == "recover":

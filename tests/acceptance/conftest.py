@@ -68,6 +68,7 @@ class Shop:
         crash: str | None = None,
         clock_offset: float = 0.0,
         start_at: float | None = None,
+        count: int | None = None,
     ) -> subprocess.Popen[str]:
         """Start a child process doing ``action`` (run, recover, resume)."""
         command = [
@@ -81,6 +82,8 @@ class Shop:
             command += ["--crash", crash]
         if start_at is not None:
             command += ["--start-at", str(start_at)]
+        if count is not None:
+            command += ["--count", str(count)]
         return subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
