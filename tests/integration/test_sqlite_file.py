@@ -288,3 +288,32 @@ def test_a_store_in_a_forked_child_uses_its_own_connection(tmp_path: Path) -> No
         assert store.load("op-1").run.owner == "child"
     finally:
         store.close()
+
+
+def _open_files(path: Path) -> int:
+    """How many descriptors this process holds on ``path`` (Linux /proc)."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path))
+
+
+def test_open_files_do_not_grow_with_the_threads_that_used_the_store(tmp_path: Path) -> None:
+    """Each thread's connection is closed when the thread ends (a worker may use many)."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to count open files")
+    path = tmp_path / "journal.sqlite3"
+    store = SQLiteStore(path=path)
+    store.create_run(_new(), owner="w", now=T0, lease_s=LEASE)
+
+    def use_from_threads(count: int) -> int:
+        for _ in range(count):
+            thread = threading.Thread(target=store.load, args=("op-1",))
+            thread.start()
+            thread.join()
+        return _open_files(path)
+
+    try:
+        after_a_few = use_from_threads(3)
+        assert use_from_threads(30) == after_a_few
+    finally:
+        store.close()
+    assert _open_files(path) == 0

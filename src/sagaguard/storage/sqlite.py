@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -100,6 +101,29 @@ _EXPIRED = (
 )
 
 
+class _ThreadConnection:
+    """One thread's connection, closed when the thread ends (its thread-locals are dropped).
+
+    Left to the garbage collector, a connection's file descriptors can outlive it; a worker
+    that runs each saga on a fresh thread would leak them.
+    """
+
+    __slots__ = ("__weakref__", "conn", "pid")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+
+    def close(self) -> None:
+        """Close the connection, unless it was inherited by a forked child (it is the parent's)."""
+        if self.pid == os.getpid():
+            with suppress(sqlite3.Error):
+                self.conn.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class SQLiteStore:
     """A :class:`~sagaguard.storage.base.JournalStore` in one SQLite file (WAL mode)."""
 
@@ -123,11 +147,10 @@ class SQLiteStore:
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._registry_lock = threading.Lock()
-        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._closed = False
         try:
             conn = self._connect(create=True)
-            self._local.conn, self._local.pid = conn, os.getpid()
             mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
             if mode != "wal":
                 raise StoreError(f"journal {self.path} cannot use WAL mode (got {mode!r})")
@@ -356,11 +379,10 @@ class SQLiteStore:
         """Close every connection this process opened; the store is unusable afterwards."""
         self._closed = True
         with self._registry_lock:
-            mine = [conn for pid, conn in self._connections if pid == os.getpid()]
+            held = list(self._connections)
             self._connections.clear()
-        for conn in mine:
-            with suppress(sqlite3.Error):
-                conn.close()
+        for connection in held:
+            connection.close()
 
     # -- connections and transactions ------------------------------------------------------
 
@@ -385,8 +407,10 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             what = "cannot open" if create else "lost the journal file"
             raise StoreError(f"{what} {self.path}: {exc} (moved or deleted?)") from exc
+        held = _ThreadConnection(conn)
+        self._local.held = held
         with self._registry_lock:
-            self._connections.append((os.getpid(), conn))
+            self._connections.add(held)
         try:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as exc:
@@ -396,13 +420,11 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreError(f"journal store {self.url} is closed")
-        local = self._local
-        pid = os.getpid()
+        held = getattr(self._local, "held", None)
         # A forked child must not reuse its parent's connection (SQLite forbids it).
-        if getattr(local, "pid", None) != pid:
-            local.conn = self._connect(create=False)
-            local.pid = pid
-        conn: sqlite3.Connection = local.conn
+        if held is None or held.pid != os.getpid():
+            return self._connect(create=False)
+        conn: sqlite3.Connection = held.conn
         return conn
 
     @contextmanager
