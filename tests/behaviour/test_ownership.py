@@ -202,3 +202,42 @@ def test_attempts_survive_crashes_and_stay_bounded(store: JournalStore, clock: F
     snapshot = store.load("op-bound")
     assert snapshot.step("reserve_stock").attempts == 3, "bounded by max_attempts across crashes"
     assert snapshot.run.status is RunStatus.NEEDS_MANUAL_REVIEW
+
+
+def test_recover_skips_a_run_taken_over_mid_drive_and_goes_on(
+    store: JournalStore, clock: FakeClock
+) -> None:
+    provider = Provider()
+    saga = checkout(provider)
+    for op in ("op-x", "op-y"):
+        dead = Engine(
+            store=store,
+            clock=clock,
+            sleep=clock.sleep,
+            owner=f"dead-{op}",
+            lease_s=10,
+            faults=CrashOnce(FaultPoint.BEFORE_CALL, "create_order"),
+        )
+        with pytest.raises(SimulatedCrash):
+            dead.run(saga, operation_id=op, input=None)
+    clock.advance(3600)
+    rival = Engine(
+        store=store, clock=clock, sleep=clock.sleep, owner="rival", lease_s=10, sagas=[saga]
+    )
+    stolen = []
+
+    def rival_takes_the_run_in_hand(ctx: Any) -> None:
+        if ctx.step_id == "reserve_stock" and not stolen:
+            stolen.append(ctx.operation_id)
+            clock.advance(3600)
+            rival.resume(ctx.operation_id)
+
+    provider.hook = rival_takes_the_run_in_hand
+    first = Engine(
+        store=store, clock=clock, sleep=clock.sleep, owner="first", lease_s=10, sagas=[saga]
+    )
+    recovered = first.recover()
+    other = ({"op-x", "op-y"} - set(stolen)).pop()
+    assert [s.run.operation_id for s in recovered] == [other]
+    for op in ("op-x", "op-y"):
+        assert store.load(op).run.status is RunStatus.COMPLETED

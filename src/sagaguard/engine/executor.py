@@ -29,6 +29,7 @@ from sagaguard.exceptions import (
     ResolutionError,
     RunBusyError,
     RunNotFoundError,
+    StaleOwnerError,
 )
 from sagaguard.storage import DEFAULT_URL, JournalStore, open_store
 from sagaguard.storage.base import (
@@ -149,24 +150,40 @@ class Engine:
         return self.store.load(operation_id)
 
     def recover(self, *, limit: int = 100) -> list[RunSnapshot]:
-        """Resume every active run whose owner's lease expired; returns what they became."""
-        claims = self.store.claim_expired(
-            owner=self.owner, now=self._clock(), lease_s=self.lease_s, limit=limit
-        )
-        recovered = []
-        for claim in claims:
+        """Resume up to ``limit`` active runs whose owner's lease expired; return what they became.
+
+        Runs are claimed one at a time, just before they are driven, so no claim waits in a
+        batch while its lease runs out. A run another owner takes over meanwhile is skipped
+        (its write is fenced off), never fought over.
+        """
+        recovered: list[RunSnapshot] = []
+        for _ in range(limit):
+            claims = self.store.claim_expired(
+                owner=self.owner, now=self._clock(), lease_s=self.lease_s, limit=1
+            )
+            if not claims:
+                break
+            claim = claims[0]
             snapshot = self.store.load(claim.operation_id)
             saga = self._sagas.get(snapshot.run.process)
             if saga is None or saga.process.version != snapshot.run.version:
+                # Keep the claim: its lease expires and a worker that knows the saga takes it.
                 logger.warning(
                     "run %s is a run of %s v%s, unknown to this engine: left for another worker",
                     claim.operation_id,
                     snapshot.run.process,
                     snapshot.run.version,
                 )
-                self.store.release(claim, now=self._clock())
                 continue
-            self._drive_sync(RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot))
+            try:
+                self._drive_sync(
+                    RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot)
+                )
+            except StaleOwnerError:
+                logger.warning(
+                    "run %s was taken over by another owner; skipped", claim.operation_id
+                )
+                continue
             recovered.append(self.store.load(claim.operation_id))
         return recovered
 
