@@ -103,3 +103,7 @@ def test_info_names_the_backend_and_url(store: JournalStore) -> None:
 
     assert info.url == store.url
     assert info.backend
+
+
+def test_the_store_satisfies_the_journal_store_protocol(store: JournalStore) -> None:
+    assert isinstance(store, JournalStore)
