@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from sagaguard.cli import app
+from sagaguard.cli.running import redact
 from sagaguard.engine import Engine, FaultPoint, SimulatedCrash
 from sagaguard.engine.loading import load_saga
 from sagaguard.storage import open_store
@@ -238,3 +239,15 @@ def test_running_worker_recovers_a_crashed_run_then_stops_on_sigterm(
     assert "recovered run o-1: completed" in log
     assert shop.journal("o-1")[0].run.status.value == "completed"
     assert shop.effects()[("psp", "charge")] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "logged"),
+    [
+        ("postgresql://bob:s3cret@db:5432/shop", "postgresql://bob:***@db:5432/shop"),
+        ("sqlite:///journal.sqlite3", "sqlite:///journal.sqlite3"),
+    ],
+)
+def test_worker_never_logs_a_journal_password(url: str, logged: str) -> None:
+    """The worker's start line names its journal without the password in the URL."""
+    assert redact(url) == logged

@@ -50,7 +50,7 @@ def list_reviews(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="TARGET...",
+            metavar="TARGET",
             help="The sagas, to show each waiting step's alert route from their alerts map.",
             show_default=False,
         ),

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
@@ -156,7 +157,7 @@ def worker(
     targets: Annotated[
         list[str],
         typer.Argument(
-            metavar="TARGET...",
+            metavar="TARGET",
             help="The sagas this worker can drive (spec files binding code, or module:attr).",
             show_default=False,
         ),
@@ -187,9 +188,17 @@ def worker(
         stop.installed(),
     ):
         names = ", ".join(f"{s.process.name} v{s.process.version}" for s in sagas)
-        logger.info("worker %s started on %s for %s", engine.owner, db, names)
+        logger.info("worker %s started on %s for %s", engine.owner, redact(db), names)
         while not stop.requested:
-            recovered = engine.recover(limit=batch)
+            try:
+                recovered = engine.recover(limit=batch)
+            except SagaGuardError as exc:
+                if once:
+                    raise
+                # A busy or briefly unavailable journal must not end a long-lived worker:
+                # the runs it could not finish keep their journal state for the next pass.
+                logger.error("recovery pass failed, retrying in %ss: %s", interval, exc)
+                recovered = []
             for snapshot in recovered:
                 logger.info(
                     "recovered run %s: %s", snapshot.run.operation_id, snapshot.run.status.value
@@ -243,6 +252,15 @@ def parse_json(text: str, what: str) -> JSONValue:
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are not JSON: the journal could not store them.
     raise ValueError(f"{name} is not valid JSON")
+
+
+def redact(url: str) -> str:
+    """A journal URL fit for a log line: any password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def make_notifier(webhook: str | None) -> Notifier:
