@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from sagaguard.cli import app
+from sagaguard.engine import Engine, FaultPoint, SimulatedCrash
+from sagaguard.engine.loading import load_saga
 from sagaguard.storage import open_store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -359,3 +362,35 @@ def test_run_as_a_real_process(world: Path, db: str, tmp_path: Path) -> None:
     assert failed.returncode == 2
     assert len(failed.stderr.splitlines()) == 1
     assert "Traceback" not in failed.stderr
+
+
+class _DieBeforeCharging:
+    """Stands for an owner that dies right before calling the payment provider."""
+
+    def check(self, point: FaultPoint, *, operation_id: str, step_id: str, attempt: int) -> None:
+        if point is FaultPoint.BEFORE_CALL and step_id == "charge_payment":
+            raise SimulatedCrash(operation_id)
+
+
+def test_run_owned_by_a_live_owner_exits_5_and_calls_nothing(
+    world: Path, db: str, tmp_path: Path
+) -> None:
+    """Another owner's lease is live: the command shows the run and leaves it alone (exit 5)."""
+    later = time.time() + 3600  # its lease runs an hour past now
+    with (
+        Engine(store=db, owner="other", clock=lambda: later, faults=_DieBeforeCharging()) as other,
+        pytest.raises(SimulatedCrash),
+    ):
+        other.run(load_saga(RUNNABLE), operation_id="order-1", input=ORDER)
+    before = effects(world)
+
+    result = run(db, write_input(tmp_path, ORDER))
+
+    assert result.exit_code == 5, result.stderr
+    assert "in progress under another live owner" in result.stdout
+    assert effects(world) == before
+    store = open_store(db)
+    try:
+        assert store.load("order-1").run.owner == "other"
+    finally:
+        store.close()

@@ -58,7 +58,7 @@ def demo(
     if db is None:
         temp_dir = Path(tempfile.mkdtemp(prefix="sagaguard-demo-"))
         db = temp_dir / "demo.sqlite3"
-    url = f"sqlite:///{db.resolve()}" if db.is_absolute() else f"sqlite:///{db}"
+    url = f"sqlite:///{db.resolve()}"
     try:
         store = open_store(url)
         try:
