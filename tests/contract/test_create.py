@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from sagaguard.exceptions import OperationConflictError, RunNotFoundError, StoreError
@@ -42,6 +44,17 @@ def test_a_new_run_has_every_step_pending_in_process_order(store: JournalStore) 
         assert record.result is None
         assert record.failure_reason is None
         assert record.completed_seq is None
+
+
+def test_each_step_keeps_the_name_of_its_external_id_field(store: JournalStore) -> None:
+    """A person resolving a step later records its external id without the saga's code."""
+    new = dataclasses.replace(new_run(), external_id_fields={"charge": "payment_id"})
+
+    created = store.create_run(new, owner="w", now=T0, lease_s=LEASE).snapshot
+
+    fields = {s.step_id: s.external_id_field for s in store.load("op-1").steps}
+    assert fields == {"reserve": None, "charge": "payment_id", "ship": None}
+    assert created == store.load("op-1")
 
 
 def test_create_returns_what_load_reads(store: JournalStore) -> None:

@@ -199,3 +199,44 @@ def test_the_shipped_migrations_split_into_single_statements() -> None:
         for statement in migration.statements:
             assert sqlite3.complete_statement(statement)
             assert not statement.startswith("--")
+
+
+def test_a_journal_of_schema_one_is_upgraded_with_its_runs_intact(tmp_path: Path) -> None:
+    """A file written before the alert outbox keeps every run and gains the new tables."""
+    path = tmp_path / "j.sqlite3"
+    with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY)")
+        for statement in schema.migrations()[0].statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute(
+            "INSERT INTO runs VALUES ('op-old', 'p', '1', '{\"a\":1}', 'h', 'completed', NULL, "
+            "NULL, 1, ?, ?, NULL, 1)",
+            (T0, T0),
+        )
+        conn.execute(
+            "INSERT INTO steps VALUES ('op-old', 's', 0, 'completed', 1, ?, 'op-old:s', 'x-1', "
+            '\'{"id":"x-1"}\', NULL, 0, 1)',
+            (T0,),
+        )
+        conn.execute(
+            "INSERT INTO events VALUES ('op-old', 1, ?, 'w', 'run_created', NULL, NULL, "
+            "'running', NULL, NULL)",
+            (T0,),
+        )
+
+    store = SQLiteStore(path=path)
+    try:
+        snapshot = store.load("op-old")
+        kinds = [e.kind for e in store.events("op-old")]
+        due = store.claim_due_alerts(now=T0 + 10, lease_s=30)
+    finally:
+        store.close()
+
+    assert _versions(path) == [m.version for m in schema.migrations()]
+    assert "alerts" in _objects(path, "table")
+    [step] = snapshot.steps
+    assert (step.status.value, step.external_id, step.result) == ("completed", "x-1", {"id": "x-1"})
+    assert step.external_id_field is None
+    assert kinds == ["run_created"]
+    assert due == []

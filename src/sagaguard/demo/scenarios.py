@@ -28,6 +28,7 @@ from sagaguard.storage.base import (
     Event,
     JournalStore,
     NewRun,
+    OutboxAlert,
     RunRecord,
     RunSnapshot,
     RunStatus,
@@ -230,10 +231,16 @@ class JournalTap:
         return claims
 
     def record(
-        self, claim: Claim, transitions: Sequence[Transition], *, now: float, lease_s: float
+        self,
+        claim: Claim,
+        transitions: Sequence[Transition],
+        *,
+        now: float,
+        lease_s: float,
+        release: bool = False,
     ) -> Claim:
         """Delegate, then report."""
-        renewed = self._store.record(claim, transitions, now=now, lease_s=lease_s)
+        renewed = self._store.record(claim, transitions, now=now, lease_s=lease_s, release=release)
         self._report(claim.operation_id)
         return renewed
 
@@ -249,6 +256,18 @@ class JournalTap:
     def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
         """Delegate."""
         return self._store.list_runs(status=status, limit=limit)
+
+    def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
+        """Delegate."""
+        return self._store.claim_due_alerts(now=now, lease_s=lease_s, limit=limit)
+
+    def settle_alert(
+        self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
+    ) -> None:
+        """Delegate, then report (the alert's run is one of those already seen)."""
+        self._store.settle_alert(alert_id, now=now, error=error, retry_at=retry_at)
+        for operation_id in list(self._seen):
+            self._report(operation_id)
 
     def events(self, operation_id: str) -> list[Event]:
         """Delegate."""

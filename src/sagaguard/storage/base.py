@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -105,6 +105,8 @@ class StepRecord:
     compensation_attempts: int
     completed_seq: int | None
     """Order in which the step completed (1, 2, ...): rollback runs in reverse of this."""
+    external_id_field: str | None = None
+    """The field of the step's result that holds its external id (``payment_id``, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ class NewRun:
     version: str
     input: JSONValue
     step_ids: tuple[str, ...]
+    external_id_fields: Mapping[str, str] = field(default_factory=dict)
+    """Per step id, the result field that holds its external id (steps that declare one)."""
 
     @property
     def input_hash(self) -> str:
@@ -180,6 +184,31 @@ class StepChange:
 
 
 @dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An alert raised by a transition: written to the outbox in the same transaction."""
+
+    alert_id: str
+    kind: str
+    payload: JSONValue
+    deliver_after: float
+    """When a worker may deliver it if the engine that raised it has not (it tries first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxAlert:
+    """An alert in the journal's outbox, not yet delivered."""
+
+    alert_id: str
+    operation_id: str
+    kind: str
+    payload: JSONValue
+    created_at: float
+    attempts: int
+    """Delivery attempts that failed so far."""
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """One state change of a run, and the event that records it."""
 
@@ -191,6 +220,8 @@ class Transition:
     data: JSONValue = None
     run_reason: str | None = field(default=None)
     """Short reason stored on the run row (why it stopped, why it needs review)."""
+    alert: NewAlert | None = None
+    """An alert this transition raises, kept in the outbox until it is delivered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,14 +276,22 @@ class JournalStore(Protocol):
         ...
 
     def record(
-        self, claim: Claim, transitions: Sequence[Transition], *, now: float, lease_s: float
+        self,
+        claim: Claim,
+        transitions: Sequence[Transition],
+        *,
+        now: float,
+        lease_s: float,
+        release: bool = False,
     ) -> Claim:
-        """Atomically apply transitions under ``claim`` and renew its lease.
+        """Atomically apply transitions under ``claim`` and renew its lease (or release it).
 
         In one transaction: check that the run's fencing token and owner still match the claim
         (else raise ``StaleOwnerError`` and change nothing), apply each step change and run
-        status, append one event per transition (actor = the claim's owner), and extend the
-        lease to ``now + lease_s``. Returns the renewed claim.
+        status, append one event per transition (actor = the claim's owner), insert each
+        transition's alert into the outbox, and extend the lease to ``now + lease_s``. With
+        ``release`` the run is instead let go as by :meth:`release`, in the same transaction:
+        an owner's last word and its release cost one commit. Returns the renewed claim.
         """
         ...
 
@@ -271,6 +310,27 @@ class JournalStore(Protocol):
         """Runs, newest first, optionally only those with ``status``."""
         ...
 
+    def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
+        """Atomically take up to ``limit`` undelivered alerts whose next attempt is due.
+
+        Each one's next attempt moves to ``now + lease_s``, so concurrent callers never take
+        the same alert while one of them is delivering it. Earliest due first.
+        """
+        ...
+
+    def settle_alert(
+        self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
+    ) -> None:
+        """Atomically record how one delivery attempt of an alert went.
+
+        ``error=None``: delivered; it is marked so (never due again) and an ``alert_delivered``
+        event is appended to its run. Otherwise the failed attempt is counted, ``error`` kept
+        and the next attempt is due at ``retry_at``; the first failure appends an
+        ``alert_failed`` event. An alert already delivered is left as it is; an unknown id is
+        ignored.
+        """
+        ...
+
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
         ...
@@ -282,6 +342,26 @@ class JournalStore(Protocol):
     def close(self) -> None:
         """Release connections and files; the store is unusable afterwards."""
         ...
+
+
+NOTIFIER_ACTOR = "notifier"
+"""The actor of the events that alert delivery appends to a run's trail."""
+
+
+def alert_settled_event(
+    kind: str, alert_id: str, *, failed_before: int, error: str | None
+) -> tuple[str, str, JSONValue] | None:
+    """The event (kind, reason, data) that settling an alert appends to its run, if any.
+
+    Delivery is always recorded; of the failures only the first, so that a dead alert
+    channel retried for hours cannot flood the audit trail.
+    """
+    if error is None:
+        data = {"alert_id": alert_id, "failed_attempts": failed_before}
+        return "alert_delivered", f"{kind} alert delivered", data
+    if failed_before:
+        return None
+    return "alert_failed", f"{kind} alert not delivered: {error}", {"alert_id": alert_id}
 
 
 def dumps(value: JSONValue) -> str:
@@ -307,12 +387,15 @@ class StoreInfo:
 
 
 __all__ = [
+    "NOTIFIER_ACTOR",
     "Claim",
     "CreateResult",
     "Event",
     "JSONValue",
     "JournalStore",
+    "NewAlert",
     "NewRun",
+    "OutboxAlert",
     "RunRecord",
     "RunSnapshot",
     "RunStatus",
@@ -321,6 +404,7 @@ __all__ = [
     "StepStatus",
     "StoreInfo",
     "Transition",
+    "alert_settled_event",
     "dumps",
     "idempotency_key",
     "input_hash",

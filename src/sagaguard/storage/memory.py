@@ -20,10 +20,12 @@ from sagaguard.exceptions import (
     StoreError,
 )
 from sagaguard.storage.base import (
+    NOTIFIER_ACTOR,
     Claim,
     CreateResult,
     Event,
     NewRun,
+    OutboxAlert,
     RunRecord,
     RunSnapshot,
     RunStatus,
@@ -31,6 +33,7 @@ from sagaguard.storage.base import (
     StepStatus,
     StoreInfo,
     Transition,
+    alert_settled_event,
     dumps,
     idempotency_key,
     loads,
@@ -61,6 +64,19 @@ class _Step:
     failure_reason: str | None = None
     compensation_attempts: int = 0
     completed_seq: int | None = None
+    external_id_field: str | None = None
+
+
+@dataclass(slots=True)
+class _Alert:
+    operation_id: str
+    kind: str
+    payload: str
+    created_at: float
+    next_attempt_at: float
+    attempts: int = 0
+    delivered_at: float | None = None
+    last_error: str | None = None
 
 
 @dataclass(slots=True)
@@ -88,6 +104,7 @@ class InMemoryStore:
         self.url = url
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
+        self._alerts: dict[str, _Alert] = {}
         self._created = 0
         self._closed = False
 
@@ -156,7 +173,11 @@ class InMemoryStore:
                 created_at=now,
                 updated_at=now,
                 steps={
-                    step_id: _Step(position=position, status=StepStatus.PENDING)
+                    step_id: _Step(
+                        position=position,
+                        status=StepStatus.PENDING,
+                        external_id_field=new.external_id_fields.get(step_id),
+                    )
                     for position, step_id in enumerate(new.step_ids)
                 },
             )
@@ -206,9 +227,15 @@ class InMemoryStore:
             ]
 
     def record(
-        self, claim: Claim, transitions: Sequence[Transition], *, now: float, lease_s: float
+        self,
+        claim: Claim,
+        transitions: Sequence[Transition],
+        *,
+        now: float,
+        lease_s: float,
+        release: bool = False,
     ) -> Claim:
-        """Apply ``transitions`` under ``claim`` and renew its lease, all or nothing."""
+        """Apply ``transitions`` under ``claim`` and renew (or release) it, all or nothing."""
         # Encode every payload before touching state, so a bad one changes nothing.
         encoded = [
             (
@@ -217,6 +244,11 @@ class InMemoryStore:
                 _encode(transition.data),
             )
             for transition in transitions
+        ]
+        alerts = [
+            (transition.alert, dumps(transition.alert.payload))
+            for transition in transitions
+            if transition.alert is not None
         ]
         with self._lock:
             run = self._current(claim)
@@ -260,9 +292,20 @@ class InMemoryStore:
                     reason=transition.reason,
                     data=data_text,
                 )
-            run.lease_expires_at = now + lease_s
-            if encoded:
-                run.updated_at = now
+            for alert, payload in alerts:
+                self._alerts[alert.alert_id] = _Alert(
+                    operation_id=claim.operation_id,
+                    kind=alert.kind,
+                    payload=payload,
+                    created_at=now,
+                    next_attempt_at=alert.deliver_after,
+                )
+            if release:
+                self._let_go(claim, run, now)
+            else:
+                run.lease_expires_at = now + lease_s
+                if encoded:
+                    run.updated_at = now
             return Claim(claim.operation_id, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
@@ -275,26 +318,88 @@ class InMemoryStore:
     def release(self, claim: Claim, *, now: float) -> None:
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
         with self._lock:
-            run = self._current(claim)
-            run.owner = None
-            run.lease_expires_at = None
-            run.updated_at = now
-            self._append(
-                claim.operation_id,
-                run,
-                at=now,
-                actor=claim.owner,
-                kind="released",
-                data=dumps({"fencing_token": claim.fencing_token}),
+            self._let_go(claim, self._current(claim), now)
+
+    def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
+        """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""
+        with self._lock:
+            self._check_open()
+            due = sorted(
+                (
+                    (alert.next_attempt_at, alert_id, alert)
+                    for alert_id, alert in self._alerts.items()
+                    if alert.delivered_at is None and alert.next_attempt_at <= now
+                ),
+                key=lambda item: item[:2],
+            )[: max(limit, 0)]
+            taken = []
+            for _, alert_id, alert in due:
+                alert.next_attempt_at = now + lease_s
+                taken.append(
+                    OutboxAlert(
+                        alert_id=alert_id,
+                        operation_id=alert.operation_id,
+                        kind=alert.kind,
+                        payload=loads(alert.payload),
+                        created_at=alert.created_at,
+                        attempts=alert.attempts,
+                        last_error=alert.last_error,
+                    )
+                )
+            return taken
+
+    def settle_alert(
+        self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
+    ) -> None:
+        """Mark an alert delivered, or count a failed attempt and set when to try again."""
+        with self._lock:
+            self._check_open()
+            alert = self._alerts.get(alert_id)
+            if alert is None or alert.delivered_at is not None:
+                return
+            event = alert_settled_event(
+                alert.kind, alert_id, failed_before=alert.attempts, error=error
             )
+            if error is None:
+                alert.delivered_at = now
+            else:
+                alert.attempts += 1
+                alert.last_error = error
+                alert.next_attempt_at = retry_at
+            run = self._runs.get(alert.operation_id)
+            if event is not None and run is not None:
+                kind, reason, data = event
+                self._append(
+                    alert.operation_id,
+                    run,
+                    at=now,
+                    actor=NOTIFIER_ACTOR,
+                    kind=kind,
+                    reason=reason,
+                    data=dumps(data),
+                )
 
     def close(self) -> None:
         """Drop everything; the store is unusable afterwards."""
         with self._lock:
             self._closed = True
             self._runs.clear()
+            self._alerts.clear()
 
     # -- internals (called with the lock held) ---------------------------------------------
+
+    def _let_go(self, claim: Claim, run: _Run, now: float) -> None:
+        run.owner = None
+        run.lease_expires_at = None
+        run.updated_at = now
+        self._append(
+            claim.operation_id,
+            run,
+            at=now,
+            actor=claim.owner,
+            kind="released",
+            data=dumps({"fencing_token": claim.fencing_token}),
+        )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -400,6 +505,7 @@ class InMemoryStore:
                     failure_reason=step.failure_reason,
                     compensation_attempts=step.compensation_attempts,
                     completed_seq=step.completed_seq,
+                    external_id_field=step.external_id_field,
                 )
                 for step_id, step in steps
             ),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -28,10 +29,13 @@ from sagaguard.exceptions import (
     StoreError,
 )
 from sagaguard.storage.base import (
+    NOTIFIER_ACTOR,
     Claim,
     CreateResult,
     Event,
+    NewAlert,
     NewRun,
+    OutboxAlert,
     RunRecord,
     RunSnapshot,
     RunStatus,
@@ -39,6 +43,7 @@ from sagaguard.storage.base import (
     StepStatus,
     StoreInfo,
     Transition,
+    alert_settled_event,
     dumps,
     idempotency_key,
     loads,
@@ -56,7 +61,8 @@ _RUN_COLUMNS = (
 )
 _STEP_COLUMNS = (
     "operation_id, step_id, position, status, attempts, last_attempt_at, idempotency_key, "
-    "external_id, result, failure_reason, compensation_attempts, completed_seq"
+    "external_id, result, failure_reason, compensation_attempts, completed_seq, "
+    "external_id_field"
 )
 _EVENT_COLUMNS = "operation_id, seq, at, actor, kind, step_id, from_status, to_status, reason, data"
 
@@ -65,7 +71,7 @@ _SELECT_STEPS = f"SELECT {_STEP_COLUMNS} FROM steps WHERE operation_id = ? ORDER
 _SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq"
 _SELECT_IDENTITY = "SELECT process, input_hash FROM runs WHERE operation_id = ?"
 _INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}, last_seq) VALUES ({', '.join('?' * 12)}, 1)"
-_INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 13)})"
 _INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _OWNED = "WHERE operation_id = ? AND fencing_token = ? AND owner = ?"
 # record(): the fenced write renews the lease and reserves event numbers; then one read of the
@@ -94,6 +100,19 @@ _UPDATE_STEP = (
     "compensation_attempts = COALESCE(?, compensation_attempts), "
     "completed_seq = COALESCE(?, completed_seq) WHERE operation_id = ? AND step_id = ?"
 )
+_RELEASE_FOR_RECORD = (
+    "UPDATE runs SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
+    f"last_seq = last_seq + ? {_OWNED}"
+)
+_INSERT_ALERT = (
+    "INSERT INTO alerts (alert_id, operation_id, kind, payload, created_at, next_attempt_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_DUE_ALERTS = (
+    "SELECT alert_id, operation_id, kind, payload, created_at, attempts, last_error FROM alerts "
+    "WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
+)
+_APPEND_SEQ = "UPDATE runs SET last_seq = last_seq + 1 WHERE operation_id = ? RETURNING last_seq"
 _EXPIRED = (
     "SELECT operation_id, owner FROM runs WHERE status IN ('running', 'compensating') "
     "AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
@@ -151,9 +170,7 @@ class SQLiteStore:
         self._closed = False
         try:
             conn = self._connect(create=True)
-            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-            if mode != "wal":
-                raise StoreError(f"journal {self.path} cannot use WAL mode (got {mode!r})")
+            self._use_wal(conn)
             self.schema_version = migrate(conn, path=self.path)
         except sqlite3.Error as exc:
             self.close()
@@ -161,6 +178,22 @@ class SQLiteStore:
         except BaseException:
             self.close()
             raise
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (it stays so), waiting out openers that hold it."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching a new file to WAL needs it to itself, and SQLite does not wait
+                # for that on its own: another opener creating the schema makes it busy.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+        if mode != "wal":
+            raise StoreError(f"journal {self.path} cannot use WAL mode (got {mode!r})")
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -248,10 +281,12 @@ class SQLiteStore:
             op, new.process, new.version, input_text, digest, "running", owner, lease, 1, now,
             now, None,
         )  # fmt: skip
+        fields = new.external_id_fields
         step_rows = [
-            (op, sid, pos, "pending", 0, None, idempotency_key(op, sid), None, None, None, 0, None)
+            (op, sid, pos, "pending", 0, None, idempotency_key(op, sid), None, None, None, 0, None,
+             fields.get(sid))
             for pos, sid in enumerate(new.step_ids)
-        ]
+        ]  # fmt: skip
         created = dumps({"process": new.process, "version": new.version})
         with self._writing() as conn:
             row = conn.execute(_SELECT_IDENTITY, (op,)).fetchone()
@@ -291,21 +326,36 @@ class SQLiteStore:
             return [_take(conn, op, holder, owner, now, now + lease_s) for op, holder in rows]
 
     def record(
-        self, claim: Claim, transitions: Sequence[Transition], *, now: float, lease_s: float
+        self,
+        claim: Claim,
+        transitions: Sequence[Transition],
+        *,
+        now: float,
+        lease_s: float,
+        release: bool = False,
     ) -> Claim:
-        """Apply ``transitions`` under ``claim`` and renew its lease, in one transaction."""
-        if not transitions:
+        """Apply ``transitions`` under ``claim`` and renew (or release) it, in one transaction."""
+        if not transitions and not release:
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         # Encode payloads before taking the write lock: a bad one fails with nothing begun.
         prepared = [
             (t, None if t.step is None else _encode(t.step.result), _encode(t.data))
             for t in transitions
         ]
+        alert_rows = [
+            _alert_row(claim.operation_id, t.alert, now) for t in transitions if t.alert is not None
+        ]
         op, owner, lease = claim.operation_id, claim.owner, now + lease_s
+        events = len(prepared) + (1 if release else 0)
         with self._writing() as conn:
-            fenced = conn.execute(
-                _RENEW_FOR_RECORD, (lease, now, len(prepared), op, claim.fencing_token, owner)
-            )
+            if release:
+                fenced = conn.execute(
+                    _RELEASE_FOR_RECORD, (now, events, op, claim.fencing_token, owner)
+                )
+            else:
+                fenced = conn.execute(
+                    _RENEW_FOR_RECORD, (lease, now, events, op, claim.fencing_token, owner)
+                )
             if fenced.rowcount == 0:
                 _raise_unowned(conn, claim)
             current = conn.execute(_CURRENT, (op,)).fetchall()
@@ -314,7 +364,7 @@ class SQLiteStore:
             steps = {row[3]: row[4] for row in current if row[3] is not None}
             step_rows = []
             event_rows = []
-            seq = last_seq - len(prepared)
+            seq = last_seq - events
             for transition, result_text, data_text in prepared:
                 seq += 1
                 change = transition.step
@@ -348,7 +398,11 @@ class SQLiteStore:
                     "UPDATE runs SET status = ?, reason = ? WHERE operation_id = ?",
                     (run_status, run_reason, op),
                 )
+            if release:
+                event_rows.append(_released_event(claim, seq + 1, now))
             conn.executemany(_INSERT_EVENT, event_rows)
+            if alert_rows:
+                conn.executemany(_INSERT_ALERT, alert_rows)
         return Claim(op, owner, claim.fencing_token, lease)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
@@ -369,11 +423,58 @@ class SQLiteStore:
             rows = conn.execute(_RELEASE, (now, op, claim.fencing_token, claim.owner)).fetchall()
             if not rows:
                 _raise_unowned(conn, claim)
-            data = dumps({"fencing_token": claim.fencing_token})
-            conn.execute(
-                _INSERT_EVENT,
-                (op, rows[0][0], now, claim.owner, "released", None, None, None, None, data),
+            conn.execute(_INSERT_EVENT, _released_event(claim, rows[0][0], now))
+
+    def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
+        """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""
+        with self._writing() as conn:
+            rows = conn.execute(_DUE_ALERTS, (now, max(limit, 0))).fetchall()
+            conn.executemany(
+                "UPDATE alerts SET next_attempt_at = ? WHERE alert_id = ?",
+                [(now + lease_s, row[0]) for row in rows],
             )
+        return [
+            OutboxAlert(
+                alert_id=row[0],
+                operation_id=row[1],
+                kind=row[2],
+                payload=loads(row[3]),
+                created_at=row[4],
+                attempts=row[5],
+                last_error=row[6],
+            )
+            for row in rows
+        ]
+
+    def settle_alert(
+        self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
+    ) -> None:
+        """Mark an alert delivered, or count a failed attempt and set when to try again."""
+        with self._writing() as conn:
+            row = conn.execute(
+                "SELECT operation_id, kind, attempts FROM alerts "
+                "WHERE alert_id = ? AND delivered_at IS NULL",
+                (alert_id,),
+            ).fetchone()
+            if row is None:
+                return
+            op, kind, failed = row
+            if error is None:
+                conn.execute(
+                    "UPDATE alerts SET delivered_at = ? WHERE alert_id = ?", (now, alert_id)
+                )
+            else:
+                conn.execute(
+                    "UPDATE alerts SET attempts = attempts + 1, last_error = ?, "
+                    "next_attempt_at = ? WHERE alert_id = ?",
+                    (error, retry_at, alert_id),
+                )
+            event = alert_settled_event(kind, alert_id, failed_before=failed, error=error)
+            if event is not None:
+                (seq,) = conn.execute(_APPEND_SEQ, (op,)).fetchone()
+                kind_of_event, reason, data = event
+                row = (op, seq, now, NOTIFIER_ACTOR, kind_of_event, None, None, None, reason)
+                conn.execute(_INSERT_EVENT, (*row, dumps(data)))
 
     def close(self) -> None:
         """Close every connection this process opened; the store is unusable afterwards."""
@@ -471,6 +572,15 @@ def _take(
     data = dumps({"fencing_token": token, "previous_owner": holder})
     conn.execute(_INSERT_EVENT, (op, seq, now, owner, "claimed", None, None, None, reason, data))
     return Claim(op, owner, token, lease)
+
+
+def _released_event(claim: Claim, seq: int, now: float) -> tuple[Any, ...]:
+    data = dumps({"fencing_token": claim.fencing_token})
+    return (claim.operation_id, seq, now, claim.owner, "released", None, None, None, None, data)
+
+
+def _alert_row(op: str, alert: NewAlert, now: float) -> tuple[Any, ...]:
+    return (alert.alert_id, op, alert.kind, dumps(alert.payload), now, alert.deliver_after)
 
 
 def _encode(value: object) -> str | None:
