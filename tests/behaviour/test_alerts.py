@@ -99,4 +99,7 @@ def test_webhook_gives_up_and_deliver_never_raises(hook_url: str) -> None:
     notifier = WebhookNotifier(url=hook_url, max_attempts=2, sleep=lambda s: None)
     with pytest.raises(OSError, match="after 2 attempts"):
         notifier.notify(ALERT)
-    assert deliver(notifier, ALERT) is False
+    error = deliver(notifier, ALERT)
+    assert error is not None
+    assert error.startswith("OSError: webhook ")
+    assert "failed after 2 attempts" in error

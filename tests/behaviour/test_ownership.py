@@ -241,3 +241,35 @@ def test_recover_skips_a_run_taken_over_mid_drive_and_goes_on(
     assert [s.run.operation_id for s in recovered] == [other]
     for op in ("op-x", "op-y"):
         assert store.load(op).run.status is RunStatus.COMPLETED
+
+
+def test_recover_asked_to_stop_finishes_the_run_in_hand_and_takes_no_other(
+    store: JournalStore, clock: FakeClock
+) -> None:
+    """A worker told to shut down must not start the rest of its batch."""
+    provider = Provider()
+    saga = checkout(provider)
+    for number in range(3):
+        crashing = Engine(
+            store=store,
+            clock=clock,
+            sleep=clock.sleep,
+            owner=f"dead-{number}",
+            lease_s=10,
+            faults=CrashOnce(FaultPoint.AFTER_COMMIT, "reserve_stock"),
+        )
+        with pytest.raises(SimulatedCrash):
+            crashing.run(saga, operation_id=f"op-{number}", input=None)
+    clock.advance(3600)
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    with Engine(store=store, clock=clock, sleep=clock.sleep, owner="w", sagas=[saga]) as worker:
+        recovered = worker.recover(limit=10, stop=stop)
+
+    assert [s.run.status for s in recovered] == [RunStatus.COMPLETED]
+    statuses = sorted(store.load(f"op-{n}").run.status.value for n in range(3))
+    assert statuses == ["completed", "running", "running"]

@@ -60,12 +60,12 @@ def list_reviews(
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """List runs waiting for manual review: the waiting step, why, its alert route."""
-    sagas = {saga.process.name: saga for saga in load_sagas(targets or [])}
+    sagas = {(saga.process.name, saga.process.version): saga for saga in load_sagas(targets or [])}
     with journal(db, must_exist=True) as store:
         items = []
         for record in store.list_runs(status=RunStatus.NEEDS_MANUAL_REVIEW, limit=limit):
             snapshot = store.load(record.operation_id)
-            route = _route(sagas.get(record.process), snapshot)
+            route = _route(sagas.get((record.process, record.version)), snapshot)
             items.append(review_item(snapshot, store.events(record.operation_id), route=route))
     if as_json:
         print_json(items)
@@ -159,10 +159,13 @@ def resolve(
     saga = load_saga(target) if target is not None else None
     with journal(db, must_exist=True) as store:
         snapshot = load_run(store, operation_id, db)
-        if saga is not None and saga.process.name != snapshot.run.process:
+        if saga is not None and (saga.process.name, saga.process.version) != (
+            snapshot.run.process,
+            snapshot.run.version,
+        ):
             raise SagaGuardError(
-                f"{target}: is process {saga.process.name!r}, but run {operation_id} is a run "
-                f"of {snapshot.run.process!r}"
+                f"{target}: is process {saga.process.name!r} v{saga.process.version}, but run "
+                f"{operation_id} is a run of {snapshot.run.process!r} v{snapshot.run.version}"
             )
         with Engine(store=store, sagas=[saga] if saga else ()) as engine:
             resolved = engine.resolve(

@@ -8,9 +8,10 @@ Exit codes of ``run`` tell a script where the run ended, beyond the shared 0/2 c
     4  rolled back or failed: compensated, or failed before any effect
     5  still in progress under another live owner (its worker finishes it)
 
-The worker claims runs whose lease expired, drives each to a stop, sleeps ``--interval``
-seconds and starts over. SIGTERM or SIGINT lets the run in hand finish (its current pass
-of at most ``--batch`` runs), then the worker exits 0: nothing is left owned mid-step.
+The worker delivers the alerts left in the journal's outbox, claims runs whose lease expired,
+drives each to a stop, sleeps ``--interval`` seconds and starts over. SIGTERM or SIGINT lets
+the run in hand finish and takes no other, then the worker exits 0: nothing is left owned
+mid-step.
 """
 
 from __future__ import annotations
@@ -176,7 +177,8 @@ def worker(
 ) -> None:
     """Recover runs whose owner died: resume each from the journal, every --interval seconds.
 
-    Stops cleanly on SIGTERM or SIGINT: the runs in hand are finished, then it exits 0.
+    Each pass also delivers alerts whose first delivery failed or never happened. Stops
+    cleanly on SIGTERM or SIGINT: the run in hand is finished, then it exits 0.
     """
     sagas = load_sagas(targets)
     notifier = make_notifier(webhook)
@@ -191,7 +193,10 @@ def worker(
         logger.info("worker %s started on %s for %s", engine.owner, redact(db), names)
         while not stop.requested:
             try:
-                recovered = engine.recover(limit=batch)
+                delivered = engine.deliver_alerts()
+                if delivered:
+                    logger.info("delivered %d alert(s) left in the outbox", delivered)
+                recovered = engine.recover(limit=batch, stop=lambda: stop.requested)
             except SagaGuardError as exc:
                 if once:
                     raise

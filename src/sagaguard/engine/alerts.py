@@ -4,8 +4,11 @@ Two distinct kinds leave the engine: ``needs_manual_review`` (a step's outcome i
 cannot be verified, or verify itself failed) and ``compensation_failed`` (undoing a step
 failed: the riskiest state a run can be in). Each carries the route the process's ``alerts``
 map assigns (step id, then change kind with money to the payment route, then ``default``).
-A notifier that fails never stops the engine: the failure is logged and the run's journal
-already holds the fact.
+Alerts leave through the journal's outbox (:mod:`sagaguard.engine.outbox`): each is committed
+with the transition that raises it and kept until a notifier took it, so a crash between the
+commit and the notifier delays an alert but never loses it. Delivery is at least once: a
+notifier may see an alert twice (its ``alert_id`` tells a repeat). A notifier that fails
+never stops the engine: the failure is logged and the delivery retried.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import logging
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 logger = logging.getLogger("sagaguard.alerts")
 
@@ -42,10 +46,19 @@ class Alert:
     reason: str
     run_status: str
     at: float
+    alert_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    """Unique per alert: a receiver that sees the same id twice is seeing one alert again."""
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (the webhook body)."""
         return asdict(self) | {"kind": self.kind.value}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Alert:
+        """The alert :meth:`to_json` wrote (keys it does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(**(values | {"kind": AlertKind(values["kind"])}))
 
 
 class Notifier(Protocol):
@@ -130,13 +143,13 @@ class WebhookNotifier:
         raise OSError(f"webhook {url} failed after {self.max_attempts} attempts: {last}")
 
 
-def deliver(notifier: Notifier, alert: Alert) -> bool:
-    """Send an alert; a notifier failure is logged, never raised into the engine."""
+def deliver(notifier: Notifier, alert: Alert) -> str | None:
+    """Send an alert: ``None`` when delivered, else the error (logged, never raised)."""
     try:
         notifier.notify(alert)
-    except Exception:  # a broken alert channel must not stop recovery
+    except Exception as exc:  # a broken alert channel must not stop recovery
         logger.exception(
             "alert %s for run %s could not be delivered", alert.kind, alert.operation_id
         )
-        return False
-    return True
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None

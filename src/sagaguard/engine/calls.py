@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from sagaguard.engine.context import StepContext
 from sagaguard.exceptions import StepFailed
+
+logger = logging.getLogger("sagaguard.engine")
 
 
 class OutcomeKind(StrEnum):
@@ -38,6 +41,9 @@ class Outcome:
     kind: OutcomeKind
     value: Any = None
     reason: str = ""
+    in_flight: bool = False
+    """The call timed out and is still running on a thread that Python cannot stop: its
+    effect may still be on its way, so asking the other side now proves nothing."""
 
     @classmethod
     def of_exception(cls, exc: BaseException) -> Outcome:
@@ -71,12 +77,13 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 class ThreadCaller:
-    """Performs calls for the sync engine.
+    """Performs calls of user code, for the sync and the async engine alike.
 
-    A sync function with a timeout runs on a pool thread so the engine can stop waiting;
-    Python cannot kill the thread, so a hung call keeps its thread while the run moves on
-    (its outcome is recorded as unknown and handled by the rules). A coroutine function runs
-    on a private event loop under ``asyncio.wait_for``, which does cancel it.
+    A sync function with a timeout runs on a pool thread so the engine can stop waiting.
+    Python cannot kill a thread, so a call still running at its timeout is abandoned and
+    reported as an unknown outcome *in flight*; one that never got a thread (every thread
+    busy with hung calls) is withdrawn and reported as a definite failure, since it never
+    ran. A coroutine runs under ``asyncio.wait_for``, which does cancel it.
     """
 
     def __init__(self, *, max_workers: int = 32) -> None:
@@ -86,25 +93,52 @@ class ThreadCaller:
         self._local = threading.local()
 
     def call(self, request: Call) -> Outcome:
-        """Run the call and classify what happened."""
+        """Run the call in this thread's way (sync engine) and classify what happened."""
         try:
             if inspect.iscoroutinefunction(request.fn):
-                value = self._run_coroutine(request)
+                value = self._run_coroutine(request.fn(request.ctx), request.timeout_s)
             elif request.timeout_s is None:
                 value = request.fn(request.ctx)
             else:
                 future = self._pool.submit(request.fn, request.ctx)
-                value = future.result(timeout=request.timeout_s)
+                done, _ = concurrent.futures.wait([future], timeout=request.timeout_s)
+                if not done:
+                    return _abandon(future, request)
+                value = future.result()
+            if inspect.isawaitable(value):
+                # An async callable object, or a wrapper that returns a coroutine.
+                value = self._run_coroutine(value, request.timeout_s)
         except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
             return Outcome.of_exception(exc)
         return Outcome(OutcomeKind.OK, value=value)
 
-    def _run_coroutine(self, request: Call) -> Any:
+    async def call_async(self, request: Call) -> Outcome:
+        """Run the call on the caller's event loop (async engine) and classify what happened."""
+        try:
+            if inspect.iscoroutinefunction(request.fn):
+                value = await asyncio.wait_for(request.fn(request.ctx), request.timeout_s)
+            else:
+                future = self._pool.submit(request.fn, request.ctx)
+                waiting = asyncio.wrap_future(future)
+                # asyncio.wait, not wait_for: a timeout must not cancel what it cannot stop.
+                done, _ = await asyncio.wait({waiting}, timeout=request.timeout_s)
+                if not done:
+                    outcome = _abandon(future, request)
+                    waiting.cancel()  # detach from this loop; the thread's future is unaffected
+                    return outcome
+                value = waiting.result()
+            if inspect.isawaitable(value):
+                value = await asyncio.wait_for(value, request.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
+            return Outcome.of_exception(exc)
+        return Outcome(OutcomeKind.OK, value=value)
+
+    def _run_coroutine(self, awaitable: Awaitable[Any], timeout_s: float | None) -> Any:
         loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
         if loop is None or loop.is_closed():
             loop = asyncio.new_event_loop()
             self._local.loop = loop
-        return loop.run_until_complete(asyncio.wait_for(request.fn(request.ctx), request.timeout_s))
+        return loop.run_until_complete(asyncio.wait_for(awaitable, timeout_s))
 
     def close(self) -> None:
         """Stop accepting calls; hung calls are abandoned, not awaited."""
@@ -114,15 +148,41 @@ class ThreadCaller:
             loop.close()
 
 
-async def call_async(request: Call) -> Outcome:
-    """Perform a call for the async engine, on the caller's event loop."""
-    try:
-        if inspect.iscoroutinefunction(request.fn):
-            value = await asyncio.wait_for(request.fn(request.ctx), request.timeout_s)
-        else:
-            value = await asyncio.wait_for(
-                asyncio.to_thread(request.fn, request.ctx), request.timeout_s
-            )
-    except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
-        return Outcome.of_exception(exc)
-    return Outcome(OutcomeKind.OK, value=value)
+def _abandon(future: concurrent.futures.Future[Any], request: Call) -> Outcome:
+    """The outcome of a sync call that did not finish within its timeout."""
+    ctx = request.ctx
+    if future.cancel():
+        return Outcome(
+            OutcomeKind.FAILED,
+            reason=f"not started within {request.timeout_s:g}s: every call thread is busy "
+            "with calls that hung, so it was withdrawn unmade",
+        )
+    logger.warning(
+        "%s of run %s (attempt %d) still runs after its %gs timeout: abandoned",
+        ctx.step_id,
+        ctx.operation_id,
+        ctx.attempt,
+        request.timeout_s,
+    )
+    future.add_done_callback(lambda done: _report_late(done, ctx))
+    return Outcome(
+        OutcomeKind.UNKNOWN,
+        reason=f"timed out after {request.timeout_s:g}s, call still running",
+        in_flight=True,
+    )
+
+
+def _report_late(future: concurrent.futures.Future[Any], ctx: StepContext) -> None:
+    """Log how an abandoned call ended: a person reviewing the step wants to know."""
+    if future.cancelled():
+        return
+    error = future.exception()
+    ending = "returned" if error is None else f"raised {type(error).__name__}: {error}"
+    logger.warning(
+        "abandoned call %s of run %s (attempt %d, key %s) finished late: %s",
+        ctx.step_id,
+        ctx.operation_id,
+        ctx.attempt,
+        ctx.idempotency_key,
+        _short(ending),
+    )

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -20,8 +21,9 @@ from enum import StrEnum
 from typing import Any
 
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
-from sagaguard.engine.calls import Call, ThreadCaller, call_async
+from sagaguard.engine.calls import Call, ThreadCaller
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
+from sagaguard.engine.outbox import deliver_due
 from sagaguard.engine.runner import Environment, RunDriver, RunGenerator
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
@@ -39,6 +41,7 @@ from sagaguard.storage.base import (
     RunSnapshot,
     RunStatus,
     StepChange,
+    StepRecord,
     StepStatus,
     Transition,
 )
@@ -63,7 +66,13 @@ def default_owner() -> str:
 
 
 class Engine:
-    """Runs sagas durably on a journal store (a local SQLite file by default)."""
+    """Runs sagas durably on a journal store (a local SQLite file by default).
+
+    One engine may be shared by many threads. It drives each run from one place at a time:
+    a second ``run`` of an operation id this engine is already driving returns the run as it
+    stands instead of claiming it again (the lease is the engine's, so the store alone could
+    not tell the two callers apart).
+    """
 
     def __init__(
         self,
@@ -77,6 +86,7 @@ class Engine:
         owner: str | None = None,
         lease_s: float = 60.0,
         rng: random.Random | None = None,
+        call_threads: int = 32,
     ) -> None:
         self.store = store if isinstance(store, JournalStore) else open_store(store or DEFAULT_URL)
         self._owns_store = not isinstance(store, JournalStore)
@@ -92,8 +102,12 @@ class Engine:
             lease_s=lease_s,
             rng=rng or random.Random(),
         )
-        self._caller = ThreadCaller()
-        self._sagas: dict[str, Saga] = {}
+        # Sync steps run on these threads so a timeout can stop the wait (not the call).
+        self._caller = ThreadCaller(max_workers=call_threads)
+        self._sagas: dict[tuple[str, str], Saga] = {}
+        self._lock = threading.Lock()
+        self._driving: dict[str, threading.Event] = {}
+        """Runs this engine is starting or driving; each event is set once the start is over."""
         for saga in sagas:
             self.register(saga)
 
@@ -104,9 +118,14 @@ class Engine:
         self.close()
 
     def register(self, saga: Saga) -> Saga:
-        """Make a saga resumable by this engine (``run`` registers its saga itself)."""
+        """Make a saga resumable by this engine (``run`` registers its saga itself).
+
+        Sagas are kept by process name and version, so one worker can finish the runs of
+        an older version while new runs start on the new one.
+        """
         saga.check_runnable()
-        self._sagas[saga.process.name] = saga
+        with self._lock:
+            self._sagas[(saga.process.name, saga.process.version)] = saga
         return saga
 
     # -- starting and resuming --------------------------------------------------------------
@@ -120,7 +139,10 @@ class Engine:
         start = self._start(saga, operation_id, input)
         if isinstance(start, RunSnapshot):
             return start
-        self._drive_sync(start)
+        try:
+            self._drive_sync(start)
+        finally:
+            self._leave(operation_id)
         return self.store.load(operation_id)
 
     async def run_async(
@@ -134,30 +156,47 @@ class Engine:
         start = self._start(saga, operation_id, input)
         if isinstance(start, RunSnapshot):
             return start
-        await self._drive_async(start)
+        try:
+            await self._drive_async(start)
+        finally:
+            self._leave(operation_id)
         return self.store.load(operation_id)
 
     def resume(self, operation_id: str) -> RunSnapshot:
-        """Continue a run whose owner is gone (or was this engine); terminal runs are returned."""
+        """Continue a run whose owner is gone (or was this engine); terminal runs are returned.
+
+        A run this engine is driving right now is returned as it stands.
+        """
         snapshot = self.store.load(operation_id)
         if not snapshot.run.status.active:
             return snapshot
         saga = self._saga_for(snapshot)
-        claim = self.store.claim(
-            operation_id, owner=self.owner, now=self._clock(), lease_s=self.lease_s
-        )
-        self._drive_sync(self._driver(saga, claim))
+        if not self._enter(operation_id):
+            return self.store.load(operation_id)
+        try:
+            claim = self.store.claim(
+                operation_id, owner=self.owner, now=self._clock(), lease_s=self.lease_s
+            )
+            self._started(operation_id)
+            self._drive_sync(self._driver(saga, claim))
+        finally:
+            self._leave(operation_id)
         return self.store.load(operation_id)
 
-    def recover(self, *, limit: int = 100) -> list[RunSnapshot]:
+    def recover(
+        self, *, limit: int = 100, stop: Callable[[], bool] = lambda: False
+    ) -> list[RunSnapshot]:
         """Resume up to ``limit`` active runs whose owner's lease expired; return what they became.
 
         Runs are claimed one at a time, just before they are driven, so no claim waits in a
         batch while its lease runs out. A run another owner takes over meanwhile is skipped
-        (its write is fenced off), never fought over.
+        (its write is fenced off), never fought over. ``stop`` is asked before each run: a
+        worker told to shut down finishes the run in hand and takes no other.
         """
         recovered: list[RunSnapshot] = []
         for _ in range(limit):
+            if stop():
+                break
             claims = self.store.claim_expired(
                 owner=self.owner, now=self._clock(), lease_s=self.lease_s, limit=1
             )
@@ -165,8 +204,8 @@ class Engine:
                 break
             claim = claims[0]
             snapshot = self.store.load(claim.operation_id)
-            saga = self._sagas.get(snapshot.run.process)
-            if saga is None or saga.process.version != snapshot.run.version:
+            saga = self._sagas.get((snapshot.run.process, snapshot.run.version))
+            if saga is None:
                 # Keep the claim: its lease expires and a worker that knows the saga takes it.
                 logger.warning(
                     "run %s is a run of %s v%s, unknown to this engine: left for another worker",
@@ -175,7 +214,13 @@ class Engine:
                     snapshot.run.version,
                 )
                 continue
+            if not self._enter(claim.operation_id):
+                # Its lease ran out while a call of this engine still drives it: that drive
+                # is now fenced off; the run is taken up again once this claim expires.
+                logger.warning("run %s is still being driven here; skipped", claim.operation_id)
+                continue
             try:
+                self._started(claim.operation_id)
                 self._drive_sync(
                     RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot)
                 )
@@ -184,8 +229,19 @@ class Engine:
                     "run %s was taken over by another owner; skipped", claim.operation_id
                 )
                 continue
+            finally:
+                self._leave(claim.operation_id)
             recovered.append(self.store.load(claim.operation_id))
         return recovered
+
+    def deliver_alerts(self, *, limit: int = 100) -> int:
+        """Deliver outbox alerts that are due (their raiser failed or died); returns how many.
+
+        Safe to call from many workers at once: each alert is taken by one of them at a time.
+        """
+        return deliver_due(
+            self.store, self._env.notifier, clock=self._clock, lease_s=self.lease_s, limit=limit
+        )
 
     # -- manual review ----------------------------------------------------------------------
 
@@ -206,24 +262,18 @@ class Engine:
         run continues at once (forward or backward), which needs its saga registered.
         """
         outcome = Resolution(outcome)
-        snapshot = self.store.load(operation_id)
-        if snapshot.run.status is not RunStatus.NEEDS_MANUAL_REVIEW:
-            raise ResolutionError(
-                f"run {operation_id} is {snapshot.run.status.value}, not needs_manual_review"
-            )
-        try:
-            record = snapshot.step(step_id)
-        except KeyError:
-            raise ResolutionError(f"run {operation_id} has no step {step_id!r}") from None
-        saga = self._sagas.get(snapshot.run.process)
-        id_field = saga.process.step(step_id).external_id if saga is not None else None
-        change, run_status = _resolution_change(
-            step_id, record.status, outcome, result, snapshot, id_field
-        )
-        reviewer = f"review:{by}"
+        # Checked before the claim (a plain mistake journals nothing) and again under it.
+        self._resolution(self.store.load(operation_id), step_id, outcome, result)
         claim = self.store.claim(
-            operation_id, owner=reviewer, now=self._clock(), lease_s=self.lease_s
+            operation_id, owner=f"review:{by}", now=self._clock(), lease_s=self.lease_s
         )
+        try:
+            # Read under the claim: a resolution that raced this one is seen, or fenced off.
+            snapshot = self.store.load(operation_id)
+            change, run_status = self._resolution(snapshot, step_id, outcome, result)
+        except BaseException:
+            self.store.release(claim, now=self._clock())
+            raise
         transition = Transition(
             kind="resolved",
             step=change,
@@ -232,16 +282,37 @@ class Engine:
             run_reason=f"resolved {step_id} as {outcome.value} by {by}",
             data={"by": by, "note": note, "as": outcome.value, "result": result},
         )
-        claim = self.store.record(claim, [transition], now=self._clock(), lease_s=self.lease_s)
-        self.store.release(claim, now=self._clock())
-        if proceed and snapshot.run.process in self._sagas:
+        self.store.record(
+            claim, [transition], now=self._clock(), lease_s=self.lease_s, release=True
+        )
+        key = (snapshot.run.process, snapshot.run.version)
+        if proceed and key in self._sagas:
             return self.resume(operation_id)
         return self.store.load(operation_id)
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _resolution(
+        self, snapshot: RunSnapshot, step_id: str, outcome: Resolution, result: JSONValue
+    ) -> tuple[StepChange, RunStatus]:
+        run = snapshot.run
+        if run.status is not RunStatus.NEEDS_MANUAL_REVIEW:
+            raise ResolutionError(
+                f"run {run.operation_id} is {run.status.value}, not needs_manual_review"
+            )
+        try:
+            record = snapshot.step(step_id)
+        except KeyError:
+            raise ResolutionError(f"run {run.operation_id} has no step {step_id!r}") from None
+        id_field = record.external_id_field
+        saga = self._sagas.get((run.process, run.version))
+        if id_field is None and saga is not None:  # a run journaled before the field existed
+            id_field = saga.process.step(step_id).external_id
+        return _resolution_change(record, outcome, result, snapshot, id_field)
+
     def _start(self, saga: Saga, operation_id: str, input: JSONValue) -> RunDriver | RunSnapshot:
-        saga = self.register(saga)
+        """A driver for the run (this call then holds it), or the run as it stands."""
+        saga.check_runnable()
         process = saga.process
         new = NewRun(
             operation_id=operation_id,
@@ -249,28 +320,90 @@ class Engine:
             version=process.version,
             input=input,
             step_ids=tuple(step.id for step in process.steps),
+            external_id_fields={s.id: s.external_id for s in process.steps if s.external_id},
         )
-        now = self._clock()
-        created = self.store.create_run(new, owner=self.owner, now=now, lease_s=self.lease_s)
+        while not self._enter(operation_id):
+            # A duplicate request while a call of this engine starts or drives the run.
+            with self._lock:
+                gate = self._driving.get(operation_id)
+            if gate is None:
+                continue  # that call has just let go: try to hold the run ourselves
+            gate.wait()
+            with self._lock:
+                still_held = self._driving.get(operation_id) is gate
+            if still_held:
+                # The run exists now; this only checks the request against it.
+                existing = self._create(new, process.version)
+                assert isinstance(existing, RunSnapshot)
+                return existing
+        try:
+            created = self._create(new, process.version)
+            if isinstance(created, RunSnapshot):
+                start = self._take_existing(saga, created)
+            else:
+                claim, snapshot = created
+                start = RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot)
+        except BaseException:
+            self._leave(operation_id)
+            raise
+        if isinstance(start, RunSnapshot):
+            self._leave(operation_id)
+            return start
+        self.register(saga)
+        self._started(operation_id)
+        return start
+
+    def _create(self, new: NewRun, version: str) -> tuple[Claim, RunSnapshot] | RunSnapshot:
+        """Create the run, or return the existing one if the request matches it."""
+        created = self.store.create_run(
+            new, owner=self.owner, now=self._clock(), lease_s=self.lease_s
+        )
         if created.created:
             assert created.claim is not None
-            return RunDriver(
-                env=self._env, saga=saga, claim=created.claim, snapshot=created.snapshot
-            )
+            return created.claim, created.snapshot
         run = created.snapshot.run
-        if run.version != process.version:
+        if run.version != version:
             raise OperationConflictError(
-                f"operation_id {operation_id!r} is a run of {run.process} v{run.version}, "
-                f"not v{process.version}"
+                f"operation_id {new.operation_id!r} is a run of {run.process} v{run.version}, "
+                f"not v{version}"
             )
+        return created.snapshot
+
+    def _take_existing(self, saga: Saga, snapshot: RunSnapshot) -> RunDriver | RunSnapshot:
+        """Claim an existing run to drive it, unless it is over or a live owner holds it."""
+        run = snapshot.run
+        now = self._clock()
         lease_live = run.owner is not None and (run.lease_expires_at or 0.0) > now
         if not run.status.active or (lease_live and run.owner != self.owner):
-            return created.snapshot
+            return snapshot
         try:
-            claim = self.store.claim(operation_id, owner=self.owner, now=now, lease_s=self.lease_s)
+            claim = self.store.claim(
+                run.operation_id, owner=self.owner, now=now, lease_s=self.lease_s
+            )
         except RunBusyError:
-            return self.store.load(operation_id)
+            return self.store.load(run.operation_id)
         return self._driver(saga, claim)
+
+    def _enter(self, operation_id: str) -> bool:
+        """Hold the run for this call; False when another call of this engine holds it."""
+        with self._lock:
+            if operation_id in self._driving:
+                return False
+            self._driving[operation_id] = threading.Event()
+            return True
+
+    def _started(self, operation_id: str) -> None:
+        """The holder's start is over: duplicate requests may now read the run."""
+        with self._lock:
+            gate = self._driving.get(operation_id)
+        if gate is not None:
+            gate.set()
+
+    def _leave(self, operation_id: str) -> None:
+        with self._lock:
+            gate = self._driving.pop(operation_id, None)
+        if gate is not None:
+            gate.set()
 
     def _driver(self, saga: Saga, claim: Claim) -> RunDriver:
         return RunDriver(
@@ -278,11 +411,14 @@ class Engine:
         )
 
     def _saga_for(self, snapshot: RunSnapshot) -> Saga:
-        saga = self._sagas.get(snapshot.run.process)
+        run = snapshot.run
+        saga = self._sagas.get((run.process, run.version))
         if saga is None:
+            known = sorted(v for name, v in self._sagas if name == run.process)
+            also = f" (this engine has v{', v'.join(known)})" if known else ""
             raise RunNotFoundError(
-                f"run {snapshot.run.operation_id} is a run of {snapshot.run.process!r}, "
-                "which is not registered with this engine"
+                f"run {run.operation_id} is a run of {run.process!r} v{run.version}, "
+                f"which is not registered with this engine{also}"
             )
         return saga
 
@@ -305,7 +441,7 @@ class Engine:
             request = next(generator)
             while True:
                 if isinstance(request, Call):
-                    request = generator.send(await call_async(request))
+                    request = generator.send(await self._caller.call_async(request))
                 else:
                     if self._sleep is time.sleep:
                         await asyncio.sleep(request.seconds)
@@ -323,14 +459,14 @@ class Engine:
 
 
 def _resolution_change(
-    step_id: str,
-    status: StepStatus,
+    record: StepRecord,
     outcome: Resolution,
     result: Any,
     snapshot: RunSnapshot,
     external_id_field: str | None,
 ) -> tuple[StepChange, RunStatus]:
     """The step change and run status a resolution leads to, or ``ResolutionError``."""
+    step_id, status = record.step_id, record.status
     waiting_forward = (StepStatus.NEEDS_MANUAL_REVIEW, StepStatus.UNKNOWN, StepStatus.STARTED)
     if status in waiting_forward:
         if outcome is Resolution.COMPLETED:

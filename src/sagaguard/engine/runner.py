@@ -21,10 +21,11 @@ from enum import Enum, auto
 from random import Random
 from typing import Any
 
-from sagaguard.engine.alerts import Alert, AlertKind, Notifier, deliver
+from sagaguard.engine.alerts import Alert, AlertKind, Notifier
 from sagaguard.engine.calls import Call, Outcome, OutcomeKind, Sleep
 from sagaguard.engine.context import Applied, NotApplied, StepContext
 from sagaguard.engine.faults import FaultInjector, FaultPoint
+from sagaguard.engine.outbox import deliver_now
 from sagaguard.engine.retry import backoff_delay
 from sagaguard.engine.saga import Saga
 from sagaguard.model import Step, StepClass
@@ -32,6 +33,7 @@ from sagaguard.rules import Decision, Situation, decide
 from sagaguard.storage.base import (
     Claim,
     JournalStore,
+    NewAlert,
     RunSnapshot,
     RunStatus,
     StepChange,
@@ -97,8 +99,8 @@ class RunDriver:
                 yield from self._forward()
             else:
                 yield from self._backward()
-        self._flush()
-        self.env.store.release(self.claim, now=self.env.clock())
+        # The run's last transitions and the owner's release share one commit.
+        self._flush(release=True)
 
     def _forward(self) -> RunGenerator:
         for step in self.process.steps:
@@ -190,13 +192,15 @@ class RunDriver:
             self._stage_step(
                 "outcome_unknown", step.id, StepStatus.UNKNOWN, failure_reason=outcome.reason
             )
-            end = yield from self._settle_unknown(step, Situation.TIMEOUT)
+            end = yield from self._settle_unknown(
+                step, Situation.TIMEOUT, in_flight=outcome.in_flight
+            )
             if end in (_End.COMPLETED, _End.REVIEW):
                 return end
             last_unknown = end is _End.RETRY_SAFE
 
     def _settle_unknown(
-        self, step: Step, situation: Situation
+        self, step: Step, situation: Situation, *, in_flight: bool = False
     ) -> Generator[Request, Outcome | None, _End]:
         ruling = decide(step, situation)
         if ruling.decision is Decision.RETRY:
@@ -204,13 +208,21 @@ class RunDriver:
         if ruling.decision is Decision.MANUAL_REVIEW:
             cause = self.steps[step.id].failure_reason
             return self._to_review(step, f"{cause}: {ruling.reason}" if cause else ruling.reason)
+        if in_flight:
+            # Verify would race the abandoned call: "not applied" now proves nothing.
+            return self._to_review(
+                step,
+                f"{self.steps[step.id].failure_reason}: the abandoned call may still apply its "
+                "effect, so verify cannot settle it now; a person checks once it has ended",
+            )
         verify = self.saga.handlers(step.id).verify
         if verify is None:
             return self._to_review(step, "verify is described but no verify code is bound")
+        timeout = self.process.timeout_for(step)
         self._stage("verify_called", step_id=step.id, reason=ruling.reason)
-        self._flush()
+        self._flush(extra_lease_s=timeout)
         attempt = self.steps[step.id].attempts
-        outcome = yield Call(verify, self._context(step, attempt), self.process.timeout_for(step))
+        outcome = yield Call(verify, self._context(step, attempt), timeout)
         assert outcome is not None
         if outcome.kind is OutcomeKind.OK and isinstance(outcome.value, Applied):
             return self._complete(step, outcome.value.result, kind="verified_applied")
@@ -230,7 +242,9 @@ class RunDriver:
 
     def _complete(self, step: Step, value: Any, *, kind: str) -> _End:
         try:
-            json.dumps(value, allow_nan=False)
+            # Round-tripped, so later steps see the result exactly as a resumed run would
+            # (tuples become lists, int keys strings) whichever process drives them.
+            value = json.loads(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError) as exc:
             # The effect happened but its result cannot be journaled: a person must look.
             return self._to_review(step, f"result is not JSON-serializable ({exc}); effect applied")
@@ -267,14 +281,17 @@ class RunDriver:
 
     def _to_review(self, step: Step, reason: str) -> _End:
         self._stage_step(
-            "needs_manual_review", step.id, StepStatus.NEEDS_MANUAL_REVIEW, failure_reason=reason
+            "needs_manual_review",
+            step.id,
+            StepStatus.NEEDS_MANUAL_REVIEW,
+            alert=self._alert(AlertKind.NEEDS_MANUAL_REVIEW, step, reason),
+            failure_reason=reason,
         )
         self._stage(
             "awaiting_review",
             run_status=RunStatus.NEEDS_MANUAL_REVIEW,
             reason=f"{step.id}: {reason}",
         )
-        self._alert(AlertKind.NEEDS_MANUAL_REVIEW, step, reason)
         return _End.REVIEW
 
     # -- backward -------------------------------------------------------------------------
@@ -328,14 +345,17 @@ class RunDriver:
 
     def _compensation_failed(self, step: Step, reason: str) -> _End:
         self._stage_step(
-            "compensation_failed", step.id, StepStatus.COMPENSATION_FAILED, failure_reason=reason
+            "compensation_failed",
+            step.id,
+            StepStatus.COMPENSATION_FAILED,
+            alert=self._alert(AlertKind.COMPENSATION_FAILED, step, reason),
+            failure_reason=reason,
         )
         self._stage(
             "awaiting_review",
             run_status=RunStatus.NEEDS_MANUAL_REVIEW,
             reason=f"rollback halted at {step.id}: {reason}",
         )
-        self._alert(AlertKind.COMPENSATION_FAILED, step, reason)
         return _End.FAILED
 
     def _keep_irreversible(self, step: Step) -> None:
@@ -391,18 +411,26 @@ class RunDriver:
             point, operation_id=self.operation_id, step_id=step_id, attempt=attempt
         )
 
-    def _alert(self, kind: AlertKind, step: Step, reason: str) -> None:
-        self._alerts.append(
-            Alert(
-                kind=kind,
-                operation_id=self.operation_id,
-                process=self.process.name,
-                step_id=step.id,
-                route=self.process.alert_route(step),
-                reason=reason,
-                run_status=RunStatus.NEEDS_MANUAL_REVIEW.value,
-                at=self.env.clock(),
-            )
+    def _alert(self, kind: AlertKind, step: Step, reason: str) -> NewAlert:
+        """Prepare an alert: it enters the outbox with its transition, then is delivered."""
+        now = self.env.clock()
+        alert = Alert(
+            kind=kind,
+            operation_id=self.operation_id,
+            process=self.process.name,
+            step_id=step.id,
+            route=self.process.alert_route(step),
+            reason=reason,
+            run_status=RunStatus.NEEDS_MANUAL_REVIEW.value,
+            at=now,
+        )
+        self._alerts.append(alert)
+        # A worker takes it over only once this owner had a lease's time to deliver it.
+        return NewAlert(
+            alert_id=alert.alert_id,
+            kind=kind.value,
+            payload=alert.to_json(),
+            deliver_after=now + self.env.lease_s,
         )
 
     def _stage(
@@ -422,26 +450,35 @@ class RunDriver:
         if run_status is not None:
             self.status = run_status
 
-    def _stage_step(self, kind: str, step_id: str, status: StepStatus, **values: Any) -> None:
+    def _stage_step(
+        self,
+        kind: str,
+        step_id: str,
+        status: StepStatus,
+        *,
+        alert: NewAlert | None = None,
+        **values: Any,
+    ) -> None:
         change = StepChange(step_id, status, **values)
         self._pending.append(
-            Transition(kind=kind, step=change, reason=values.get("failure_reason"))
+            Transition(kind=kind, step=change, reason=values.get("failure_reason"), alert=alert)
         )
         updates = {k: v for k, v in values.items() if v is not None} | {"status": status}
         self.steps[step_id] = dataclasses.replace(self.steps[step_id], **updates)
 
-    def _flush(self, *, extra_lease_s: float = 0.0) -> None:
-        if self._pending:
+    def _flush(self, *, extra_lease_s: float = 0.0, release: bool = False) -> None:
+        if self._pending or release:
             self.claim = self.env.store.record(
                 self.claim,
                 self._pending,
                 now=self.env.clock(),
                 lease_s=self.env.lease_s + extra_lease_s,
+                release=release,
             )
             self._pending = []
         alerts, self._alerts = self._alerts, []
         for alert in alerts:
-            deliver(self.env.notifier, alert)
+            deliver_now(self.env.store, self.env.notifier, alert, now=self.env.clock())
         callbacks, self._after_flush = self._after_flush, []
         for callback in callbacks:
             callback()
