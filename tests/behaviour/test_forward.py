@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sagaguard.engine import Engine
-from sagaguard.storage import RunStatus, StepStatus
+from sagaguard.storage import JournalStore, RunStatus, StepStatus
 from tests.behaviour.sagas import CHECKOUT_STEPS, FakeClock, Provider, checkout
 
 
@@ -124,3 +126,40 @@ def test_a_result_that_is_not_json_sends_the_step_to_review(engine: Engine) -> N
     snapshot = engine.run(saga, operation_id="op-set", input=None)
     assert snapshot.run.status is RunStatus.NEEDS_MANUAL_REVIEW
     assert "JSON" in (snapshot.step("returns_a_set").failure_reason or "")
+
+
+class WriteLog:
+    """A store that notes each write call (one transaction each) and what the run held then."""
+
+    WRITES = frozenset({"create_run", "claim", "claim_expired", "record", "heartbeat", "release"})
+
+    def __init__(self, inner: JournalStore, provider: Provider) -> None:
+        self._inner, self._provider = inner, provider
+        self.writes: list[tuple[str, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self.WRITES:
+            return attr
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            self.writes.append((name, len(self._provider.ledger)))
+            return attr(*args, **kwargs)
+
+        return write
+
+
+def test_a_run_of_n_steps_costs_n_plus_one_commits(store: JournalStore, clock: FakeClock) -> None:
+    """The run with the start of step 1; each result with the next start; the last with the
+    release. Fewer would break write-ahead; more is fsync time a payment journal pays."""
+    provider = Provider()
+    log = WriteLog(store, provider)
+    with Engine(store=log, clock=clock, sleep=clock.sleep, owner="e") as engine:
+        snapshot = engine.run(checkout(provider), operation_id="op-n", input=None)
+
+    assert snapshot.run.status is RunStatus.COMPLETED
+    assert [name for name, _ in log.writes] == ["create_run"] + ["record"] * 5
+    # Each commit comes before the next call: after k calls, commit k+1 (write-ahead).
+    assert [calls for _, calls in log.writes] == [0, 1, 2, 3, 4, 5]
+    assert store.events("op-n")[-1].kind == "released"
+    assert store.load("op-n").run.owner is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from sagaguard.exceptions import OperationConflictError, RunNotFoundError, Store
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
 from sagaguard.storage.base import input_hash
 
-from .helpers import INPUT, LEASE, STEPS, T0, journal, new_run, start
+from .helpers import INPUT, LEASE, STEPS, T0, journal, new_run, start, started, step
 
 
 def test_a_new_run_is_running_owned_by_its_creator_with_token_one(store: JournalStore) -> None:
@@ -55,6 +56,15 @@ def test_each_step_keeps_the_name_of_its_external_id_field(store: JournalStore) 
     fields = {s.step_id: s.external_id_field for s in store.load("op-1").steps}
     assert fields == {"reserve": None, "charge": "payment_id", "ship": None}
     assert created == store.load("op-1")
+
+
+def test_the_planned_snapshot_of_a_new_run_is_what_create_writes(store: JournalStore) -> None:
+    """An owner plans a run's first transitions on NewRun.snapshot before the creating commit."""
+    new = dataclasses.replace(new_run(), external_id_fields={"charge": "payment_id"})
+
+    created = store.create_run(new, owner="w", now=T0, lease_s=LEASE).snapshot
+
+    assert new.snapshot(owner="w", now=T0, lease_s=LEASE) == created
 
 
 def test_create_returns_what_load_reads(store: JournalStore) -> None:
@@ -158,3 +168,58 @@ def test_a_run_without_steps_can_be_created(store: JournalStore) -> None:
 
     assert snapshot.steps == ()
     assert store.load("op-1").steps == ()
+
+
+def test_a_new_run_and_its_first_transitions_are_written_together(store: JournalStore) -> None:
+    """The run and the ``started`` of its first step share one commit."""
+    result = store.create_run(
+        new_run(), owner="w", now=T0, lease_s=LEASE, transitions=[started("reserve", at=T0)]
+    )
+
+    assert result.created
+    assert result.claim is not None
+    assert (result.claim.fencing_token, result.claim.lease_expires_at) == (1, T0 + LEASE)
+    assert result.snapshot == store.load("op-1")
+    reserve = result.snapshot.step("reserve")
+    assert (reserve.status, reserve.attempts, reserve.last_attempt_at) == (
+        StepStatus.STARTED,
+        1,
+        T0,
+    )
+    events = store.events("op-1")
+    assert [(e.seq, e.kind, e.actor) for e in events] == [
+        (1, "run_created", "w"),
+        (2, "step_started", "w"),
+    ]
+    assert (events[1].from_status, events[1].to_status) == ("pending", "started")
+    # The claim is a real one: the creator goes on writing under it.
+    store.record(result.claim, [started("charge")], now=T0 + 1, lease_s=LEASE)
+
+
+def test_transitions_given_for_an_existing_run_are_not_applied(store: JournalStore) -> None:
+    start(store)
+    before = journal(store)
+
+    again = store.create_run(
+        new_run(), owner="other", now=T0 + 1, lease_s=LEASE, transitions=[started("reserve")]
+    )
+
+    assert not again.created
+    assert journal(store) == before
+
+
+@pytest.mark.parametrize(
+    "transition",
+    [
+        step("step_started", "no_such_step", StepStatus.STARTED),
+        step("step_completed", "reserve", StepStatus.COMPLETED, result={"bad": {1, 2}}),
+    ],
+    ids=["unknown_step", "payload_not_json"],
+)
+def test_a_bad_first_transition_creates_nothing(store: JournalStore, transition: Any) -> None:
+    with pytest.raises(StoreError):
+        store.create_run(new_run(), owner="w", now=T0, lease_s=LEASE, transitions=[transition])
+
+    with pytest.raises(RunNotFoundError):
+        store.load("op-1")
+    assert store.list_runs() == []

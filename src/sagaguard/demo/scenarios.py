@@ -205,9 +205,19 @@ class JournalTap:
                 self._seen[operation_id] = event.seq
                 self._on_event(event)
 
-    def create_run(self, new: NewRun, *, owner: str, now: float, lease_s: float) -> CreateResult:
+    def create_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        transitions: Sequence[Transition] = (),
+    ) -> CreateResult:
         """Delegate, then report."""
-        created = self._store.create_run(new, owner=owner, now=now, lease_s=lease_s)
+        created = self._store.create_run(
+            new, owner=owner, now=now, lease_s=lease_s, transitions=transitions
+        )
         self._report(new.operation_id)
         return created
 

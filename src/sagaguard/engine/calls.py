@@ -101,10 +101,13 @@ class ThreadCaller:
                 value = request.fn(request.ctx)
             else:
                 future = self._pool.submit(request.fn, request.ctx)
-                done, _ = concurrent.futures.wait([future], timeout=request.timeout_s)
-                if not done:
-                    return _abandon(future, request)
-                value = future.result()
+                try:
+                    value = future.result(timeout=request.timeout_s)
+                except TimeoutError:
+                    if not future.done():
+                        return _abandon(future, request)
+                    # It ended just now, or the call itself raised TimeoutError.
+                    value = future.result()
             if inspect.isawaitable(value):
                 # An async callable object, or a wrapper that returns a coroutine.
                 value = self._run_coroutine(value, request.timeout_s)

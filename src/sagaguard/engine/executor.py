@@ -24,7 +24,7 @@ from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Call, ThreadCaller
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
 from sagaguard.engine.outbox import deliver_due
-from sagaguard.engine.runner import Environment, RunDriver, RunGenerator
+from sagaguard.engine.runner import Environment, RunDriver, RunExists, RunGenerator
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
     OperationConflictError,
@@ -140,7 +140,13 @@ class Engine:
         if isinstance(start, RunSnapshot):
             return start
         try:
-            self._drive_sync(start)
+            try:
+                self._drive_sync(start)
+            except RunExists as exists:
+                joined = self._join(saga, exists)
+                if isinstance(joined, RunSnapshot):
+                    return joined
+                self._drive_sync(joined)
         finally:
             self._leave(operation_id)
         return self.store.load(operation_id)
@@ -157,7 +163,13 @@ class Engine:
         if isinstance(start, RunSnapshot):
             return start
         try:
-            await self._drive_async(start)
+            try:
+                await self._drive_async(start)
+            except RunExists as exists:
+                joined = self._join(saga, exists)
+                if isinstance(joined, RunSnapshot):
+                    return joined
+                await self._drive_async(joined)
         finally:
             self._leave(operation_id)
         return self.store.load(operation_id)
@@ -311,7 +323,11 @@ class Engine:
         return _resolution_change(record, outcome, result, snapshot, id_field)
 
     def _start(self, saga: Saga, operation_id: str, input: JSONValue) -> RunDriver | RunSnapshot:
-        """A driver for the run (this call then holds it), or the run as it stands."""
+        """A driver that creates the run (this call then holds it), or the run as it stands.
+
+        The driver creates the run with its first commit; if the run exists already it raises
+        ``RunExists`` before calling anything, and :meth:`_join` takes over.
+        """
         saga.check_runnable()
         process = saga.process
         new = NewRun(
@@ -332,42 +348,35 @@ class Engine:
             with self._lock:
                 still_held = self._driving.get(operation_id) is gate
             if still_held:
-                # The run exists now; this only checks the request against it.
-                existing = self._create(new, process.version)
-                assert isinstance(existing, RunSnapshot)
-                return existing
-        try:
-            created = self._create(new, process.version)
-            if isinstance(created, RunSnapshot):
-                start = self._take_existing(saga, created)
-            else:
-                claim, snapshot = created
-                start = RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot)
-        except BaseException:
-            self._leave(operation_id)
-            raise
-        if isinstance(start, RunSnapshot):
-            self._leave(operation_id)
-            return start
-        self.register(saga)
-        self._started(operation_id)
-        return start
+                # The holder's start is over, so the run is journaled: only compare.
+                snapshot = self.store.load(operation_id)
+                _check_same_request(new, snapshot)
+                return snapshot
+        now = self._clock()
 
-    def _create(self, new: NewRun, version: str) -> tuple[Claim, RunSnapshot] | RunSnapshot:
-        """Create the run, or return the existing one if the request matches it."""
-        created = self.store.create_run(
-            new, owner=self.owner, now=self._clock(), lease_s=self.lease_s
+        def created() -> None:
+            self.register(saga)
+            self._started(operation_id)
+
+        return RunDriver(
+            env=self._env,
+            saga=saga,
+            claim=Claim(operation_id, self.owner, 1, now + self.lease_s),
+            snapshot=new.snapshot(owner=self.owner, now=now, lease_s=self.lease_s),
+            new_run=new,
+            on_created=created,
         )
-        if created.created:
-            assert created.claim is not None
-            return created.claim, created.snapshot
-        run = created.snapshot.run
-        if run.version != version:
-            raise OperationConflictError(
-                f"operation_id {new.operation_id!r} is a run of {run.process} v{run.version}, "
-                f"not v{version}"
-            )
-        return created.snapshot
+
+    def _join(self, saga: Saga, exists: RunExists) -> RunDriver | RunSnapshot:
+        """The run existed: drive it if it is unfinished and nobody live holds it."""
+        try:
+            _check_same_request(exists.new_run, exists.snapshot)
+            joined = self._take_existing(saga, exists.snapshot)
+            if isinstance(joined, RunDriver):
+                self.register(saga)
+            return joined
+        finally:
+            self._started(exists.new_run.operation_id)
 
     def _take_existing(self, saga: Saga, snapshot: RunSnapshot) -> RunDriver | RunSnapshot:
         """Claim an existing run to drive it, unless it is over or a live owner holds it."""
@@ -456,6 +465,21 @@ class Engine:
         self._caller.close()
         if self._owns_store:
             self.store.close()
+
+
+def _check_same_request(new: NewRun, snapshot: RunSnapshot) -> None:
+    """``OperationConflictError`` unless the journaled run is the run ``new`` asks for."""
+    run = snapshot.run
+    if (run.process, run.input_hash) != (new.process, new.input_hash):
+        raise OperationConflictError(
+            f"operation {new.operation_id!r} already exists for process {run.process!r} "
+            "with a different input or process"
+        )
+    if run.version != new.version:
+        raise OperationConflictError(
+            f"operation_id {new.operation_id!r} is a run of {run.process} v{run.version}, "
+            f"not v{new.version}"
+        )
 
 
 def _resolution_change(

@@ -34,6 +34,7 @@ from sagaguard.storage.base import (
     Claim,
     JournalStore,
     NewAlert,
+    NewRun,
     RunSnapshot,
     RunStatus,
     StepChange,
@@ -58,6 +59,15 @@ class Environment:
     rng: Random
 
 
+class RunExists(Exception):  # noqa: N818 - it names the fact, like StopIteration
+    """A driver meant to create its run found it journaled already; nothing was called."""
+
+    def __init__(self, new_run: NewRun, snapshot: RunSnapshot) -> None:
+        super().__init__(new_run.operation_id)
+        self.new_run = new_run
+        self.snapshot = snapshot
+
+
 class _End(Enum):
     COMPLETED = auto()
     FAILED = auto()
@@ -74,6 +84,11 @@ class RunDriver:
     saga: Saga
     claim: Claim
     snapshot: RunSnapshot
+    new_run: NewRun | None = None
+    """Set for a run not journaled yet: its first flush creates it (``RunExists`` if it
+    exists), so the run and the ``started`` of its first step share one commit."""
+    on_created: Callable[[], None] | None = None
+    """Called once the first flush created the run."""
     steps: dict[str, StepRecord] = field(init=False)
     status: RunStatus = field(init=False)
     _pending: list[Transition] = field(init=False, default_factory=list)
@@ -466,13 +481,32 @@ class RunDriver:
         updates = {k: v for k, v in values.items() if v is not None} | {"status": status}
         self.steps[step_id] = dataclasses.replace(self.steps[step_id], **updates)
 
+    def _create(self, lease_s: float) -> None:
+        assert self.new_run is not None
+        created = self.env.store.create_run(
+            self.new_run,
+            owner=self.claim.owner,
+            now=self.env.clock(),
+            lease_s=lease_s,
+            transitions=self._pending,
+        )
+        if not created.created:
+            raise RunExists(self.new_run, created.snapshot)
+        assert created.claim is not None
+        self.new_run, self.claim, self._pending = None, created.claim, []
+        if self.on_created is not None:
+            self.on_created()
+
     def _flush(self, *, extra_lease_s: float = 0.0, release: bool = False) -> None:
+        lease_s = self.env.lease_s + extra_lease_s
+        if self.new_run is not None:
+            self._create(lease_s)
         if self._pending or release:
             self.claim = self.env.store.record(
                 self.claim,
                 self._pending,
                 now=self.env.clock(),
-                lease_s=self.env.lease_s + extra_lease_s,
+                lease_s=lease_s,
                 release=release,
             )
             self._pending = []

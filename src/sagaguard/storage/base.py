@@ -167,6 +167,44 @@ class NewRun:
         """Digest of the input (see :func:`input_hash`)."""
         return input_hash(self.input)
 
+    def snapshot(self, *, owner: str, now: float, lease_s: float) -> RunSnapshot:
+        """The run exactly as :meth:`JournalStore.create_run` writes it, before any transition.
+
+        Lets an owner plan the run's first transitions before the commit that creates it.
+        """
+        run = RunRecord(
+            operation_id=self.operation_id,
+            process=self.process,
+            version=self.version,
+            input=self.input,
+            input_hash=self.input_hash,
+            status=RunStatus.RUNNING,
+            owner=owner,
+            lease_expires_at=now + lease_s,
+            fencing_token=1,
+            created_at=now,
+            updated_at=now,
+        )
+        steps = tuple(
+            StepRecord(
+                operation_id=self.operation_id,
+                step_id=step_id,
+                position=position,
+                status=StepStatus.PENDING,
+                attempts=0,
+                last_attempt_at=None,
+                idempotency_key=idempotency_key(self.operation_id, step_id),
+                external_id=None,
+                result=None,
+                failure_reason=None,
+                compensation_attempts=0,
+                completed_seq=None,
+                external_id_field=self.external_id_fields.get(step_id),
+            )
+            for position, step_id in enumerate(self.step_ids)
+        )
+        return RunSnapshot(run=run, steps=steps)
+
 
 @dataclass(frozen=True, slots=True)
 class StepChange:
@@ -240,14 +278,25 @@ class JournalStore(Protocol):
 
     url: str
 
-    def create_run(self, new: NewRun, *, owner: str, now: float, lease_s: float) -> CreateResult:
+    def create_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        transitions: Sequence[Transition] = (),
+    ) -> CreateResult:
         """Atomically create a run owned by ``owner``, or return the run that already exists.
 
         A new run is inserted with status ``running``, every step ``pending``, fencing token 1,
-        a lease until ``now + lease_s`` and a ``run_created`` event, all in one transaction.
-        If ``operation_id`` exists with the same process and input hash, the existing run is
-        returned unchanged (``created=False``, no claim). If it exists with a different process
-        or input, :class:`~sagaguard.exceptions.OperationConflictError` is raised.
+        a lease until ``now + lease_s`` and a ``run_created`` event; then ``transitions`` are
+        applied under the new claim exactly as :meth:`record` would; all in one transaction,
+        so a run and the ``started`` of its first step cost one commit. The snapshot shows the
+        run after them. If ``operation_id`` exists with the same process and input hash, the
+        existing run is returned unchanged (``created=False``, no claim, ``transitions`` not
+        applied). If it exists with a different process or input,
+        :class:`~sagaguard.exceptions.OperationConflictError` is raised.
         """
         ...
 

@@ -24,6 +24,7 @@ from sagaguard.storage.base import (
     Claim,
     CreateResult,
     Event,
+    NewAlert,
     NewRun,
     OutboxAlert,
     RunRecord,
@@ -140,8 +141,17 @@ class InMemoryStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def create_run(self, new: NewRun, *, owner: str, now: float, lease_s: float) -> CreateResult:
-        """Create a run owned by ``owner``, or return the one under ``operation_id``."""
+    def create_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        transitions: Sequence[Transition] = (),
+    ) -> CreateResult:
+        """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
+        encoded = _encoded(transitions)
         input_text = dumps(new.input)
         digest = new.input_hash
         if len(set(new.step_ids)) != len(new.step_ids):
@@ -190,8 +200,10 @@ class InMemoryStore:
                 to_status=RunStatus.RUNNING.value,
                 data=dumps({"process": new.process, "version": new.version}),
             )
-            self._runs[new.operation_id] = run
             claim = Claim(new.operation_id, owner, 1, lease)
+            self._check_steps(claim, run, encoded)
+            self._runs[new.operation_id] = run
+            self._apply(claim, run, encoded, now=now, lease_s=lease_s, release=False)
             return CreateResult(
                 snapshot=self._snapshot(new.operation_id, run), created=True, claim=claim
             )
@@ -237,75 +249,11 @@ class InMemoryStore:
     ) -> Claim:
         """Apply ``transitions`` under ``claim`` and renew (or release) it, all or nothing."""
         # Encode every payload before touching state, so a bad one changes nothing.
-        encoded = [
-            (
-                transition,
-                None if transition.step is None else _encode(transition.step.result),
-                _encode(transition.data),
-            )
-            for transition in transitions
-        ]
-        alerts = [
-            (transition.alert, dumps(transition.alert.payload))
-            for transition in transitions
-            if transition.alert is not None
-        ]
+        encoded = _encoded(transitions)
         with self._lock:
             run = self._current(claim)
-            for transition, _, _ in encoded:
-                if transition.step is not None and transition.step.step_id not in run.steps:
-                    raise StoreError(
-                        f"run {claim.operation_id!r} has no step {transition.step.step_id!r}"
-                    )
-            for transition, result_text, data_text in encoded:
-                from_status: str | None = None
-                to_status: str | None = None
-                change = transition.step
-                if change is not None:
-                    step = run.steps[change.step_id]
-                    from_status, to_status = step.status.value, change.status.value
-                    step.status = change.status
-                    for name in _KEPT_UNLESS_GIVEN:
-                        value = getattr(change, name)
-                        if value is not None:
-                            setattr(step, name, value)
-                    if result_text is not None:
-                        step.result = result_text
-                if transition.run_status is not None:
-                    # The event shows the step's move when there is one, else the run's.
-                    if from_status == to_status:
-                        from_status = run.status.value
-                        to_status = transition.run_status.value
-                    run.status = transition.run_status
-                    run.reason = transition.run_reason
-                elif transition.run_reason is not None:
-                    run.reason = transition.run_reason
-                self._append(
-                    claim.operation_id,
-                    run,
-                    at=now,
-                    actor=claim.owner,
-                    kind=transition.kind,
-                    step_id=None if change is None else change.step_id,
-                    from_status=from_status,
-                    to_status=to_status,
-                    reason=transition.reason,
-                    data=data_text,
-                )
-            for alert, payload in alerts:
-                self._alerts[alert.alert_id] = _Alert(
-                    operation_id=claim.operation_id,
-                    kind=alert.kind,
-                    payload=payload,
-                    created_at=now,
-                    next_attempt_at=alert.deliver_after,
-                )
-            if release:
-                self._let_go(claim, run, now)
-            else:
-                run.lease_expires_at = now + lease_s
-                if encoded:
-                    run.updated_at = now
+            self._check_steps(claim, run, encoded)
+            self._apply(claim, run, encoded, now=now, lease_s=lease_s, release=release)
             return Claim(claim.operation_id, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
@@ -387,6 +335,74 @@ class InMemoryStore:
             self._alerts.clear()
 
     # -- internals (called with the lock held) ---------------------------------------------
+
+    @staticmethod
+    def _check_steps(claim: Claim, run: _Run, encoded: _Encoded) -> None:
+        for transition, _, _ in encoded.transitions:
+            if transition.step is not None and transition.step.step_id not in run.steps:
+                raise StoreError(
+                    f"run {claim.operation_id!r} has no step {transition.step.step_id!r}"
+                )
+
+    def _apply(
+        self,
+        claim: Claim,
+        run: _Run,
+        encoded: _Encoded,
+        *,
+        now: float,
+        lease_s: float,
+        release: bool,
+    ) -> None:
+        for transition, result_text, data_text in encoded.transitions:
+            from_status: str | None = None
+            to_status: str | None = None
+            change = transition.step
+            if change is not None:
+                step = run.steps[change.step_id]
+                from_status, to_status = step.status.value, change.status.value
+                step.status = change.status
+                for name in _KEPT_UNLESS_GIVEN:
+                    value = getattr(change, name)
+                    if value is not None:
+                        setattr(step, name, value)
+                if result_text is not None:
+                    step.result = result_text
+            if transition.run_status is not None:
+                # The event shows the step's move when there is one, else the run's.
+                if from_status == to_status:
+                    from_status = run.status.value
+                    to_status = transition.run_status.value
+                run.status = transition.run_status
+                run.reason = transition.run_reason
+            elif transition.run_reason is not None:
+                run.reason = transition.run_reason
+            self._append(
+                claim.operation_id,
+                run,
+                at=now,
+                actor=claim.owner,
+                kind=transition.kind,
+                step_id=None if change is None else change.step_id,
+                from_status=from_status,
+                to_status=to_status,
+                reason=transition.reason,
+                data=data_text,
+            )
+        for alert, payload in encoded.alerts:
+            self._alerts[alert.alert_id] = _Alert(
+                operation_id=claim.operation_id,
+                kind=alert.kind,
+                payload=payload,
+                created_at=now,
+                next_attempt_at=alert.deliver_after,
+            )
+        if release:
+            self._let_go(claim, run, now)
+        else:
+            run.lease_expires_at = now + lease_s
+            if encoded.transitions:
+                run.updated_at = now
 
     def _let_go(self, claim: Claim, run: _Run, now: float) -> None:
         run.owner = None
@@ -510,6 +526,29 @@ class InMemoryStore:
                 for step_id, step in steps
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """Transitions with their payloads already JSON text, and the alerts they raise."""
+
+    transitions: tuple[tuple[Transition, str | None, str | None], ...]
+    alerts: tuple[tuple[NewAlert, str], ...]
+
+
+def _encoded(transitions: Sequence[Transition]) -> _Encoded:
+    """Encode every payload up front, so a bad one changes nothing."""
+    return _Encoded(
+        transitions=tuple(
+            (
+                t,
+                None if t.step is None else _encode(t.step.result),
+                _encode(t.data),
+            )
+            for t in transitions
+        ),
+        alerts=tuple((t.alert, dumps(t.alert.payload)) for t in transitions if t.alert),
+    )
 
 
 def _live(lease_expires_at: float | None, now: float) -> bool:

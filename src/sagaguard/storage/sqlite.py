@@ -18,6 +18,7 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -270,8 +271,16 @@ class SQLiteStore:
 
     # -- writes ----------------------------------------------------------------------------
 
-    def create_run(self, new: NewRun, *, owner: str, now: float, lease_s: float) -> CreateResult:
-        """Create a run owned by ``owner``, or return the one under ``operation_id``."""
+    def create_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        transitions: Sequence[Transition] = (),
+    ) -> CreateResult:
+        """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
         input_text = dumps(new.input)
         digest = new.input_hash
         if len(set(new.step_ids)) != len(new.step_ids):
@@ -288,6 +297,8 @@ class SQLiteStore:
             for pos, sid in enumerate(new.step_ids)
         ]  # fmt: skip
         created = dumps({"process": new.process, "version": new.version})
+        claim = Claim(op, owner, 1, lease)
+        prepared = _prepare(claim, transitions, now)
         with self._writing() as conn:
             row = conn.execute(_SELECT_IDENTITY, (op,)).fetchone()
             if row is not None:
@@ -301,8 +312,13 @@ class SQLiteStore:
             conn.executemany(_INSERT_STEP, step_rows)
             event = (op, 1, now, owner, "run_created", None, None, "running", None, created)
             conn.execute(_INSERT_EVENT, event)
-        snapshot = RunSnapshot(_run_record(run_row), tuple(_step_record(s) for s in step_rows))
-        return CreateResult(snapshot=snapshot, created=True, claim=Claim(op, owner, 1, lease))
+            if not transitions:
+                snapshot = RunSnapshot(
+                    _run_record(run_row), tuple(_step_record(s) for s in step_rows)
+                )
+                return CreateResult(snapshot=snapshot, created=True, claim=claim)
+            _apply(conn, claim, prepared, now=now, lease=lease, release=False)
+            return CreateResult(snapshot=_snapshot(conn, op), created=True, claim=claim)
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
@@ -338,72 +354,11 @@ class SQLiteStore:
         if not transitions and not release:
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         # Encode payloads before taking the write lock: a bad one fails with nothing begun.
-        prepared = [
-            (t, None if t.step is None else _encode(t.step.result), _encode(t.data))
-            for t in transitions
-        ]
-        alert_rows = [
-            _alert_row(claim.operation_id, t.alert, now) for t in transitions if t.alert is not None
-        ]
-        op, owner, lease = claim.operation_id, claim.owner, now + lease_s
-        events = len(prepared) + (1 if release else 0)
+        prepared = _prepare(claim, transitions, now)
+        lease = now + lease_s
         with self._writing() as conn:
-            if release:
-                fenced = conn.execute(
-                    _RELEASE_FOR_RECORD, (now, events, op, claim.fencing_token, owner)
-                )
-            else:
-                fenced = conn.execute(
-                    _RENEW_FOR_RECORD, (lease, now, events, op, claim.fencing_token, owner)
-                )
-            if fenced.rowcount == 0:
-                _raise_unowned(conn, claim)
-            current = conn.execute(_CURRENT, (op,)).fetchall()
-            run_status, run_reason, last_seq = current[0][:3]
-            before = (run_status, run_reason)
-            steps = {row[3]: row[4] for row in current if row[3] is not None}
-            step_rows = []
-            event_rows = []
-            seq = last_seq - events
-            for transition, result_text, data_text in prepared:
-                seq += 1
-                change = transition.step
-                from_status = to_status = step_id = None
-                if change is not None:
-                    step_id = change.step_id
-                    if step_id not in steps:
-                        raise StoreError(f"run {op!r} has no step {step_id!r}")
-                    from_status, to_status = steps[step_id], change.status.value
-                    steps[step_id] = to_status
-                    step_rows.append(
-                        (to_status, change.attempts, change.last_attempt_at, change.external_id,
-                         result_text, change.failure_reason, change.compensation_attempts,
-                         change.completed_seq, op, step_id)
-                    )  # fmt: skip
-                if transition.run_status is not None:
-                    # The event shows the step's move when there is one, else the run's.
-                    if from_status == to_status:
-                        from_status, to_status = run_status, transition.run_status.value
-                    run_status, run_reason = transition.run_status.value, transition.run_reason
-                elif transition.run_reason is not None:
-                    run_reason = transition.run_reason
-                event_rows.append(
-                    (op, seq, now, owner, transition.kind, step_id, from_status, to_status,
-                     transition.reason, data_text)
-                )  # fmt: skip
-            if step_rows:
-                conn.executemany(_UPDATE_STEP, step_rows)
-            if (run_status, run_reason) != before:
-                conn.execute(
-                    "UPDATE runs SET status = ?, reason = ? WHERE operation_id = ?",
-                    (run_status, run_reason, op),
-                )
-            if release:
-                event_rows.append(_released_event(claim, seq + 1, now))
-            conn.executemany(_INSERT_EVENT, event_rows)
-            if alert_rows:
-                conn.executemany(_INSERT_ALERT, alert_rows)
-        return Claim(op, owner, claim.fencing_token, lease)
+            _apply(conn, claim, prepared, now=now, lease=lease, release=release)
+        return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
         """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
@@ -561,6 +516,94 @@ class SQLiteStore:
                     conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"journal {self.path}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """Transitions with their payloads already encoded, ready to be written."""
+
+    transitions: tuple[tuple[Transition, str | None, str | None], ...]
+    alert_rows: tuple[tuple[Any, ...], ...]
+
+
+def _prepare(claim: Claim, transitions: Sequence[Transition], now: float) -> _Prepared:
+    """Encode every payload up front: a bad one fails before any write begins."""
+    return _Prepared(
+        transitions=tuple(
+            (t, None if t.step is None else _encode(t.step.result), _encode(t.data))
+            for t in transitions
+        ),
+        alert_rows=tuple(
+            _alert_row(claim.operation_id, t.alert, now) for t in transitions if t.alert is not None
+        ),
+    )
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    claim: Claim,
+    prepared: _Prepared,
+    *,
+    now: float,
+    lease: float,
+    release: bool,
+) -> None:
+    """Within the caller's write transaction: the fenced part of ``record``."""
+    op, owner = claim.operation_id, claim.owner
+    events = len(prepared.transitions) + (1 if release else 0)
+    if release:
+        fenced = conn.execute(_RELEASE_FOR_RECORD, (now, events, op, claim.fencing_token, owner))
+    else:
+        fenced = conn.execute(
+            _RENEW_FOR_RECORD, (lease, now, events, op, claim.fencing_token, owner)
+        )
+    if fenced.rowcount == 0:
+        _raise_unowned(conn, claim)
+    current = conn.execute(_CURRENT, (op,)).fetchall()
+    run_status, run_reason, last_seq = current[0][:3]
+    before = (run_status, run_reason)
+    steps = {row[3]: row[4] for row in current if row[3] is not None}
+    step_rows = []
+    event_rows = []
+    seq = last_seq - events
+    for transition, result_text, data_text in prepared.transitions:
+        seq += 1
+        change = transition.step
+        from_status = to_status = step_id = None
+        if change is not None:
+            step_id = change.step_id
+            if step_id not in steps:
+                raise StoreError(f"run {op!r} has no step {step_id!r}")
+            from_status, to_status = steps[step_id], change.status.value
+            steps[step_id] = to_status
+            step_rows.append(
+                (to_status, change.attempts, change.last_attempt_at, change.external_id,
+                 result_text, change.failure_reason, change.compensation_attempts,
+                 change.completed_seq, op, step_id)
+            )  # fmt: skip
+        if transition.run_status is not None:
+            # The event shows the step's move when there is one, else the run's.
+            if from_status == to_status:
+                from_status, to_status = run_status, transition.run_status.value
+            run_status, run_reason = transition.run_status.value, transition.run_reason
+        elif transition.run_reason is not None:
+            run_reason = transition.run_reason
+        event_rows.append(
+            (op, seq, now, owner, transition.kind, step_id, from_status, to_status,
+             transition.reason, data_text)
+        )  # fmt: skip
+    if step_rows:
+        conn.executemany(_UPDATE_STEP, step_rows)
+    if (run_status, run_reason) != before:
+        conn.execute(
+            "UPDATE runs SET status = ?, reason = ? WHERE operation_id = ?",
+            (run_status, run_reason, op),
+        )
+    if release:
+        event_rows.append(_released_event(claim, seq + 1, now))
+    conn.executemany(_INSERT_EVENT, event_rows)
+    if prepared.alert_rows:
+        conn.executemany(_INSERT_ALERT, prepared.alert_rows)
 
 
 def _take(
