@@ -151,6 +151,33 @@ def test_demo_on_a_given_file_can_be_inspected_and_replayed(tmp_path: Path) -> N
     assert [s["status"] for s in view["steps"][:3]] == ["compensated"] * 3
 
 
+def test_demo_takes_a_sqlite_url_as_its_journal(tmp_path: Path) -> None:
+    """--db accepts the URL every other command takes, naming the same file."""
+    path = tmp_path / "demo.sqlite3"
+    assert demo("--db", f"sqlite:///{path}").exit_code == 0
+    assert path.exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        ("bogus://x", "plays on SQLite"),
+        ("postgresql://h/db", "plays on SQLite"),
+        (".", "directory"),
+    ],
+    ids=["unknown_scheme", "not_sqlite", "directory"],
+)
+def test_demo_refuses_a_journal_it_cannot_play_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str, fragment: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = demo("--db", value)
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert fragment in result.stderr
+    assert list(tmp_path.iterdir()) == [], "no file was made"
+
+
 def test_demo_in_a_missing_directory_exits_2(tmp_path: Path) -> None:
     """A --db path whose folder does not exist is one line naming it."""
     result = demo("--db", str(tmp_path / "no" / "demo.sqlite3"))

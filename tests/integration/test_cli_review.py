@@ -124,6 +124,20 @@ def test_review_list_with_the_saga_shows_the_alert_route(shop: Shop) -> None:
     assert "alert: finance" in table.stdout
 
 
+def test_review_list_shows_the_alert_route_from_the_journal_alone(shop: Shop) -> None:
+    """On-call often has no code at hand: the route is read from the alerting event."""
+    shop.start("o-1", LOST_AND_UNVERIFIABLE)
+
+    listed = json.loads(shop.invoke("review", "list", "--json").stdout)
+    table = shop.invoke("review", "list")
+
+    assert listed[0]["route"] == "finance"
+    assert "alert: finance" in table.stdout
+    _, events = shop.journal("o-1")
+    alerting = [e for e in events if e.kind == "needs_manual_review"]
+    assert [e.data["route"] for e in alerting] == ["finance"]
+
+
 def test_review_list_when_nothing_waits(shop: Shop) -> None:
     """No waiting run is a sentence and an empty JSON list."""
     shop.start("o-ok", {})

@@ -25,6 +25,7 @@ from typer.testing import CliRunner, Result
 from sagaguard.cli import app
 from sagaguard.engine import Engine, FaultPoint, SimulatedCrash
 from sagaguard.engine.loading import load_saga
+from sagaguard.exceptions import StaleOwnerError
 from sagaguard.storage import open_store
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -262,9 +263,24 @@ def test_bad_json_on_stdin_names_stdin(world: Path, db: str) -> None:
         (["--db", "postgres://nowhere/x"], ("unsupported journal URL",)),
         (["--db", "sqlite:////no/such/dir/j.sqlite3"], ("/no/such/dir",)),
         (["--webhook", "ftp://example.com"], ("--webhook", "http")),
+        (["--webhook-route", "finance"], ("--webhook-route", "ROUTE=URL")),
+        (["--webhook-route", "finance=http://x"], ("--webhook-route needs --webhook",)),
+        (
+            ["--webhook", "http://x", "--webhook-route", "finance=ftp://x"],
+            ("--webhook-route", "http"),
+        ),
         (["--operation-id", "  "], ("--operation-id",)),
     ],
-    ids=["missing_input", "bad_db_scheme", "db_dir_missing", "bad_webhook", "blank_op"],
+    ids=[
+        "missing_input",
+        "bad_db_scheme",
+        "db_dir_missing",
+        "bad_webhook",
+        "route_without_url",
+        "route_without_webhook",
+        "route_not_http",
+        "blank_op",
+    ],
 )
 def test_bad_options_exit_2_in_one_line(
     world: Path, db: str, tmp_path: Path, args: list[str], fragments: tuple[str, ...]
@@ -394,3 +410,42 @@ def test_run_owned_by_a_live_owner_exits_5_and_calls_nothing(
         assert store.load("order-1").run.owner == "other"
     finally:
         store.close()
+
+
+def test_a_route_with_its_own_webhook_gets_its_alerts_there(
+    world: Path, db: str, tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    """Money alerts go to finance's endpoint; the default endpoint hears nothing of them."""
+    finance_url, finance = webhook
+    payload = ORDER | {
+        "simulate": {"charge_payment": "answer_lost", "charge_payment.verify": "down"}
+    }
+    result = run(
+        db,
+        write_input(tmp_path, payload),
+        "order-1",
+        "--webhook",
+        "http://127.0.0.1:9/unused",
+        "--webhook-route",
+        f"finance={finance_url}",
+    )
+
+    assert result.exit_code == 3, result.stderr
+    assert [(a["kind"], a["route"]) for a in finance] == [("needs_manual_review", "finance")]
+
+
+def test_a_run_taken_over_mid_way_exits_5_not_2(
+    world: Path, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Losing the lease is not bad input: the new owner finishes the run; say so."""
+
+    def stalled(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        raise StaleOwnerError("'w' no longer holds run 'o-stale' (token 1, current 2)")
+
+    monkeypatch.setattr(Engine, "run", stalled)
+    result = run(db, write_input(tmp_path, ORDER), "o-stale")
+
+    assert result.exit_code == 5
+    [line] = result.stderr.splitlines()
+    assert "taken over by another owner" in line
+    assert "runs show o-stale" in line

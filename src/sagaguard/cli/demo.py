@@ -23,9 +23,10 @@ from rich.text import Text
 
 from sagaguard.cli.app import app
 from sagaguard.cli.errors import EXIT_FINDINGS, PROG, report_error
-from sagaguard.cli.runs import make_console, status_text
+from sagaguard.cli.runs import make_console, sqlite_path, status_text
 from sagaguard.cli.views import Narrator
 from sagaguard.demo import SCENARIOS, Entry, Played, Scenario, play
+from sagaguard.exceptions import SagaGuardError
 from sagaguard.storage import Event, JournalStore, open_store
 
 __all__ = ["demo"]
@@ -34,12 +35,12 @@ __all__ = ["demo"]
 @app.command()
 def demo(
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
-            metavar="PATH",
-            help="SQLite file to play the demo in (kept). Default: a fresh temporary file.",
-            dir_okay=False,
+            metavar="PATH|URL",
+            help="SQLite file (a path or sqlite:///path) to play the demo in, kept afterwards. "
+            "Default: a fresh temporary file.",
             show_default=False,
         ),
     ] = None,
@@ -57,12 +58,14 @@ def demo(
     temp_dir = None
     if db is None:
         temp_dir = Path(tempfile.mkdtemp(prefix="sagaguard-demo-"))
-        db = temp_dir / "demo.sqlite3"
-    url = f"sqlite:///{db.resolve()}"
+        path = temp_dir / "demo.sqlite3"
+    else:
+        path = _demo_path(db)
+    url = f"sqlite:///{path.resolve()}"
     try:
         store = open_store(url)
         try:
-            played = _play_all(console, store, db)
+            played = _play_all(console, store, path)
         finally:
             store.close()
     finally:
@@ -74,6 +77,21 @@ def demo(
     if failed:
         report_error(f"demo claim does not hold: {failed[0]}")
         raise typer.Exit(EXIT_FINDINGS)
+
+
+def _demo_path(db: str) -> Path:
+    """The demo's SQLite file from ``--db``: a path, or a ``sqlite:///`` URL naming one."""
+    if "://" in db:
+        path = sqlite_path(db) if db.lower().startswith("sqlite:") else None
+        if path is None:
+            raise SagaGuardError(
+                f"--db {db!r}: the demo plays on SQLite; give a file path or sqlite:///PATH"
+            )
+    else:
+        path = Path(db)
+    if path.is_dir():
+        raise SagaGuardError(f"--db {db!r}: is a directory; give a file path")
+    return path
 
 
 def _play_all(console: Console, store: JournalStore, db: Path) -> list[Played]:

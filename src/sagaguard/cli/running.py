@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from sagaguard.cli.app import app
-from sagaguard.cli.errors import PROG
+from sagaguard.cli.errors import PROG, report_error
 from sagaguard.cli.runs import (
     DbOption,
     JsonOption,
@@ -41,7 +41,7 @@ from sagaguard.cli.runs import (
 from sagaguard.cli.views import run_view
 from sagaguard.engine import Engine, LoggingNotifier, Notifier, WebhookNotifier
 from sagaguard.engine.loading import load_saga, load_sagas
-from sagaguard.exceptions import RunNotFoundError, SagaGuardError
+from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StaleOwnerError
 from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus
 from sagaguard.storage.base import JSONValue
 
@@ -69,6 +69,16 @@ WebhookOption = Annotated[
         metavar="URL",
         help="POST alerts (needs_manual_review, compensation_failed) as JSON to URL. "
         "Default: log them on stderr.",
+        show_default=False,
+    ),
+]
+WebhookRouteOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--webhook-route",
+        metavar="ROUTE=URL",
+        help="POST the alerts of one route (from the process's alerts map, e.g. finance) to "
+        "their own URL instead; repeatable. Needs --webhook for the other routes.",
         show_default=False,
     ),
 ]
@@ -120,6 +130,7 @@ def run(
         ),
     ] = None,
     webhook: WebhookOption = None,
+    webhook_route: WebhookRouteOption = None,
     lease: LeaseOption = 60.0,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
@@ -133,14 +144,23 @@ def run(
         raise SagaGuardError("--operation-id must not be empty")
     payload = read_json_input(input_file)
     saga = load_saga(target)
-    notifier = make_notifier(webhook)
+    notifier = make_notifier(webhook, webhook_route or [])
     configure_logging(logging.WARNING)
     with (
         journal(db, must_exist=False) as store,
         Engine(store=store, notifier=notifier, lease_s=lease) as engine,
     ):
         before = _existing_status(store, operation_id)
-        snapshot = engine.run(saga, operation_id=operation_id, input=payload)
+        try:
+            snapshot = engine.run(saga, operation_id=operation_id, input=payload)
+        except StaleOwnerError:
+            # Not bad input: this process stalled past its lease and a worker took over.
+            report_error(
+                f"run {operation_id} was taken over by another owner while this process "
+                f"drove it (its lease of {lease:g}s ran out); that owner finishes it: "
+                f"{PROG} runs show {operation_id}"
+            )
+            raise typer.Exit(EXIT_BUSY) from None
         view = run_view(snapshot)
     if as_json:
         print_json(view)
@@ -172,6 +192,7 @@ def worker(
         int, typer.Option("--batch", min=1, help="Runs claimed per pass at most.")
     ] = 10,
     webhook: WebhookOption = None,
+    webhook_route: WebhookRouteOption = None,
     lease: LeaseOption = 60.0,
     db: DbOption = DEFAULT_URL,
 ) -> None:
@@ -181,7 +202,7 @@ def worker(
     cleanly on SIGTERM or SIGINT: the run in hand is finished, then it exits 0.
     """
     sagas = load_sagas(targets)
-    notifier = make_notifier(webhook)
+    notifier = make_notifier(webhook, webhook_route or [])
     configure_logging(logging.INFO)
     stop = _StopFlag()
     with (
@@ -268,13 +289,27 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def make_notifier(webhook: str | None) -> Notifier:
-    """A webhook notifier for ``--webhook URL``, else the logging notifier."""
+def make_notifier(webhook: str | None, routes: list[str] | None = None) -> Notifier:
+    """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging."""
+    route_urls: dict[str, str] = {}
+    for item in routes or []:
+        route, sep, url = item.partition("=")
+        if not sep or not route.strip():
+            raise SagaGuardError(f"--webhook-route {item!r}: expected ROUTE=URL")
+        route_urls[route.strip()] = _http_url(url.strip(), "--webhook-route")
     if webhook is None:
+        if route_urls:
+            raise SagaGuardError(
+                "--webhook-route needs --webhook: alerts of the other routes need a URL too"
+            )
         return LoggingNotifier()
-    if not webhook.startswith(("http://", "https://")):
-        raise SagaGuardError(f"--webhook {webhook!r}: expected an http:// or https:// URL")
-    return WebhookNotifier(url=webhook)
+    return WebhookNotifier(url=_http_url(webhook, "--webhook"), routes=route_urls)
+
+
+def _http_url(url: str, flag: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise SagaGuardError(f"{flag} {url!r}: expected an http:// or https:// URL")
+    return url
 
 
 class _StderrHandler(logging.Handler):

@@ -475,8 +475,18 @@ class RunDriver:
         **values: Any,
     ) -> None:
         change = StepChange(step_id, status, **values)
+        # An alerting event names its route and alert id, so the trail shows who was told.
+        data = (
+            None if alert is None else {"route": alert.payload["route"], "alert_id": alert.alert_id}
+        )
         self._pending.append(
-            Transition(kind=kind, step=change, reason=values.get("failure_reason"), alert=alert)
+            Transition(
+                kind=kind,
+                step=change,
+                reason=values.get("failure_reason"),
+                alert=alert,
+                data=data,
+            )
         )
         updates = {k: v for k, v in values.items() if v is not None} | {"status": status}
         self.steps[step_id] = dataclasses.replace(self.steps[step_id], **updates)
