@@ -3,7 +3,8 @@
     python -m tests.acceptance.child --journal J --ledger L --kind verify \
         --action run --op op-1 --input '{}' --crash after_call:charge
 
-With ``--crash`` the process kills itself with SIGKILL at that point (no cleanup, no output).
+With ``--crash`` the process kills itself with SIGKILL at that point (no cleanup, no output);
+with ``--die-on-alert`` it does so the moment it would hand an alert to its notifier.
 Otherwise it prints one JSON line: what it did (statuses, recovered runs, busy), its pid and
 the alerts it sent. ``--clock-offset`` shifts its clock, so it sees earlier leases expired
 without the test waiting for them; ``--start-at`` makes racing processes begin together.
@@ -14,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from typing import Any
 
 from sagaguard import RunBusyError
-from sagaguard.engine import Engine, NoFaults, RecordingNotifier
+from sagaguard.engine import Alert, Engine, NoFaults, RecordingNotifier
 from sagaguard.engine.faults import FaultInjector
 from sagaguard.storage.sqlite import SQLiteStore
 from sagaguard.testing import CrashAt, FileLedger
@@ -40,10 +42,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="run: start this many runs, OP-0, OP-1, ... (ship fails in every 3rd)",
     )
     parser.add_argument("--crash", help="point[:step[:attempt]] where to die with SIGKILL")
+    parser.add_argument(
+        "--die-on-alert", action="store_true", help="SIGKILL instead of sending an alert"
+    )
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to now")
     parser.add_argument("--lease-s", type=float, default=60.0)
     parser.add_argument("--start-at", type=float, help="wall-clock time to begin at")
     return parser.parse_args(argv)
+
+
+class DyingNotifier(RecordingNotifier):
+    """The process dies between the commit that raised an alert and its delivery."""
+
+    def notify(self, alert: Alert) -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ledger = FileLedger(path=args.ledger)
     saga = build(args.kind, ledger)
     faults: FaultInjector = CrashAt.from_text(args.crash, mode="kill") if args.crash else NoFaults()
-    notifier = RecordingNotifier()
+    notifier = DyingNotifier() if args.die_on_alert else RecordingNotifier()
     offset = args.clock_offset
     engine = Engine(
         store=SQLiteStore(path=args.journal),

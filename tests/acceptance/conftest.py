@@ -69,6 +69,7 @@ class Shop:
         clock_offset: float = 0.0,
         start_at: float | None = None,
         count: int | None = None,
+        die_on_alert: bool = False,
     ) -> subprocess.Popen[str]:
         """Start a child process doing ``action`` (run, recover, resume)."""
         command = [
@@ -84,6 +85,8 @@ class Shop:
             command += ["--start-at", str(start_at)]
         if count is not None:
             command += ["--count", str(count)]
+        if die_on_alert:
+            command.append("--die-on-alert")
         return subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
