@@ -18,30 +18,25 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sagaguard.exceptions import (
     OperationConflictError,
     RunBusyError,
     RunNotFoundError,
-    StaleOwnerError,
     StoreError,
 )
+from sagaguard.storage import sqlite_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
     Claim,
     CreateResult,
     Event,
-    NewAlert,
     NewRun,
     OutboxAlert,
     RunRecord,
     RunSnapshot,
     RunStatus,
-    StepRecord,
-    StepStatus,
     StoreInfo,
     Transition,
     alert_settled_event,
@@ -55,70 +50,6 @@ __all__ = ["SQLiteStore"]
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _URL_HELP = "use sqlite:///relative/path.db or sqlite:////absolute/path.db[?synchronous=NORMAL]"
-
-_RUN_COLUMNS = (
-    "operation_id, process, version, input, input_hash, status, owner, lease_expires_at, "
-    "fencing_token, created_at, updated_at, reason"
-)
-_STEP_COLUMNS = (
-    "operation_id, step_id, position, status, attempts, last_attempt_at, idempotency_key, "
-    "external_id, result, failure_reason, compensation_attempts, completed_seq, "
-    "external_id_field"
-)
-_EVENT_COLUMNS = "operation_id, seq, at, actor, kind, step_id, from_status, to_status, reason, data"
-
-_SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM runs WHERE operation_id = ?"
-_SELECT_STEPS = f"SELECT {_STEP_COLUMNS} FROM steps WHERE operation_id = ? ORDER BY position"
-_SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq"
-_SELECT_IDENTITY = "SELECT process, input_hash FROM runs WHERE operation_id = ?"
-_INSERT_RUN = f"INSERT INTO runs ({_RUN_COLUMNS}, last_seq) VALUES ({', '.join('?' * 12)}, 1)"
-_INSERT_STEP = f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 13)})"
-_INSERT_EVENT = f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_OWNED = "WHERE operation_id = ? AND fencing_token = ? AND owner = ?"
-# record(): the fenced write renews the lease and reserves event numbers; then one read of the
-# statuses the new events leave. (RETURNING would fold the two but costs more than the read.)
-_RENEW_FOR_RECORD = (
-    f"UPDATE runs SET lease_expires_at = ?, updated_at = ?, last_seq = last_seq + ? {_OWNED}"
-)
-_CURRENT = (
-    "SELECT r.status, r.reason, r.last_seq, s.step_id, s.status FROM runs AS r "
-    "LEFT JOIN steps AS s ON s.operation_id = r.operation_id WHERE r.operation_id = ?"
-)
-_RENEW = f"UPDATE runs SET lease_expires_at = ? {_OWNED}"
-_RELEASE = (
-    "UPDATE runs SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
-    f"last_seq = last_seq + 1 {_OWNED} RETURNING last_seq"
-)
-_TAKE = (
-    "UPDATE runs SET owner = ?, fencing_token = fencing_token + 1, lease_expires_at = ?, "
-    "updated_at = ?, last_seq = last_seq + 1 WHERE operation_id = ? "
-    "RETURNING fencing_token, last_seq"
-)
-_UPDATE_STEP = (
-    "UPDATE steps SET status = ?, attempts = COALESCE(?, attempts), "
-    "last_attempt_at = COALESCE(?, last_attempt_at), external_id = COALESCE(?, external_id), "
-    "result = COALESCE(?, result), failure_reason = COALESCE(?, failure_reason), "
-    "compensation_attempts = COALESCE(?, compensation_attempts), "
-    "completed_seq = COALESCE(?, completed_seq) WHERE operation_id = ? AND step_id = ?"
-)
-_RELEASE_FOR_RECORD = (
-    "UPDATE runs SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
-    f"last_seq = last_seq + ? {_OWNED}"
-)
-_INSERT_ALERT = (
-    "INSERT INTO alerts (alert_id, operation_id, kind, payload, created_at, next_attempt_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
-_DUE_ALERTS = (
-    "SELECT alert_id, operation_id, kind, payload, created_at, attempts, last_error FROM alerts "
-    "WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
-)
-_APPEND_SEQ = "UPDATE runs SET last_seq = last_seq + 1 WHERE operation_id = ? RETURNING last_seq"
-_EXPIRED = (
-    "SELECT operation_id, owner FROM runs WHERE status IN ('running', 'compensating') "
-    "AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
-    "ORDER BY created_at, rowid LIMIT ?"
-)
 
 
 class _ThreadConnection:
@@ -226,29 +157,29 @@ class SQLiteStore:
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
         with self._reading() as conn:
-            return _snapshot(conn, operation_id)
+            return sql.snapshot(conn, operation_id)
 
     def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs, newest first, optionally only those with ``status``."""
         order = "ORDER BY created_at DESC, rowid DESC LIMIT ?"
         with self._reading() as conn:
             if status is None:
-                rows = conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
+                rows = conn.execute(f"SELECT {sql.RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
             else:
                 rows = conn.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = ? {order}",
+                    f"SELECT {sql.RUN_COLUMNS} FROM runs WHERE status = ? {order}",
                     (status.value, max(limit, 0)),
                 )
-            return [_run_record(row) for row in rows.fetchall()]
+            return [sql.run_record(row) for row in rows.fetchall()]
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
         with self._reading() as conn:
-            rows = conn.execute(_SELECT_EVENTS, (operation_id,)).fetchall()
+            rows = conn.execute(sql.SELECT_EVENTS, (operation_id,)).fetchall()
             # Every run has its run_created event, so no events means no run.
             if not rows:
                 raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-            return [_event(row) for row in rows]
+            return [sql.event(row) for row in rows]
 
     def info(self) -> StoreInfo:
         """The file, and the journal mode and durability setting actually in effect."""
@@ -298,27 +229,27 @@ class SQLiteStore:
         ]  # fmt: skip
         created = dumps({"process": new.process, "version": new.version})
         claim = Claim(op, owner, 1, lease)
-        prepared = _prepare(claim, transitions, now)
+        prepared = sql.prepare(claim, transitions, now)
         with self._writing() as conn:
-            row = conn.execute(_SELECT_IDENTITY, (op,)).fetchone()
+            row = conn.execute(sql.SELECT_IDENTITY, (op,)).fetchone()
             if row is not None:
                 if row[0] != new.process or row[1] != digest:
                     raise OperationConflictError(
                         f"operation {op!r} already exists for process {row[0]!r} "
                         "with a different input or process"
                     )
-                return CreateResult(snapshot=_snapshot(conn, op), created=False, claim=None)
-            conn.execute(_INSERT_RUN, run_row)
-            conn.executemany(_INSERT_STEP, step_rows)
+                return CreateResult(snapshot=sql.snapshot(conn, op), created=False, claim=None)
+            conn.execute(sql.INSERT_RUN, run_row)
+            conn.executemany(sql.INSERT_STEP, step_rows)
             event = (op, 1, now, owner, "run_created", None, None, "running", None, created)
-            conn.execute(_INSERT_EVENT, event)
+            conn.execute(sql.INSERT_EVENT, event)
             if not transitions:
                 snapshot = RunSnapshot(
-                    _run_record(run_row), tuple(_step_record(s) for s in step_rows)
+                    sql.run_record(run_row), tuple(sql.step_record(s) for s in step_rows)
                 )
                 return CreateResult(snapshot=snapshot, created=True, claim=claim)
-            _apply(conn, claim, prepared, now=now, lease=lease, release=False)
-            return CreateResult(snapshot=_snapshot(conn, op), created=True, claim=claim)
+            sql.apply_transitions(conn, claim, prepared, now=now, lease=lease, release=False)
+            return CreateResult(snapshot=sql.snapshot(conn, op), created=True, claim=claim)
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
@@ -331,15 +262,15 @@ class SQLiteStore:
             holder, lease = row
             if holder is not None and holder != owner and lease is not None and lease > now:
                 raise RunBusyError(f"run {operation_id!r} is held by {holder!r} until {lease}")
-            return _take(conn, operation_id, holder, owner, now, now + lease_s)
+            return sql.take(conn, operation_id, holder, owner, now, now + lease_s)
 
     def claim_expired(
         self, *, owner: str, now: float, lease_s: float, limit: int = 10
     ) -> list[Claim]:
         """Claim up to ``limit`` active runs whose owner is gone or whose lease expired."""
         with self._writing() as conn:
-            rows = conn.execute(_EXPIRED, (now, max(limit, 0))).fetchall()
-            return [_take(conn, op, holder, owner, now, now + lease_s) for op, holder in rows]
+            rows = conn.execute(sql.EXPIRED, (now, max(limit, 0))).fetchall()
+            return [sql.take(conn, op, holder, owner, now, now + lease_s) for op, holder in rows]
 
     def record(
         self,
@@ -354,10 +285,10 @@ class SQLiteStore:
         if not transitions and not release:
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         # Encode payloads before taking the write lock: a bad one fails with nothing begun.
-        prepared = _prepare(claim, transitions, now)
+        prepared = sql.prepare(claim, transitions, now)
         lease = now + lease_s
         with self._writing() as conn:
-            _apply(conn, claim, prepared, now=now, lease=lease, release=release)
+            sql.apply_transitions(conn, claim, prepared, now=now, lease=lease, release=release)
         return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
@@ -365,25 +296,25 @@ class SQLiteStore:
         lease = now + lease_s
         with self._writing() as conn:
             cursor = conn.execute(
-                _RENEW, (lease, claim.operation_id, claim.fencing_token, claim.owner)
+                sql.RENEW, (lease, claim.operation_id, claim.fencing_token, claim.owner)
             )
             if cursor.rowcount == 0:
-                _raise_unowned(conn, claim)
+                sql.raise_unowned(conn, claim)
         return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
 
     def release(self, claim: Claim, *, now: float) -> None:
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
         op = claim.operation_id
         with self._writing() as conn:
-            rows = conn.execute(_RELEASE, (now, op, claim.fencing_token, claim.owner)).fetchall()
+            rows = conn.execute(sql.RELEASE, (now, op, claim.fencing_token, claim.owner)).fetchall()
             if not rows:
-                _raise_unowned(conn, claim)
-            conn.execute(_INSERT_EVENT, _released_event(claim, rows[0][0], now))
+                sql.raise_unowned(conn, claim)
+            conn.execute(sql.INSERT_EVENT, sql.released_event(claim, rows[0][0], now))
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
         """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""
         with self._writing() as conn:
-            rows = conn.execute(_DUE_ALERTS, (now, max(limit, 0))).fetchall()
+            rows = conn.execute(sql.DUE_ALERTS, (now, max(limit, 0))).fetchall()
             conn.executemany(
                 "UPDATE alerts SET next_attempt_at = ? WHERE alert_id = ?",
                 [(now + lease_s, row[0]) for row in rows],
@@ -426,10 +357,10 @@ class SQLiteStore:
                 )
             event = alert_settled_event(kind, alert_id, failed_before=failed, error=error)
             if event is not None:
-                (seq,) = conn.execute(_APPEND_SEQ, (op,)).fetchone()
+                (seq,) = conn.execute(sql.APPEND_SEQ, (op,)).fetchone()
                 kind_of_event, reason, data = event
                 row = (op, seq, now, NOTIFIER_ACTOR, kind_of_event, None, None, None, reason)
-                conn.execute(_INSERT_EVENT, (*row, dumps(data)))
+                conn.execute(sql.INSERT_EVENT, (*row, dumps(data)))
 
     def close(self) -> None:
         """Close every connection this process opened; the store is unusable afterwards."""
@@ -516,158 +447,3 @@ class SQLiteStore:
                     conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"journal {self.path}: {exc}") from exc
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """Transitions with their payloads already encoded, ready to be written."""
-
-    transitions: tuple[tuple[Transition, str | None, str | None], ...]
-    alert_rows: tuple[tuple[Any, ...], ...]
-
-
-def _prepare(claim: Claim, transitions: Sequence[Transition], now: float) -> _Prepared:
-    """Encode every payload up front: a bad one fails before any write begins."""
-    return _Prepared(
-        transitions=tuple(
-            (t, None if t.step is None else _encode(t.step.result), _encode(t.data))
-            for t in transitions
-        ),
-        alert_rows=tuple(
-            _alert_row(claim.operation_id, t.alert, now) for t in transitions if t.alert is not None
-        ),
-    )
-
-
-def _apply(
-    conn: sqlite3.Connection,
-    claim: Claim,
-    prepared: _Prepared,
-    *,
-    now: float,
-    lease: float,
-    release: bool,
-) -> None:
-    """Within the caller's write transaction: the fenced part of ``record``."""
-    op, owner = claim.operation_id, claim.owner
-    events = len(prepared.transitions) + (1 if release else 0)
-    if release:
-        fenced = conn.execute(_RELEASE_FOR_RECORD, (now, events, op, claim.fencing_token, owner))
-    else:
-        fenced = conn.execute(
-            _RENEW_FOR_RECORD, (lease, now, events, op, claim.fencing_token, owner)
-        )
-    if fenced.rowcount == 0:
-        _raise_unowned(conn, claim)
-    current = conn.execute(_CURRENT, (op,)).fetchall()
-    run_status, run_reason, last_seq = current[0][:3]
-    before = (run_status, run_reason)
-    steps = {row[3]: row[4] for row in current if row[3] is not None}
-    step_rows = []
-    event_rows = []
-    seq = last_seq - events
-    for transition, result_text, data_text in prepared.transitions:
-        seq += 1
-        change = transition.step
-        from_status = to_status = step_id = None
-        if change is not None:
-            step_id = change.step_id
-            if step_id not in steps:
-                raise StoreError(f"run {op!r} has no step {step_id!r}")
-            from_status, to_status = steps[step_id], change.status.value
-            steps[step_id] = to_status
-            step_rows.append(
-                (to_status, change.attempts, change.last_attempt_at, change.external_id,
-                 result_text, change.failure_reason, change.compensation_attempts,
-                 change.completed_seq, op, step_id)
-            )  # fmt: skip
-        if transition.run_status is not None:
-            # The event shows the step's move when there is one, else the run's.
-            if from_status == to_status:
-                from_status, to_status = run_status, transition.run_status.value
-            run_status, run_reason = transition.run_status.value, transition.run_reason
-        elif transition.run_reason is not None:
-            run_reason = transition.run_reason
-        event_rows.append(
-            (op, seq, now, owner, transition.kind, step_id, from_status, to_status,
-             transition.reason, data_text)
-        )  # fmt: skip
-    if step_rows:
-        conn.executemany(_UPDATE_STEP, step_rows)
-    if (run_status, run_reason) != before:
-        conn.execute(
-            "UPDATE runs SET status = ?, reason = ? WHERE operation_id = ?",
-            (run_status, run_reason, op),
-        )
-    if release:
-        event_rows.append(_released_event(claim, seq + 1, now))
-    conn.executemany(_INSERT_EVENT, event_rows)
-    if prepared.alert_rows:
-        conn.executemany(_INSERT_ALERT, prepared.alert_rows)
-
-
-def _take(
-    conn: sqlite3.Connection, op: str, holder: str | None, owner: str, now: float, lease: float
-) -> Claim:
-    """Give the run to ``owner`` with the next fencing token and a ``claimed`` event."""
-    token, seq = conn.execute(_TAKE, (owner, lease, now, op)).fetchall()[0]
-    reason = None if holder is None or holder == owner else f"lease of {holder} expired"
-    data = dumps({"fencing_token": token, "previous_owner": holder})
-    conn.execute(_INSERT_EVENT, (op, seq, now, owner, "claimed", None, None, None, reason, data))
-    return Claim(op, owner, token, lease)
-
-
-def _released_event(claim: Claim, seq: int, now: float) -> tuple[Any, ...]:
-    data = dumps({"fencing_token": claim.fencing_token})
-    return (claim.operation_id, seq, now, claim.owner, "released", None, None, None, None, data)
-
-
-def _alert_row(op: str, alert: NewAlert, now: float) -> tuple[Any, ...]:
-    return (alert.alert_id, op, alert.kind, dumps(alert.payload), now, alert.deliver_after)
-
-
-def _encode(value: object) -> str | None:
-    """JSON text of a payload; ``None`` stays SQL NULL (nothing to store, nothing to encode)."""
-    return None if value is None else dumps(value)
-
-
-def _raise_unowned(conn: sqlite3.Connection, claim: Claim) -> None:
-    """Explain why a fenced write matched no row: the run is gone, or the claim is stale."""
-    row = conn.execute(
-        "SELECT fencing_token FROM runs WHERE operation_id = ?", (claim.operation_id,)
-    ).fetchone()
-    if row is None:
-        raise RunNotFoundError(f"no run has operation_id {claim.operation_id!r}")
-    raise StaleOwnerError(
-        f"{claim.owner!r} no longer holds run {claim.operation_id!r} "
-        f"(token {claim.fencing_token}, current {row[0]})"
-    )
-
-
-def _snapshot(conn: sqlite3.Connection, operation_id: str) -> RunSnapshot:
-    row = conn.execute(_SELECT_RUN, (operation_id,)).fetchone()
-    if row is None:
-        raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-    steps = conn.execute(_SELECT_STEPS, (operation_id,)).fetchall()
-    return RunSnapshot(run=_run_record(row), steps=tuple(_step_record(s) for s in steps))
-
-
-def _run_record(row: Any) -> RunRecord:
-    """A ``runs`` row (columns as in ``_RUN_COLUMNS``) as a record."""
-    values = list(row)
-    values[3], values[5] = loads(values[3]), RunStatus(values[5])
-    return RunRecord(*values)
-
-
-def _step_record(row: Any) -> StepRecord:
-    """A ``steps`` row (columns as in ``_STEP_COLUMNS``) as a record."""
-    values = list(row)
-    values[3], values[8] = StepStatus(values[3]), loads(values[8])
-    return StepRecord(*values)
-
-
-def _event(row: Any) -> Event:
-    """An ``events`` row (columns as in ``_EVENT_COLUMNS``) as a record."""
-    values = list(row)
-    values[9] = loads(values[9])
-    return Event(*values)
