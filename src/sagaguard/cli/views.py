@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sagaguard.engine.executor import Resolution
+from sagaguard.engine.resolution import Resolution
 from sagaguard.storage.base import Event, RunRecord, RunSnapshot, StepRecord, StepStatus
 
 __all__ = [

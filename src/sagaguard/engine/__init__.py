@@ -11,8 +11,9 @@ from sagaguard.engine.alerts import (
     WebhookNotifier,
 )
 from sagaguard.engine.context import Applied, NotApplied, StepContext
-from sagaguard.engine.executor import Engine, Resolution
+from sagaguard.engine.executor import Engine
 from sagaguard.engine.faults import FaultInjector, FaultPoint, NoFaults, SimulatedCrash
+from sagaguard.engine.resolution import Resolution
 from sagaguard.engine.saga import Saga, StepDefinition
 
 __all__ = [

@@ -17,13 +17,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from enum import StrEnum
-from typing import Any
 
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Call, ThreadCaller
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
 from sagaguard.engine.outbox import deliver_due
+from sagaguard.engine.resolution import Resolution, resolution_change
 from sagaguard.engine.runner import Environment, RunDriver, RunExists, RunGenerator
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
@@ -41,23 +40,10 @@ from sagaguard.storage.base import (
     RunSnapshot,
     RunStatus,
     StepChange,
-    StepRecord,
-    StepStatus,
     Transition,
 )
 
 logger = logging.getLogger("sagaguard.engine")
-
-
-class Resolution(StrEnum):
-    """What a person found when they looked at a step waiting for review."""
-
-    COMPLETED = "completed"
-    """The step's effect happened (give its result): the run continues forward."""
-    NOT_APPLIED = "not_applied"
-    """The effect did not happen: the step may be retried within its bound, else rolled back."""
-    COMPENSATED = "compensated"
-    """The effect was undone by hand: the rollback continues with the step before it."""
 
 
 def default_owner() -> str:
@@ -320,7 +306,7 @@ class Engine:
         saga = self._sagas.get((run.process, run.version))
         if id_field is None and saga is not None:  # a run journaled before the field existed
             id_field = saga.process.step(step_id).external_id
-        return _resolution_change(record, outcome, result, snapshot, id_field)
+        return resolution_change(record, outcome, result, snapshot, id_field)
 
     def _start(self, saga: Saga, operation_id: str, input: JSONValue) -> RunDriver | RunSnapshot:
         """A driver that creates the run (this call then holds it), or the run as it stands.
@@ -480,61 +466,3 @@ def _check_same_request(new: NewRun, snapshot: RunSnapshot) -> None:
             f"operation_id {new.operation_id!r} is a run of {run.process} v{run.version}, "
             f"not v{new.version}"
         )
-
-
-def _resolution_change(
-    record: StepRecord,
-    outcome: Resolution,
-    result: Any,
-    snapshot: RunSnapshot,
-    external_id_field: str | None,
-) -> tuple[StepChange, RunStatus]:
-    """The step change and run status a resolution leads to, or ``ResolutionError``."""
-    step_id, status = record.step_id, record.status
-    waiting_forward = (StepStatus.NEEDS_MANUAL_REVIEW, StepStatus.UNKNOWN, StepStatus.STARTED)
-    if status in waiting_forward:
-        if outcome is Resolution.COMPLETED:
-            seq = 1 + max((r.completed_seq or 0) for r in snapshot.steps)
-            external = None
-            if external_id_field and isinstance(result, dict) and result.get(external_id_field):
-                external = str(result[external_id_field])
-            return (
-                StepChange(
-                    step_id,
-                    StepStatus.COMPLETED,
-                    result=result,
-                    external_id=external,
-                    completed_seq=seq,
-                    failure_reason="resolved by a person: completed",
-                ),
-                RunStatus.RUNNING,
-            )
-        if outcome is Resolution.NOT_APPLIED:
-            return (
-                StepChange(
-                    step_id, StepStatus.FAILED, failure_reason="resolved by a person: not applied"
-                ),
-                RunStatus.RUNNING,
-            )
-        seq = 1 + max((r.completed_seq or 0) for r in snapshot.steps)
-        return (
-            StepChange(
-                step_id,
-                StepStatus.COMPENSATED,
-                completed_seq=seq,
-                failure_reason="resolved by a person: applied and undone by hand",
-            ),
-            RunStatus.COMPENSATING,
-        )
-    if status is StepStatus.COMPENSATION_FAILED:
-        if outcome is Resolution.COMPENSATED:
-            return (
-                StepChange(step_id, StepStatus.COMPENSATED, failure_reason="compensated by hand"),
-                RunStatus.COMPENSATING,
-            )
-        raise ResolutionError(
-            f"step {step_id} failed to compensate: resolve it --as compensated once it is undone"
-        )
-    raise ResolutionError(
-        f"step {step_id} is {status.value}: only a step waiting for review resolves"
-    )
