@@ -16,6 +16,7 @@ def test_timeout_after_the_charge_is_verified_not_charged_again(engine: Engine) 
     assert len(provider.calls("charge_payment", "verify")) == 1
     payment = snapshot.step("charge_payment")
     assert payment.external_id == "charge_payment-op-t"
+    assert payment.failure_reason == "timed out; verify found it applied", "why it took a check"
     kinds = [e.kind for e in engine.store.events("op-t") if e.step_id == "charge_payment"]
     assert kinds[:4] == ["step_started", "outcome_unknown", "verify_called", "verified_applied"]
 

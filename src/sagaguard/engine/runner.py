@@ -240,7 +240,13 @@ class RunDriver:
         outcome = yield Call(verify, self._context(step, attempt), timeout)
         assert outcome is not None
         if outcome.kind is OutcomeKind.OK and isinstance(outcome.value, Applied):
-            return self._complete(step, outcome.value.result, kind="verified_applied")
+            cause = self.steps[step.id].failure_reason or "outcome unknown"
+            return self._complete(
+                step,
+                outcome.value.result,
+                kind="verified_applied",
+                failure_reason=f"{cause}; verify found it applied",
+            )
         if outcome.kind is OutcomeKind.OK and isinstance(outcome.value, NotApplied):
             self._stage_step(
                 "verified_not_applied",
@@ -255,7 +261,9 @@ class RunDriver:
         )
         return self._to_review(step, f"verify could not tell the outcome: {why}")
 
-    def _complete(self, step: Step, value: Any, *, kind: str) -> _End:
+    def _complete(
+        self, step: Step, value: Any, *, kind: str, failure_reason: str | None = None
+    ) -> _End:
         try:
             # Round-tripped, so later steps see the result exactly as a resumed run would
             # (tuples become lists, int keys strings) whichever process drives them.
@@ -274,6 +282,7 @@ class RunDriver:
             result=value,
             external_id=external_id,
             completed_seq=seq,
+            failure_reason=failure_reason,
         )
         attempt = self.steps[step.id].attempts
         self._after_flush.append(lambda: self._fault(FaultPoint.AFTER_COMMIT, step.id, attempt))
