@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from sagaguard import StepFailed
@@ -78,3 +79,40 @@ def test_sync_engine_runs_async_steps(engine: Engine) -> None:
     snapshot = engine.run(_async_saga(events), operation_id="a-3", input={})
     assert snapshot.run.status is RunStatus.COMPLETED
     assert events == ["reserve", "charge", "ship"]
+
+
+def test_run_async_again_returns_the_run_and_calls_nothing(engine: Engine) -> None:
+    """The same operation id through the async engine: the recorded run, no second call."""
+    events: list[str] = []
+    saga = _async_saga(events)
+    first = asyncio.run(engine.run_async(saga, operation_id="a-4", input={}))
+    again = asyncio.run(engine.run_async(saga, operation_id="a-4", input={}))
+    assert first.run.status is again.run.status is RunStatus.COMPLETED
+    assert again.run.updated_at == first.run.updated_at
+    assert events == ["reserve", "charge", "ship"]
+
+
+def test_a_hung_sync_step_under_the_async_engine_is_not_verified_blind(engine: Engine) -> None:
+    """A sync call still running at its timeout may yet charge: a person decides."""
+    release = threading.Event()
+    calls: list[str] = []
+    saga = Saga("async-hung", defaults={"timeout": "0.2s"})
+
+    @saga.step(changes=["payment"], idempotent="no")
+    def charge(ctx: StepContext) -> None:
+        calls.append("charge")
+        release.wait(10)
+
+    @charge.compensate
+    def refund(ctx: StepContext) -> None:
+        """Refund"""
+
+    @charge.verify
+    def find(ctx: StepContext) -> Applied | NotApplied:
+        calls.append("verify")
+        return NotApplied()
+
+    snapshot = asyncio.run(engine.run_async(saga, operation_id="a-5", input={}))
+    release.set()
+    assert snapshot.run.status is RunStatus.NEEDS_MANUAL_REVIEW
+    assert calls == ["charge"]
