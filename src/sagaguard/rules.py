@@ -4,6 +4,10 @@ This table is the contract of DESIGN.md section 2, written once. The planner ren
 the decision matrix; the engine consults the very same function when a step fails, times
 out, or is found half-done after a crash, so what the plan promises is what the engine does.
 Pure: no I/O, no clock.
+
+A ruling depends on the step alone unless the step's process is passed too: then it can say
+what surrounds the step (whether a failed run leaves anything to roll back, and that the last
+step is never compensated because no step after it can fail). The planner always passes it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sagaguard.model import Step, StepClass
+from sagaguard.model import Process, Step, StepClass
 
 __all__ = ["Decision", "Ruling", "Situation", "decide"]
 
@@ -55,38 +59,123 @@ class Ruling:
     """Whether a person is alerted when this ruling ends in manual review."""
 
 
-def decide(step: Step, situation: Situation) -> Ruling:
-    """The ruling for ``step`` in ``situation`` (DESIGN.md section 2)."""
+def decide(step: Step, situation: Situation, *, process: Process | None = None) -> Ruling:
+    """The ruling for ``step`` in ``situation`` (DESIGN.md section 2).
+
+    ``process``, the process ``step`` belongs to, makes the ruling exact about the steps
+    around it; without it the ruling depends on the step alone, which is all the engine
+    needs to settle an unknown outcome.
+    """
     if situation is Situation.DUPLICATE_REQUEST:
+        return _duplicate_request(process)
+    if situation is Situation.DEFINITE_FAILURE:
+        return _definite_failure(step, process)
+    if situation in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
+        return _unknown_outcome(step, situation, process)
+    if process is not None and _is_last(step, process):
+        # Only steps before the one that failed are undone, and nothing runs after the last.
+        consequence = (
+            "no later failure ever asks to undo it"
+            if situation is Situation.LATER_STEP_FAILED
+            else "it is never compensated and its compensation cannot fail"
+        )
         return Ruling(
             Decision.NONE,
-            "return the existing run: one operation_id never starts a second run, "
-            "and a different input under it is a conflict",
+            f"no later step exists: {step.id} is the last step of {process.name}, so "
+            + consequence,
         )
-    if situation is Situation.DEFINITE_FAILURE:
-        return Ruling(
-            Decision.RETRY,
-            "the other side answered and nothing changed, so a repeat is safe; "
-            "bounded with backoff, then the run fails and earlier steps are compensated",
-            then=Decision.COMPENSATE,
-        )
-    if situation in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
-        return _unknown_outcome(step, situation)
     if situation is Situation.LATER_STEP_FAILED:
         return _later_step_failed(step)
     return _compensation_failed(step)
 
 
-def _unknown_outcome(step: Step, situation: Situation) -> Ruling:
+def _is_last(step: Step, process: Process) -> bool:
+    return process.steps[-1].id == step.id
+
+
+def _duplicate_request(process: Process | None) -> Ruling:
+    if process is None:
+        return Ruling(
+            Decision.NONE,
+            "return the existing run: one operation_id never starts a second run, "
+            "and a different input under it is a conflict",
+        )
+    return Ruling(
+        Decision.NONE,
+        f"a second {process.name} request with the same operation_id gets the existing run "
+        "back, whatever step it has reached; the same operation_id with a different input is "
+        "refused as a conflict",
+    )
+
+
+def _rollback_after_failure(step: Step, process: Process) -> tuple[Decision, str]:
+    """What follows once ``step`` has failed for good: the rollback of the steps before it.
+
+    The rollback visits every earlier step that changed something: a compensatable one is
+    undone, an irreversible one is kept with its mitigation. With none, the run just fails.
+    """
+    before = process.steps[: process.index(step.id)]
+    undo = [s.id for s in reversed(before) if s.step_class is StepClass.COMPENSATABLE]
+    kept = [s.id for s in reversed(before) if s.step_class is StepClass.IRREVERSIBLE]
+    if not undo and not kept:
+        if not before:
+            why = f"{step.id} is the first step"
+        else:
+            why = f"no step before {step.id} changed anything"
+        return Decision.NONE, f"the run fails with nothing to undo ({why})"
+    parts = []
+    if undo:
+        order = "" if len(undo) == 1 else ", latest first"
+        parts.append(f"{_join(undo)} {'is' if len(undo) == 1 else 'are'} compensated{order}")
+    if kept:
+        verb = "is" if len(kept) == 1 else "are"
+        parts.append(f"{_join(kept)} cannot be undone and {verb} kept, with a mitigation")
+    return Decision.COMPENSATE, "the run fails and rolls back: " + "; ".join(parts)
+
+
+def _join(ids: list[str]) -> str:
+    return ", ".join(ids)
+
+
+def _definite_failure(step: Step, process: Process | None) -> Ruling:
+    if process is None:
+        return Ruling(
+            Decision.RETRY,
+            "the other side answered and nothing changed, so a repeat is safe; bounded with "
+            "backoff, then the run fails and rolls back whatever the steps before it changed",
+            then=Decision.COMPENSATE,
+        )
+    then, follows = _rollback_after_failure(step, process)
+    attempts = process.max_attempts_for(step)
+    return Ruling(
+        Decision.RETRY,
+        "the other side answered and nothing changed, so a repeat is safe; up to "
+        f"{attempts} attempts with backoff, then {follows}",
+        then=then,
+    )
+
+
+def _unknown_outcome(step: Step, situation: Situation, process: Process | None) -> Ruling:
     what = "no answer came" if situation is Situation.TIMEOUT else "the result was never saved"
     if step.read_only:
-        return Ruling(Decision.RETRY, f"{what}, but the step changes nothing: a repeat is harmless")
+        reason = f"{what}, but the step changes nothing: a repeat is harmless"
+        if process is None:
+            return Ruling(Decision.RETRY, reason)
+        # A read-only step that never answers fails like a refused one: the run rolls back.
+        then, follows = _rollback_after_failure(step, process)
+        attempts = process.max_attempts_for(step)
+        return Ruling(
+            Decision.RETRY, f"{reason}; after {attempts} attempts without one, {follows}", then=then
+        )
     if step.idempotent.value == "yes":
+        # Retries that never get an answer leave the effect possible: the engine sends the
+        # step to a person and alerts, as it does for every step it sends to review.
         return Ruling(
             Decision.RETRY,
             f"{what}; the step is idempotent, so a retry with the same idempotency key "
             "cannot cause a second effect",
             then=Decision.MANUAL_REVIEW,
+            alert=True,
         )
     if step.has_verify:
         return Ruling(
@@ -118,11 +207,13 @@ def _later_step_failed(step: Step) -> Ruling:
             Decision.NONE,
             "irreversible: it cannot be undone; apply the mitigation and skip to the step before",
         )
+    # The engine keeps such a step and rolls on without an alert; the plan's findings
+    # already ask for a compensation, so the ruling does not promise a page.
     return Ruling(
         Decision.NONE,
-        "no compensation is declared, so nothing can undo it automatically; "
-        "it is treated as irreversible until one is declared",
-        alert=True,
+        "no compensation is declared, so nothing undoes it: the rollback keeps its effect "
+        "and moves on to the step before; declare a compensation, or `compensation: none` "
+        "with a mitigation",
     )
 
 

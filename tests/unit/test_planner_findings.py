@@ -224,6 +224,24 @@ def test_sg009_and_sg010_missing_dead_letter_queue_and_alerting() -> None:
     assert "routes to oncall" in alerting.message
 
 
+def test_sg009_never_names_the_last_step_as_a_failed_compensation() -> None:
+    """The last step is never compensated, so it cannot strand a run in review."""
+    shop = process(
+        step("write", compensation="Delete", external_id="row_id"),
+        step("charge", "payment", "yes", compensation="Refund", external_id="payment_id"),
+        observability=["alerts"],
+    )
+    [dlq] = findings(shop, "SG009")
+    assert "write after a failed compensation" in dlq.message
+    assert "charge after a failed compensation" not in dlq.message
+    alone = process(
+        step("charge", "payment", "yes", compensation="Refund", external_id="pid"),
+        observability=["alerts"],
+    )
+    [dlq] = findings(alone, "SG009")
+    assert "failed compensation" not in dlq.message
+
+
 def test_sg011_compensation_without_external_id() -> None:
     """A compensation must know which object to undo."""
     [finding] = findings(process(step("write", compensation="Delete the row")), "SG011")

@@ -137,14 +137,13 @@ def test_failed_idempotent_step_with_unknown_outcome_is_retried_with_the_same_ke
 
 
 def test_failure_policy_one_per_compensatable_step_with_defaults() -> None:
-    """Attempts and backoff come from the process defaults."""
+    """Attempts and backoff come from the process defaults.
+
+    book_delivery is compensatable but last: no later step can fail, so it is never
+    compensated and has no policy.
+    """
     policies = plan(CHECKOUT).rollback_failure_policy
-    assert [p.step for p in policies] == [
-        "create_order",
-        "reserve_stock",
-        "charge_payment",
-        "book_delivery",
-    ]
+    assert [p.step for p in policies] == ["create_order", "reserve_stock", "charge_payment"]
     for policy in policies:
         assert policy.attempts == 5
         assert (policy.backoff.base_s, policy.backoff.max_s) == (0.1, 60.0)

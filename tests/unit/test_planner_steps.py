@@ -169,3 +169,19 @@ def test_signals_distinguish_definite_failure_from_unknown_outcome() -> None:
         "same idempotency key ({operation_id}:reserve)" in shop.step("reserve").failure_signals[1]
     )
     assert "payment_id is returned and committed to the journal" in charge.success_signals
+
+
+def test_the_last_step_is_never_compensated_so_its_row_says_so() -> None:
+    """A compensatable last step: no later step can fail, so its undo never runs."""
+    shop = plan(
+        process(
+            step("write", compensation="Delete the row", external_id="row_id"),
+            step("book", "external_api", compensation="Cancel it", external_id="booking_id"),
+        )
+    )
+    book = shop.step("book")
+    assert book.rollback_condition == (
+        "always: book is the last step, so no later step can fail and its compensation never runs"
+    )
+    assert "compensation_attempts" not in book.persist
+    assert "compensation_attempts" in shop.step("write").persist

@@ -76,7 +76,7 @@ def test_matrix_has_one_entry_per_step_and_situation_from_the_rules() -> None:
     pairs = {(e.step, e.situation) for e in matrix}
     assert pairs == {(s.id, sit) for s in CHECKOUT.steps for sit in Situation}
     for entry in matrix:
-        ruling = decide(CHECKOUT.step(entry.step), entry.situation)
+        ruling = decide(CHECKOUT.step(entry.step), entry.situation, process=CHECKOUT)
         assert (entry.decision, entry.reason, entry.then, entry.alert) == (
             ruling.decision,
             ruling.reason,

@@ -117,7 +117,8 @@ def _engineering(process: Process) -> list[_Item]:
                 _ids(blind),
             )
         )
-    undoable = [s for s in process.steps if s.step_class is StepClass.COMPENSATABLE]
+    # The last step's compensation never runs (no later step can fail), so it needs no test.
+    undoable = [s for s in process.steps[:-1] if s.step_class is StepClass.COMPENSATABLE]
     if undoable:
         items.append(
             (

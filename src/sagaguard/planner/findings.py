@@ -258,7 +258,8 @@ def _stuck_examples(process: Process) -> str:
     unknown = riskiest([s for s in process.steps if side_effecting(s) and not s.safe_to_repeat])
     if unknown is not None:
         examples.append(f"{unknown.id} after a lost answer")
-    comp = riskiest([s for s in process.steps if s.step_class is StepClass.COMPENSATABLE])
+    # The last step is never compensated, so its compensation cannot strand a run.
+    comp = riskiest([s for s in process.steps[:-1] if s.step_class is StepClass.COMPENSATABLE])
     if comp is not None:
         examples.append(f"{comp.id} after a failed compensation")
     return f" ({'; '.join(examples)})" if examples else ""

@@ -18,7 +18,7 @@ def build_decision_matrix(process: Process) -> tuple[DecisionEntry, ...]:
     entries: list[DecisionEntry] = []
     for step in process.steps:
         for situation in Situation:
-            ruling = decide(step, situation)
+            ruling = decide(step, situation, process=process)
             entries.append(
                 DecisionEntry(
                     step=step.id,

@@ -139,11 +139,15 @@ def _procedure(process: Process, index: int, failed: Step) -> tuple[str, ...]:
 
 
 def build_rollback_failure_policy(process: Process) -> tuple[RollbackFailurePolicy, ...]:
-    """One policy per compensatable step, in process order."""
+    """One policy per step that a rollback can undo, in process order.
+
+    That is every compensatable step but the last: a rollback only undoes steps before the
+    one that failed, so the last step's compensation never runs and cannot fail.
+    """
     policies = []
     defaults = process.defaults
     base, top = fmt_seconds(defaults.backoff_base), fmt_seconds(defaults.backoff_max)
-    for index, step in enumerate(process.steps):
+    for index, step in enumerate(process.steps[:-1]):
         if step.step_class is not StepClass.COMPENSATABLE:
             continue
         attempts = defaults.compensation_attempts

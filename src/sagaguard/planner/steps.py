@@ -54,7 +54,7 @@ def _entry(process: Process, index: int, step: Step) -> StepEntry:
         compensation=compensation_instruction(step) if cls is StepClass.COMPENSATABLE else None,
         mitigation=mitigation_for(step) if cls is StepClass.IRREVERSIBLE else None,
         rollback_condition=rollback_condition(process, index, step),
-        persist=persist_fields(step),
+        persist=persist_fields(step, last=index == len(process.steps) - 1),
         success_signals=success_signals(step),
         failure_signals=failure_signals(process, step),
         verify=step.verify,
@@ -65,15 +65,19 @@ def _entry(process: Process, index: int, step: Step) -> StepEntry:
     )
 
 
-def persist_fields(step: Step) -> tuple[str, ...]:
-    """Journal fields that must be saved for the step before the run moves on."""
+def persist_fields(step: Step, *, last: bool = False) -> tuple[str, ...]:
+    """Journal fields that must be saved for the step before the run moves on.
+
+    ``last``: the step ends the process, so it is never compensated and keeps no
+    compensation count.
+    """
     fields = ["operation_id", "step_id"]
     if step.external_id:
         fields.append(step.external_id)
     if not step.read_only:
         fields.append("idempotency_key")
     fields += ["status", "attempts", "last_attempt_at", "reason"]
-    if step.step_class is StepClass.COMPENSATABLE:
+    if step.step_class is StepClass.COMPENSATABLE and not last:
         fields.append("compensation_attempts")
     return tuple(fields)
 
@@ -89,6 +93,11 @@ def rollback_condition(process: Process, index: int, step: Step) -> str:
         return (
             f"always: {step.id} declares no compensation, so nothing can undo it; declare one, "
             "or `compensation: none` with a mitigation"
+        )
+    if index == len(process.steps) - 1:
+        return (
+            f"always: {step.id} is the last step, so no later step can fail and its "
+            "compensation never runs"
         )
     ident = external_id_phrase(step)
     later = [s.id for s in process.steps[index + 1 :] if s.step_class is StepClass.COMPENSATABLE]
