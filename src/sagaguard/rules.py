@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from sagaguard.model import Process, Step, StepClass
 
-__all__ = ["Decision", "Ruling", "Situation", "decide"]
+__all__ = ["Decision", "Ruling", "Situation", "after_failure", "decide"]
 
 
 class Situation(StrEnum):
@@ -108,11 +108,12 @@ def _duplicate_request(process: Process | None) -> Ruling:
     )
 
 
-def _rollback_after_failure(step: Step, process: Process) -> tuple[Decision, str]:
+def after_failure(step: Step, process: Process) -> tuple[Decision, str]:
     """What follows once ``step`` has failed for good: the rollback of the steps before it.
 
     The rollback visits every earlier step that changed something: a compensatable one is
     undone, an irreversible one is kept with its mitigation. With none, the run just fails.
+    Returns ``compensate`` or ``none``, and the clause that says so for this process.
     """
     before = process.steps[: process.index(step.id)]
     undo = [s.id for s in reversed(before) if s.step_class is StepClass.COMPENSATABLE]
@@ -145,7 +146,7 @@ def _definite_failure(step: Step, process: Process | None) -> Ruling:
             "backoff, then the run fails and rolls back whatever the steps before it changed",
             then=Decision.COMPENSATE,
         )
-    then, follows = _rollback_after_failure(step, process)
+    then, follows = after_failure(step, process)
     attempts = process.max_attempts_for(step)
     return Ruling(
         Decision.RETRY,
@@ -162,7 +163,7 @@ def _unknown_outcome(step: Step, situation: Situation, process: Process | None) 
         if process is None:
             return Ruling(Decision.RETRY, reason)
         # A read-only step that never answers fails like a refused one: the run rolls back.
-        then, follows = _rollback_after_failure(step, process)
+        then, follows = after_failure(step, process)
         attempts = process.max_attempts_for(step)
         return Ruling(
             Decision.RETRY, f"{reason}; after {attempts} attempts without one, {follows}", then=then

@@ -160,15 +160,42 @@ def test_signals_distinguish_definite_failure_from_unknown_outcome() -> None:
     """Failure signals say what is a definite failure and what an unknown outcome leads to."""
     shop = plan(SHOP)
     charge = shop.step("charge")
-    assert charge.failure_signals[0].startswith("definite failure: a decline")
-    assert "retried up to 4 attempts" in charge.failure_signals[0]
-    assert "no answer within 20s" in charge.failure_signals[1]
-    assert "verified before anything else (Look the charge up by key)" in charge.failure_signals[1]
-    assert "person decides" in shop.step("notify").failure_signals[1]
+    assert charge.failure_signals[0].startswith("definite failure: the payment provider")
+    assert "retried, up to 4 attempts with backoff" in charge.failure_signals[0]
+    assert "no answer within 20s" in charge.failure_signals[2]
+    assert "verified before anything else (Look the charge up by key)" in charge.failure_signals[2]
+    assert "person decides" in shop.step("notify").failure_signals[2]
     assert (
-        "same idempotency key ({operation_id}:reserve)" in shop.step("reserve").failure_signals[1]
+        "same idempotency key ({operation_id}:reserve)" in shop.step("reserve").failure_signals[2]
     )
     assert "payment_id is returned and committed to the journal" in charge.success_signals
+
+
+def test_a_lasting_refusal_is_not_worded_as_something_to_retry() -> None:
+    """A decline or a constraint violation repeats: the signal says how the run ends."""
+    shop = plan(SHOP)
+    decline = shop.step("charge").failure_signals[1]
+    assert decline.startswith("definite refusal: a decline (card declined, insufficient funds)")
+    assert decline.endswith(
+        "a repeat gets the same answer: the run fails and rolls back: reserve is compensated"
+    )
+    assert "retried" not in decline
+    first = plan(process(step("create_order", compensation="Cancel it", external_id="order_id")))
+    constraint = first.step("create_order").failure_signals[1]
+    assert constraint.startswith("definite refusal: a constraint or validation error")
+    assert constraint.endswith(
+        "the run fails with nothing to undo (create_order is the first step)"
+    )
+    passing = first.step("create_order").failure_signals[0]
+    assert passing.startswith("definite failure: a deadlock or serialization failure")
+
+
+def test_a_step_allowed_one_attempt_says_it_is_not_retried() -> None:
+    """max_attempts: 1 means a passing failure gets no second attempt."""
+    once = plan(process(step("write", compensation="Delete it", max_attempts=1)))
+    signal = once.step("write").failure_signals[0]
+    assert "max_attempts: 1 allows no second one" in signal
+    assert "retried" not in signal
 
 
 def test_the_last_step_is_never_compensated_so_its_row_says_so() -> None:

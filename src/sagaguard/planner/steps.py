@@ -10,7 +10,7 @@ from sagaguard.planner.wording import (
     fmt_seconds,
     mitigation_for,
 )
-from sagaguard.rules import Decision, Situation, decide
+from sagaguard.rules import Decision, Situation, after_failure, decide
 
 __all__ = ["build_steps"]
 
@@ -24,14 +24,30 @@ _SUCCESS_BY_KIND = {
     ChangeKind.NONE: "the data is returned",
 }
 
+# Definite failures worth a retry: the other side turned the call away for now and
+# changed nothing, so the same call can succeed a moment later.
+_TRANSIENT_BY_KIND = {
+    ChangeKind.DATABASE: "a deadlock or serialization failure rolls the transaction back",
+    ChangeKind.EXTERNAL_API: "a 429 or 503 answer saying the request was not processed",
+    ChangeKind.QUEUE: "the broker refuses the publish for now (flow control, negative ack)",
+    ChangeKind.EMAIL: "the provider throttles or turns the message away for now (429, 503)",
+    ChangeKind.PAYMENT: (
+        "the payment provider answers that it did not process the charge (rate limit, "
+        "processing error)"
+    ),
+    ChangeKind.RESERVATION: "the reservation service is busy (lock conflict, 503), holding nothing",
+    ChangeKind.NONE: "an error answer such as a 503 or a rate limit",
+}
+
+# Refusals that come back the same on every attempt: a retry cannot turn them around.
 _REFUSAL_BY_KIND = {
-    ChangeKind.DATABASE: "a constraint violation or rollback of the transaction",
-    ChangeKind.EXTERNAL_API: "a 4xx answer that rejects the request",
-    ChangeKind.QUEUE: "the broker rejects the publish (negative acknowledgement)",
+    ChangeKind.DATABASE: "a constraint or validation error",
+    ChangeKind.EXTERNAL_API: "a 4xx answer that rejects the request (400, 409, 422)",
+    ChangeKind.QUEUE: "the broker rejects the message for good (unknown topic, message too large)",
     ChangeKind.EMAIL: "the provider rejects the message (invalid address, suppressed recipient)",
-    ChangeKind.PAYMENT: "a decline from the payment provider",
+    ChangeKind.PAYMENT: "a decline (card declined, insufficient funds)",
     ChangeKind.RESERVATION: "the reservation is refused (nothing left to reserve)",
-    ChangeKind.NONE: "a not-found or error answer",
+    ChangeKind.NONE: "a not-found answer",
 }
 
 PERSIST_COMMON = ("operation_id", "step_id", "status", "attempts", "last_attempt_at", "reason")
@@ -133,11 +149,25 @@ def success_signals(step: Step) -> tuple[str, ...]:
 
 
 def failure_signals(process: Process, step: Step) -> tuple[str, ...]:
-    """What tells the step failed, split into definite failures and unknown outcomes."""
+    """What tells the step failed: a passing failure, a lasting refusal, an unknown outcome.
+
+    The engine retries every definite failure within the step's bound, but only a passing
+    one (a deadlock, a 503) can succeed on a later attempt; a lasting refusal (a constraint
+    violation, a decline) is worded as the end of the run it is, not as something to retry.
+    """
     attempts = process.max_attempts_for(step)
-    refusals = " or ".join(_REFUSAL_BY_KIND[kind] for kind in step.changes)
+    # Phrases of several kinds contain "or" themselves: "or else" keeps them apart.
+    transient = ", or else ".join(_TRANSIENT_BY_KIND[kind] for kind in step.changes)
+    refusals = ", or else ".join(_REFUSAL_BY_KIND[kind] for kind in step.changes)
+    _, ends = after_failure(step, process)
+    if attempts > 1:
+        retried = f"so it is retried, up to {attempts} attempts with backoff"
+    else:
+        retried = "but max_attempts: 1 allows no second one"
     signals = [
-        f"definite failure: {refusals}; nothing changed, retried up to {attempts} attempts",
+        f"definite failure: {transient}; nothing changed and a later attempt can succeed, "
+        + retried,
+        f"definite refusal: {refusals}; nothing changed, but a repeat gets the same answer: {ends}",
     ]
     unknown = decide(step, Situation.TIMEOUT)
     timeout = fmt_seconds(process.timeout_for(step))
