@@ -143,6 +143,19 @@ def test_pivot_problem_becomes_an_engineering_item() -> None:
     assert "Move mail after ship" in {i.title for i in checklist(proc)}
 
 
+def test_pivot_problem_of_a_step_without_compensation_becomes_an_item_too() -> None:
+    """A side-effecting step with no compensation declared is irreversible by class."""
+    proc = process(
+        step("publish", "queue", "no", verify="Look the message up"),
+        step("ship", "external_api", "no", compensation="Cancel", external_id="ship_id"),
+    )
+    [move] = [i for i in checklist(proc) if i.title == "Move publish after ship"]
+    assert move.steps == ("publish", "ship")
+    assert move.detail.startswith(
+        "Publish cannot be undone (no compensation declared), yet ship can still fail after it"
+    )
+
+
 def test_irreversible_step_mitigation_has_an_owner() -> None:
     """Who applies an irreversible step's mitigation is named."""
     proc = process(

@@ -79,6 +79,38 @@ def test_sg001_pivot_ordering_names_the_step_and_where_it_belongs() -> None:
     assert "Move send_email after book_delivery, the last step that can fail" in finding.message
 
 
+def test_sg001_covers_a_side_effecting_step_that_declares_no_compensation() -> None:
+    """No compensation declared is irreversible by class: the pivot check names it too."""
+    shop = process(
+        step("publish", "queue", "no", verify="Look the message up"),
+        step("charge", "payment", "yes", compensation="Refund", external_id="payment_id"),
+        step("write", compensation="Delete", external_id="row_id"),
+    )
+    [pivot] = findings(shop, "SG001")
+    assert pivot.step == "publish"
+    assert pivot.message.startswith(
+        "publish declares no compensation, so it cannot be undone (queue) but charge can "
+        "still fail after it"
+    )
+    assert pivot.message.endswith(
+        "Move publish after charge, the last step that can fail, or give it a compensation (SG002)"
+    )
+    # SG002 keeps its own job (how to declare a compensation); SG001 does not repeat it.
+    [missing] = findings(shop, "SG002")
+    assert "compensation: none` with a mitigation" in missing.message
+    assert "mitigation" not in pivot.message
+
+
+def test_sg001_not_raised_for_a_read_only_step_or_one_that_nothing_can_fail_after() -> None:
+    """Read-only steps are not irreversible; a step before retriable steps only is no pivot."""
+    shop = process(
+        step("look_up", "none"),
+        step("publish", "queue", "no", verify="Look the message up"),
+        step("log", "database", "yes", compensation="Delete", external_id="log_id"),
+    )
+    assert findings(shop, "SG001") == []
+
+
 def test_sg001_not_raised_when_only_retriable_steps_follow() -> None:
     """After the pivot, idempotent non-money steps are retried until they succeed."""
     shop = process(

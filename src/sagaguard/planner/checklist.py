@@ -130,14 +130,17 @@ def _engineering(process: Process) -> list[_Item]:
                 _ids(undoable),
             )
         )
-    for step in process.steps:
-        if step.irreversible:
+    for step in effects:
+        # Irreversible by class: `compensation: none` or no compensation declared at all.
+        if step.step_class is StepClass.IRREVERSIBLE:
             failing = [s for s in process.steps[process.index(step.id) + 1 :] if can_still_fail(s)]
             if failing:
+                undeclared = "" if step.compensation_declared else " (no compensation declared)"
                 items.append(
                     (
                         f"Move {step.id} after {failing[-1].id}",
-                        f"{step.id} cannot be undone, yet {', '.join(s.id for s in failing)} can "
+                        f"{step.id} cannot be undone{undeclared}, yet "
+                        f"{', '.join(s.id for s in failing)} can "
                         f"still fail after it; put it after {failing[-1].id}, the last step that "
                         "can fail, so a rollback never has to explain it",
                         (step.id, failing[-1].id),

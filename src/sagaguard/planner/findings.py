@@ -2,7 +2,8 @@
 
 Codes are stable (documented in ``docs/plan-json.md``); a new check gets a new code:
 
-    SG001 warning  pivot ordering: an irreversible step is followed by a step that can still fail
+    SG001 warning  pivot ordering: an irreversible step (`compensation: none`, or none declared)
+                   is followed by a step that can still fail
     SG002 warning  a side-effecting step declares no compensation (info when it is the last step)
     SG003 error    a payment step is neither idempotent nor verifiable
     SG004 warning  more than 20 steps
@@ -39,7 +40,10 @@ from sagaguard.planner.wording import (
 __all__ = ["FINDING_CODES", "build_findings"]
 
 FINDING_CODES = {
-    "SG001": "pivot ordering: an irreversible step is followed by a step that can still fail",
+    "SG001": (
+        "pivot ordering: an irreversible step (compensation none or not declared) is followed "
+        "by a step that can still fail"
+    ),
     "SG002": "a side-effecting step declares no compensation",
     "SG003": "a payment step is neither idempotent nor verifiable",
     "SG004": "more than 20 steps",
@@ -114,24 +118,31 @@ def _step_findings(process: Process, index: int, step: Step) -> list[Finding]:
     later = process.steps[index + 1 :]
     kinds = ", ".join(k.value for k in step.changes)
     key = f"{{operation_id}}:{step.id}"
-    if step.step_class is StepClass.IRREVERSIBLE and step.compensation_declared:
-        failing = [s for s in later if can_still_fail(s)]
-        if failing:
-            last, names = failing[-1], ", ".join(s.id for s in failing)
-            add(
-                Severity.WARNING,
-                "SG001",
-                f"{step.id} is irreversible ({kinds}) but {names} can still fail after "
-                f"it; a rollback then leaves {step.id}'s effect in place for an operation "
-                f"that was undone. Move {step.id} after {last.id}, the last step that can fail",
-            )
-        if not step.mitigation:
-            add(
-                Severity.INFO,
-                "SG012",
-                f"{step.id} is irreversible and declares no mitigation; the plan uses: "
-                f"{mitigation_for(step)}. Declare `mitigation:` to confirm or replace it",
-            )
+    failing = [s for s in later if can_still_fail(s)]
+    if step.step_class is StepClass.IRREVERSIBLE and side_effecting(step) and failing:
+        last, names = failing[-1], ", ".join(s.id for s in failing)
+        if step.compensation_declared:
+            what = f"{step.id} is irreversible ({kinds})"
+            fix = ""
+        else:
+            # Irreversible by class: nothing undoes it until a compensation is declared, and
+            # SG002 already says how to declare one.
+            what = f"{step.id} declares no compensation, so it cannot be undone ({kinds})"
+            fix = ", or give it a compensation (SG002)"
+        add(
+            Severity.WARNING,
+            "SG001",
+            f"{what} but {names} can still fail after it; a rollback then leaves "
+            f"{step.id}'s effect in place for an operation that was undone. Move {step.id} "
+            f"after {last.id}, the last step that can fail{fix}",
+        )
+    if step.irreversible and not step.read_only and not step.mitigation:
+        add(
+            Severity.INFO,
+            "SG012",
+            f"{step.id} is irreversible and declares no mitigation; the plan uses: "
+            f"{mitigation_for(step)}. Declare `mitigation:` to confirm or replace it",
+        )
     if side_effecting(step) and not step.compensation_declared:
         reverse = " or ".join(_REVERSE_BY_KIND[k] for k in step.changes if k in _REVERSE_BY_KIND)
         suggestion = f"its reverse action ({reverse})" if reverse else "a reverse action"
