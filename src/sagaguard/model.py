@@ -80,6 +80,17 @@ class StepClass(StrEnum):
 
 
 IRREVERSIBLE_MARKER = "none"
+
+# What a step of each kind does, for a step that declares no `action`.
+_ACTION_BY_KIND = {
+    ChangeKind.DATABASE: "writes to the database",
+    ChangeKind.EXTERNAL_API: "calls an external service",
+    ChangeKind.QUEUE: "publishes a message",
+    ChangeKind.EMAIL: "sends an email",
+    ChangeKind.PAYMENT: "charges or moves money",
+    ChangeKind.RESERVATION: "reserves or holds capacity",
+    ChangeKind.NONE: "reads data and changes nothing",
+}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -204,13 +215,12 @@ class Step(_Strict):
 
     @property
     def action_text(self) -> str:
-        """The declared action, or one derived from what the step changes."""
+        """The declared action, or one derived from what the step changes, naming the step."""
         if self.action:
             return self.action
-        kinds = ", ".join(c.value.replace("_", " ") for c in self.changes)
-        if self.read_only:
-            return f"Read data for {self.id.replace('_', ' ')} (changes nothing)"
-        return f"{self.id.replace('_', ' ').capitalize()} (changes: {kinds})"
+        name = self.id.replace("_", " ").capitalize()
+        does = " and ".join(_ACTION_BY_KIND[c] for c in self.changes)
+        return f"{name}: {does}"
 
 
 class Defaults(_Strict):

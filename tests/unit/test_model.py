@@ -113,10 +113,30 @@ def test_safe_to_repeat_only_for_read_only_or_idempotent(
 def test_action_text_is_derived_when_absent() -> None:
     """A missing action is derived from the id and what the step changes."""
     assert make_step(id="reserve_stock", changes=["reservation"]).action_text == (
-        "Reserve stock (changes: reservation)"
+        "Reserve stock: reserves or holds capacity"
     )
-    assert "changes nothing" in make_step(id="read_cart", changes=["none"]).action_text
+    assert make_step(id="read_cart", changes=["none"]).action_text == (
+        "Read cart: reads data and changes nothing"
+    )
     assert make_step(action="Charge the card").action_text == "Charge the card"
+
+
+@pytest.mark.parametrize(
+    ("changes", "derived"),
+    [
+        (["payment"], "Pay: charges or moves money"),
+        (["email"], "Pay: sends an email"),
+        (["queue"], "Pay: publishes a message"),
+        (["external_api"], "Pay: calls an external service"),
+        (["database"], "Pay: writes to the database"),
+        (["database", "queue"], "Pay: writes to the database and publishes a message"),
+    ],
+)
+def test_derived_action_says_what_the_step_does_per_change_kind(
+    changes: list[str], derived: str
+) -> None:
+    """The derived text names the step and says what it does, not just which kinds it has."""
+    assert make_step(id="pay", changes=changes).action_text == derived
 
 
 def test_none_cannot_be_combined_with_other_changes() -> None:
