@@ -6,7 +6,9 @@ with each other whatever the step ids are. Renderers draw Mermaid or SVG from th
     start -> step_a -> step_b -> ... -> end_completed               (forward)
     step_k -fails-> latest side-effecting step before k, undone or mitigated
     undo_j -> undo_i / mitigate_i -> ... -> end_rolled_back          (compensation, backward)
-    step_k -outcome unknown-> manual_review;  undo_j -compensation fails-> manual_review
+    step_k -outcome unknown-> manual_review   (no safe retry, verify cannot tell, or the
+                                              retries of an idempotent step never answer)
+    undo_j -compensation fails-> manual_review
 """
 
 from __future__ import annotations
@@ -133,11 +135,14 @@ def build_flow(process: Process) -> Flow:
 
     review: list[FlowEdge] = []
     for step in process.steps:
-        decision = decide(step, Situation.TIMEOUT).decision
-        if decision is Decision.VERIFY:
+        ruling = decide(step, Situation.TIMEOUT)
+        if ruling.decision is Decision.VERIFY:
             label = "outcome unknown, verify cannot tell"
-        elif decision is Decision.MANUAL_REVIEW:
+        elif ruling.decision is Decision.MANUAL_REVIEW:
             label = "outcome unknown"
+        elif ruling.then is Decision.MANUAL_REVIEW:
+            # Idempotent: retried with the same key, and a person decides if none answers.
+            label = f"still unknown after {process.max_attempts_for(step)} attempts"
         else:
             continue
         review.append(
