@@ -182,3 +182,41 @@ def test_no_generic_advice() -> None:
     joined = text(checklist(process())).lower()
     for phrase in ("check the docs", "consult the documentation", "best practices", "as needed"):
         assert phrase not in joined
+
+
+def test_journal_item_covers_every_step_including_those_without_an_external_id() -> None:
+    """A step with no external id is journaled too: the item names all of them."""
+    proc = process(
+        step("write", compensation="Delete", external_id="row_id"),
+        step("mail", "email", "no", compensation="none"),
+    )
+    [journal] = [i for i in checklist(proc) if i.title.startswith("Journal every step")]
+    assert journal.steps == ("write", "mail")
+    assert "Per step, all 2 of them" in journal.detail
+    assert "(row_id (write); mail has none)" in journal.detail
+
+
+def test_key_retention_asked_of_the_provider_covers_the_retry_and_resubmission_windows() -> None:
+    """Keys must outlive the step's whole retry window plus the stated resubmission window."""
+    proc = process(
+        step("write", compensation="Delete", external_id="row_id"),
+        step(
+            "charge",
+            "payment",
+            "unknown",
+            compensation="Refund",
+            external_id="payment_id",
+            verify="Look it up",
+            timeout="10s",
+            max_attempts=4,
+        ),
+        defaults={"backoff_base": "1s", "backoff_max": "3s"},
+    )
+    [confirm] = [i for i in checklist(proc) if i.title.startswith("Confirm with")]
+    # 4 x 10s, waits of at most 1s, 2s and 3s (capped): 46s; plus 24h, rounded up to 24h 1m.
+    assert (
+        "whether keys are kept at least 24h 1m: charge's whole retry window (4 attempts x 10s "
+        "timeout, plus up to 1s + 2s + 3s of backoff = 46s) plus the 24h in which a shop client "
+        "may send the same operation_id again"
+    ) in confirm.detail
+    assert "backoff up to" not in confirm.detail

@@ -140,3 +140,22 @@ def test_html_escapes_hostile_spec_text() -> None:
     assert '<script>alert("step")</script>' in text
     assert "<img src=x onerror=alert(1)> & friends" in text
     assert "<b>ops</b>" in text
+
+
+def test_html_introductions_and_legend_name_checkout_steps() -> None:
+    """The page says what each part means for checkout, as the Markdown does."""
+    page = render_html(plan(load_spec(EXAMPLES / "checkout.yaml")))
+    text = " ".join("".join(parse(page).text).split())
+    assert "Recovery runs backward: the latest completed step is undone first." not in text
+    assert "A failed compensation is its own event with its own alert." not in text
+    assert "<td>every step</td>" not in page
+    assert "when send_confirmation_email fails, the rollback undoes book_delivery first" in text
+    assert "compensation_failed alert to shop-oncall (finance for charge_payment)" in text
+    assert "create_order's timeout means retry within its 3 attempts, then manual review" in text
+    assert "any step of checkout" in text
+    legend = re.search(r'<div class="legend">(.*?)</div>', page, flags=re.DOTALL)
+    assert legend is not None
+    assert '<span class="l-forward">the forward path, create_order to send_confirmation_email' in (
+        legend.group(1)
+    )
+    assert "waits for a person" not in legend.group(1)

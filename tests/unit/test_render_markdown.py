@@ -165,3 +165,67 @@ steps:
     text = render_markdown(plan(spec))
     assert "> First line second line\n" in text
     assert "- **Forward:** Write the row and commit it\n" in text
+
+
+def test_markdown_introductions_speak_of_checkout_not_of_sagas_in_general() -> None:
+    """Each part's opening line names checkout's own steps and routes; no boilerplate."""
+    text = render_markdown(checkout())
+    for generic in (
+        "Recovery runs backward: the latest completed step is undone first.",
+        "A failed compensation is its own event with its own alert.",
+        "`a → b`: do `a` within its bound",
+        "Solid arrows: the forward path. Dashed arrows",
+        "for every step →",
+    ):
+        assert generic not in text, generic
+    assert (
+        "Recovery runs backward from the step that failed: when send_confirmation_email fails, "
+        "the rollback undoes book_delivery first, then charge_payment, reserve_stock and "
+        "create_order. When create_order fails, nothing is undone: the run ends failed."
+    ) in text
+    assert (
+        "If undoing create_order, reserve_stock, charge_payment or book_delivery fails, the "
+        "rollback stops at that step"
+    ) in text
+    assert "compensation_failed alert to shop-oncall (finance for charge_payment)." in text
+    assert (
+        "for example `retry → manual review 🔔` for create_order's timeout means retry within "
+        "its 3 attempts, then manual review, and shop-oncall is alerted (🔔)."
+    ) in text
+    assert "- *duplicate request* for any step of checkout → **none**" in text
+
+
+def test_markdown_flow_legend_names_the_paths_of_this_process() -> None:
+    """The diagram's key reads each arrow kind on checkout's own steps."""
+    text = render_markdown(checkout())
+    legend = text.split("## Flow diagram", 1)[1].split("```mermaid", 1)[0]
+    assert "- **Solid blue:** the forward path, create_order to send_confirmation_email" in legend
+    assert (
+        "- **Red dashed:** send_confirmation_email failing starts the rollback at undo "
+        "book_delivery; create_order failing ends the run with nothing to undo"
+    ) in legend
+    assert (
+        "- **Orange dashed:** the rollback, latest first: undo book_delivery, undo "
+        "charge_payment, undo reserve_stock, undo create_order"
+    ) in legend
+    assert (
+        "- **Red dotted:** a failed undo of book_delivery, charge_payment, reserve_stock" in legend
+    )
+
+
+def test_rollback_intro_of_a_process_that_undoes_nothing_says_so() -> None:
+    """Only irreversible steps: the intro says what the rollback keeps, not what it undoes."""
+    text = render_markdown(
+        plan(
+            parse_spec(
+                "process: notify\nstate_store: database\nobservability: []\nsteps:\n"
+                "  - {id: mail, changes: [email], idempotent: no, compensation: none}\n"
+                "  - {id: push, changes: [queue], idempotent: yes, compensation: none}\n"
+            )
+        )
+    )
+    assert (
+        "No step of notify can be undone: when push fails, the rollback keeps mail (it cannot "
+        "be undone) with a mitigation."
+    ) in text
+    assert "No step of notify before the last has a compensation, so no rollback can fail." in text

@@ -6,6 +6,8 @@ Each item names the steps, ids, store and routes it is about. Engineering items 
 
 from __future__ import annotations
 
+import math
+
 from sagaguard.model import Idempotency, Observability, Process, StateStore, Step, StepClass
 from sagaguard.planner.findings import lookup_place, provider_of
 from sagaguard.planner.plan import Area, ChecklistItem
@@ -62,14 +64,21 @@ def _engineering(process: Process) -> list[_Item]:
     effects = [s for s in process.steps if side_effecting(s)]
     with_ids = [s for s in process.steps if s.external_id]
     ids = ", ".join(f"{s.external_id} ({s.id})" for s in with_ids) or "none declared"
+    without = [s.id for s in process.steps if not s.external_id]
+    none_for = (
+        f"; {', '.join(without)} {'has' if len(without) == 1 else 'have'} none"
+        if (without and with_ids)
+        else ""
+    )
     items: list[_Item] = [
         (
             f"Journal every step in the {store} store before moving on",
-            f"Per run: operation_id, status, owner, lease expiry, fencing token. Per step: "
-            f"step_id, status, attempts, last_attempt_at, reason and its external id ({ids}). "
+            f"Per run: operation_id, status, owner, lease expiry, fencing token. Per step, "
+            f"all {len(process.steps)} of them: step_id, status, attempts, last_attempt_at, "
+            f"reason and its external id ({ids}{none_for}). "
             f"Commit `started` before each call and the result before the next step starts, "
             f"so a crash after {process.steps[0].id} or any later step loses nothing",
-            _ids(with_ids),
+            _ids(list(process.steps)),
         ),
         (
             "Make operation_id unique",
@@ -178,17 +187,57 @@ def _engineering(process: Process) -> list[_Item]:
     return items
 
 
+RESUBMISSION_WINDOW_S = 24 * 3600.0
+"""How long after a run a client may still send its operation_id again, as the plan assumes.
+
+A provider must keep an idempotency key at least this long past the step's last retry, or a
+resubmission after a lost answer reaches it as a new request.
+"""
+
+
+def retry_window(process: Process, step: Step) -> tuple[float, tuple[float, ...]]:
+    """The longest time from a step's first attempt to the end of its last, and the waits.
+
+    Every attempt may run to its timeout; between attempts the engine waits at most the
+    exponential bound (``backoff_base`` doubling, capped at ``backoff_max``; jitter only
+    shortens it).
+    """
+    defaults = process.defaults
+    attempts = process.max_attempts_for(step)
+    waits = tuple(
+        min(defaults.backoff_max, defaults.backoff_base * 2 ** (n - 1)) for n in range(1, attempts)
+    )
+    return attempts * process.timeout_for(step) + sum(waits), waits
+
+
+def _span(seconds: float) -> str:
+    """``86430.6`` -> ``24h 1m``: a retention period, rounded up to the minute."""
+    minutes = math.ceil(seconds / 60)
+    hours, minutes = divmod(minutes, 60)
+    return " ".join(
+        part for part in (f"{hours}h" if hours else "", f"{minutes}m" if minutes else "") if part
+    )
+
+
 def _confirm_idempotency(process: Process, step: Step) -> _Item:
     ruling = decide(step, Situation.TIMEOUT)
     now = "verified" if ruling.decision is Decision.VERIFY else "sent to a person"
-    window = fmt_seconds(process.defaults.backoff_max)
+    window, waits = retry_window(process, step)
+    attempts = process.max_attempts_for(step)
+    backoff = (
+        f", plus up to {' + '.join(fmt_seconds(w) for w in waits)} of backoff" if waits else ""
+    )
+    keep = _span(window + RESUBMISSION_WINDOW_S)
     return (
         f"Confirm with {provider_of(step)} whether {step.id} is idempotent",
         f"Ask whether a second request with the same idempotency key "
         f"({{operation_id}}:{step.id}) returns the first result without a second "
-        f"{'/'.join(k.value for k in step.changes)} effect, and how long keys are kept (at "
-        f"least {process.max_attempts_for(step)} attempts with backoff up to {window}). If it "
-        f"is, set idempotent: yes. Until then a timeout of {step.id} is {now}",
+        f"{'/'.join(k.value for k in step.changes)} effect, and whether keys are kept at least "
+        f"{keep}: {step.id}'s whole retry window ({attempts} attempts x "
+        f"{fmt_seconds(process.timeout_for(step))} timeout{backoff} = {fmt_seconds(window)}) "
+        f"plus the {_span(RESUBMISSION_WINDOW_S)} in which a {process.name} client may send "
+        f"the same operation_id again. If both hold, set idempotent: yes. Until then a "
+        f"timeout of {step.id} is {now}",
         (step.id,),
     )
 

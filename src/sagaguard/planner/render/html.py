@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from sagaguard.planner.plan import Plan
+from sagaguard.planner.plan import FlowEdgeKind, Plan
 from sagaguard.planner.render.diagram import layout
 from sagaguard.planner.render.labels import (
     CATEGORY_LABELS,
@@ -29,7 +29,12 @@ from sagaguard.planner.render.view import (
     checklist_by_area,
     decision_grid,
     findings_by_severity,
+    flow_legend,
+    legend_example,
+    policy_intro,
     reason_groups,
+    reason_scope,
+    rollback_intro,
     severity_counts,
     situations,
 )
@@ -46,6 +51,16 @@ ARROW_COLOURS: tuple[tuple[str, str], ...] = (
     ("compensation-failed", "#cf222e"),
 )
 """Arrowhead colour of each edge kind (the stylesheet colours the lines alike)."""
+
+
+_LEGEND_CSS: dict[FlowEdgeKind, str] = {
+    FlowEdgeKind.FORWARD: "l-forward",
+    FlowEdgeKind.FAILURE: "l-failure",
+    FlowEdgeKind.COMPENSATION: "l-compensation",
+    FlowEdgeKind.UNKNOWN_OUTCOME: "l-unknown",
+    FlowEdgeKind.COMPENSATION_FAILED: "l-compensation-failed",
+}
+"""The legend's line sample of each edge kind (styled like the diagram's arrows)."""
 
 
 @cache
@@ -83,7 +98,11 @@ def _view(plan: Plan) -> dict[str, Any]:
         "decision_labels": DECISION_LABELS,
         "category_labels": CATEGORY_LABELS,
         "matrix": decision_grid(plan),
-        "reasons": reason_groups(plan),
+        "reasons": [(g, reason_scope(plan, g)) for g in reason_groups(plan)],
+        "rollback_intro": rollback_intro(plan),
+        "policy_intro": policy_intro(plan),
+        "legend_example": legend_example(plan),
+        "flow_legend": [(_LEGEND_CSS[kind], text) for kind, text in flow_legend(plan)],
         "findings": findings_by_severity(plan),
         "severity_counts": severity_counts(plan),
         "checklist": checklist_by_area(plan),

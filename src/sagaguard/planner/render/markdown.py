@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from sagaguard.planner.plan import (
     DecisionEntry,
     ExpectedState,
+    FlowEdgeKind,
     Injection,
     JournalRow,
     PartialFailureTest,
@@ -34,7 +35,12 @@ from sagaguard.planner.render.view import (
     checklist_by_area,
     decision_grid,
     findings_by_severity,
+    flow_legend,
+    legend_example,
+    policy_intro,
     reason_groups,
+    reason_scope,
+    rollback_intro,
     severity_counts,
     situations,
 )
@@ -42,6 +48,15 @@ from sagaguard.planner.render.view import (
 __all__ = ["render_markdown"]
 
 _TITLES = dict(SECTIONS)
+
+# How each kind of arrow looks in the Mermaid flowchart (its linkStyle).
+_ARROW_WORDS = {
+    FlowEdgeKind.FORWARD: "Solid blue",
+    FlowEdgeKind.FAILURE: "Red dashed",
+    FlowEdgeKind.COMPENSATION: "Orange dashed",
+    FlowEdgeKind.UNKNOWN_OUTCOME: "Purple dotted",
+    FlowEdgeKind.COMPENSATION_FAILED: "Red dotted",
+}
 
 
 def render_markdown(plan: Plan) -> str:
@@ -203,7 +218,7 @@ def _step_detail(step: StepEntry) -> list[str]:
 def _rollback_sequences(plan: Plan) -> list[str]:
     lines = _section("rollback-sequences")
     lines += [
-        "Recovery runs backward: the latest completed step is undone first.",
+        rollback_intro(plan),
         "",
         *_table(
             ["failed step", "compensate (latest first)", "irreversible on the way", "ends as"],
@@ -252,10 +267,9 @@ def _sequence_detail(seq: RollbackSequence) -> list[str]:
 def _rollback_failure_policy(plan: Plan) -> list[str]:
     lines = _section("rollback-failure-policy")
     if not plan.rollback_failure_policy:
-        return [*lines, "No step has a compensation, so no rollback can fail."]
+        return [*lines, policy_intro(plan)]
     lines += [
-        "A failed compensation is its own event with its own alert. The rollback stops there "
-        "(earlier steps stay as they are) and the run waits for a person.",
+        policy_intro(plan),
         "",
         *_table(
             ["step", "compensation", "attempts", "left waiting", "alert"],
@@ -292,25 +306,35 @@ def _rollback_failure_policy(plan: Plan) -> list[str]:
 
 def _decision_matrix(plan: Plan) -> list[str]:
     lines = _section("decision-matrix")
-    lines += [
-        "What to do with each step in each situation. `a → b`: do `a` within its bound, "
-        "then `b`; 🔔 a person is alerted.",
-        "",
-    ]
+    lines += [_matrix_legend(plan), ""]
     lines += _table(
         ["step", *(SITUATION_LABELS[s] for s in situations(plan))],
         ([_code(step), *(_matrix_cell(e) for e in row)] for step, row in decision_grid(plan)),
     )
     lines += ["", "Why:", ""]
-    everyone = len(plan.steps)
     for group in reason_groups(plan):
         entry = group.entry
-        who = "every step" if len(group.steps) == everyone > 1 else _codes(group.steps)
+        who = reason_scope(plan, group) or _codes(group.steps)
         lines.append(
             f"- *{SITUATION_LABELS[entry.situation]}* for {who} → **{_matrix_cell(entry)}**: "
             f"{_inline(entry.reason)}"
         )
     return lines
+
+
+def _matrix_legend(plan: Plan) -> str:
+    text = f"What to do with each step of {plan.process.name} in each situation."
+    example = legend_example(plan)
+    if example is None:
+        return text
+    entry, step = example
+    then = DECISION_LABELS[entry.then] if entry.then else ""
+    alert = f", and {step.alert_route or 'a person'} is alerted (🔔)" if entry.alert else ""
+    return (
+        f"{text} A cell reads `a → b`: for example `{_matrix_cell(entry)}` for "
+        f"{step.id}'s {SITUATION_LABELS[entry.situation]} means retry within its "
+        f"{step.max_attempts} attempts, then {then}{alert}."
+    )
 
 
 def _matrix_cell(entry: DecisionEntry | None) -> str:
@@ -444,9 +468,8 @@ def _journal(rows: Sequence[JournalRow]) -> list[str]:
 
 def _flow(plan: Plan) -> list[str]:
     lines = _section("flow")
+    lines += [f"- **{_ARROW_WORDS[kind]}:** {text}" for kind, text in flow_legend(plan)]
     lines += [
-        "Solid arrows: the forward path. Dashed arrows: what runs when a step fails (red), "
-        "the compensations, latest first (orange), and the ways into manual review (dotted).",
         "",
         "```mermaid",
         *render_mermaid(plan.flow),
