@@ -1,17 +1,22 @@
 """Reading a process spec (YAML or JSON, format v1) into the model.
 
 Every problem becomes one :class:`SpecError` line that names the file, the field path
-(``steps[2].idempotent``) and the offending value, or the line and column of a YAML
+(``steps[2].idempotent``) and the offending value, or the line and column of a YAML or JSON
 syntax error, so a person can fix the spec without reading a traceback.
+
+A ``*.json`` file is parsed as JSON, strictly: YAML would accept what JSON does not (a
+trailing comma, a comment, an unquoted word), so a broken JSON spec would pass here and
+fail in every other tool that reads it.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
@@ -20,7 +25,10 @@ from pydantic_core import ErrorDetails
 from sagaguard.exceptions import SpecError
 from sagaguard.model import DuplicateStepError, Process, Step, UnknownAlertRouteError
 
-__all__ = ["load_spec", "parse_spec"]
+__all__ = ["Syntax", "load_spec", "parse_spec"]
+
+Syntax = Literal["yaml", "json"]
+"""How spec text is written: YAML (which reads JSON too, leniently) or strict JSON."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -59,17 +67,76 @@ def load_spec(path: str | Path) -> Process:
         raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise SpecError(f"{source}: cannot be read ({exc.strerror or exc})") from None
-    return parse_spec(text, source=str(source))
+    syntax: Syntax = "json" if source.suffix.lower() == ".json" else "yaml"
+    return parse_spec(text, source=str(source), syntax=syntax)
 
 
-def parse_spec(text: str, *, source: str = "<spec>") -> Process:
-    """Parse spec text (YAML is a superset of JSON) and validate it into a :class:`Process`."""
+def parse_spec(text: str, *, source: str = "<spec>", syntax: Syntax = "yaml") -> Process:
+    """Parse spec text and validate it into a :class:`Process`.
+
+    ``syntax="yaml"`` (the default) also reads JSON, as YAML is a superset of it;
+    ``syntax="json"`` accepts strict JSON only, as ``load_spec`` does for a ``.json`` file.
+    """
     if not text.strip():
         raise SpecError(
             f"{source}: the file is empty; expected a mapping with `process` and `steps`"
         )
+    data = _parse_json(text, source) if syntax == "json" else _parse_yaml(text, source)
+    if data is None and syntax == "json":
+        raise SpecError(
+            f"{source}: the top level must be an object with `process` and `steps`, not null"
+        )
+    if data is None:
+        raise SpecError(
+            f"{source}: the file is empty; expected a mapping with `process` and `steps`"
+        )
+    if not isinstance(data, Mapping):
+        # Each syntax's own words: a JSON reader thinks in objects and arrays.
+        mapping, got = (
+            ("an object", _json_type_name(data))
+            if syntax == "json"
+            else (
+                "a mapping",
+                _type_name(data),
+            )
+        )
+        raise SpecError(
+            f"{source}: the top level must be {mapping} with `process` and `steps`, not {got}"
+        )
+    return validate_spec(data, source=source)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # As for YAML: a key given twice in one object would silently override the first.
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise SpecError(f"invalid JSON: key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity; JSON itself has no such numbers.
+    raise SpecError(f"invalid JSON: {name} is not a JSON value")
+
+
+def _parse_json(text: str, source: str) -> Any:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"{source}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
+        ) from None
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{source}: invalid JSON: nested too deeply") from None
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
@@ -79,16 +146,6 @@ def parse_spec(text: str, *, source: str = "<spec>") -> Process:
         raise SpecError(f"{source}: {where}invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: invalid YAML: {exc}") from None
-    if data is None:
-        raise SpecError(
-            f"{source}: the file is empty; expected a mapping with `process` and `steps`"
-        )
-    if not isinstance(data, Mapping):
-        raise SpecError(
-            f"{source}: the top level must be a mapping with `process` and `steps`, "
-            f"not {_type_name(data)}"
-        )
-    return validate_spec(data, source=source)
 
 
 def validate_spec(data: Mapping[str, Any], *, source: str = "<spec>") -> Process:
@@ -186,3 +243,8 @@ def _printable(value: Any) -> bool:
 def _type_name(value: Any) -> str:
     names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
     return names.get(type(value), type(value).__name__)
+
+
+def _json_type_name(value: Any) -> str:
+    names = {list: "an array", str: "a string", int: "a number", float: "a number"}
+    return names.get(type(value), "a boolean" if isinstance(value, bool) else type(value).__name__)

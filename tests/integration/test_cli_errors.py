@@ -162,6 +162,18 @@ def test_bad_spec_exits_2_with_one_line_naming_file_field_and_value(
 
 
 @pytest.mark.parametrize("command", SPEC_COMMANDS)
+def test_invalid_json_spec_is_one_line_with_line_and_column(
+    runner: CliRunner, tmp_path: Path, command: str
+) -> None:
+    """A .json spec is read as JSON: a trailing comma is an error, not lenient YAML."""
+    spec = tmp_path / "broken.json"
+    spec.write_text('{"process": "checkout",\n "steps": [1,]}\n', encoding="utf-8")
+    result = runner.invoke(app, [command, str(spec)])
+    line = _assert_one_line_error(result, str(spec))
+    assert line == f"sagaguard: error: {spec}: line 2, column 14: invalid JSON: Expecting value"
+
+
+@pytest.mark.parametrize("command", SPEC_COMMANDS)
 def test_missing_file_names_the_file(runner: CliRunner, tmp_path: Path, command: str) -> None:
     missing = tmp_path / "no-such-spec.yaml"
     result = runner.invoke(app, [command, str(missing)])

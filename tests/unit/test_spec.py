@@ -207,3 +207,49 @@ def test_load_spec_non_utf8_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"process: \xff\xfe\n")
     with pytest.raises(SpecError, match="not UTF-8"):
         load_spec(path)
+
+
+JSON_SPEC = {
+    "process": "shop",
+    "state_store": "database",
+    "observability": [],
+    "steps": [{"id": "a", "changes": ["email"], "idempotent": "no"}],
+}
+
+
+def test_load_spec_reads_a_json_file_as_json(tmp_path: Path) -> None:
+    """A .json spec gives the same model as its YAML twin."""
+    path = tmp_path / "shop.json"
+    path.write_text(json.dumps(JSON_SPEC, indent=2), encoding="utf-8")
+    assert load_spec(path) == parse_spec(json.dumps(JSON_SPEC))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"steps":[1,]}', "shop.json: line 1, column 13: invalid JSON: Expecting value"),
+        (
+            '{\n  "process": "shop",\n  // a comment\n}',
+            "shop.json: line 3, column 3: invalid JSON: Expecting property name enclosed in "
+            "double quotes",
+        ),
+        ("process: shop\n", "shop.json: line 1, column 1: invalid JSON: Expecting value"),
+        (
+            '{"process": "a", "process": "b"}',
+            "shop.json: invalid JSON: key 'process' appears twice",
+        ),
+        ('{"timeout": NaN}', "shop.json: invalid JSON: NaN is not a JSON value"),
+        ("null", "shop.json: the top level must be an object with `process` and `steps`, not null"),
+        ("[1, 2]", "shop.json: the top level must be an object with `process` and `steps`, not an"),
+    ],
+    ids=["trailing_comma", "comment", "yaml_text", "key_twice", "nan", "null", "array"],
+)
+def test_a_json_file_must_be_strict_json(tmp_path: Path, text: str, expected: str) -> None:
+    """What YAML would accept leniently is an error in a .json spec, with line and column."""
+    path = tmp_path / "shop.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as raised:
+        load_spec(path)
+    message = str(raised.value)
+    assert message.startswith(str(tmp_path / expected)), message
+    assert "YAML" not in message
