@@ -159,3 +159,9 @@ def test_html_introductions_and_legend_name_checkout_steps() -> None:
         legend.group(1)
     )
     assert "waits for a person" not in legend.group(1)
+
+
+def test_html_shows_a_verify_bound_to_code_as_code() -> None:
+    """A verify that names a function reads `code: module:function`, in code type."""
+    page = render_html(plan(load_spec(EXAMPLES / "checkout_runnable.yaml")))
+    assert "<dt>verify</dt><dd>code: <code>checkout_app:find_charge</code></dd>" in page

@@ -229,3 +229,19 @@ def test_rollback_intro_of_a_process_that_undoes_nothing_says_so() -> None:
         "be undone) with a mitigation."
     ) in text
     assert "No step of notify before the last has a compensation, so no rollback can fail." in text
+
+
+def test_verify_bound_to_code_reads_as_code_not_as_a_sentence() -> None:
+    """checkout_runnable binds charge_payment's verify to checkout_app:find_charge."""
+    runnable = plan(load_spec(EXAMPLES / "checkout_runnable.yaml"))
+    text = render_markdown(runnable)
+    assert "- **Verify the real outcome:** code: `checkout_app:find_charge`" in text
+    charge = runnable.step("charge_payment")
+    assert charge.verify == "checkout_app:find_charge"  # the contract keeps the spec's value
+    assert "verify finds it (code: checkout_app:find_charge)" in charge.success_signals
+    assert (
+        "verified before anything else (code: checkout_app:find_charge)"
+        in (charge.failure_signals[2])
+    )
+    # Wherever the binding is quoted, it is marked as code.
+    assert re.findall(r"(?<!code: )(?<!code: `)checkout_app:find_charge", text) == []

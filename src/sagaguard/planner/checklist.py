@@ -15,6 +15,7 @@ from sagaguard.planner.scenarios import compensation_failure_target, unknown_out
 from sagaguard.planner.wording import (
     alert_to,
     can_still_fail,
+    compensation_text,
     fmt_seconds,
     mitigation_for,
     side_effecting,
@@ -133,7 +134,7 @@ def _engineering(process: Process) -> list[_Item]:
             (
                 "Test every compensation against a sandbox, twice",
                 "Run "
-                + "; ".join(f"{s.id}: {s.compensation}" for s in undoable)
+                + "; ".join(f"{s.id}: {compensation_text(s)}" for s in undoable)
                 + ". The second run must change nothing: a compensation can be repeated after a "
                 "crash",
                 _ids(undoable),

@@ -13,10 +13,12 @@ from sagaguard.planner.plan import ExampleStates, JournalRow, RunStatus, StepSta
 from sagaguard.planner.scenarios import compensation_failure_target, unknown_outcome_target
 from sagaguard.planner.wording import (
     alert_to,
+    compensation_text,
     fmt_seconds,
     rollback_status,
     sample_external_id,
     sample_operation_id,
+    verify_text,
 )
 from sagaguard.rules import Decision, Situation, decide
 
@@ -81,7 +83,7 @@ def _lost_answer(process: Process, target: Step) -> ExampleStates:
     if decide(target, Situation.TIMEOUT).decision is Decision.VERIFY:
         ident = target.external_id or "its result"
         recovery = (
-            f"verify {target.id}: {target.verify}. It finds the effect of attempt 1, so "
+            f"verify {target.id} ({verify_text(target)}): it finds the effect of attempt 1, so "
             f"{target.id} is marked completed with {ident} from the verify answer, without a "
             "second call, and the run continues"
         )
@@ -152,7 +154,7 @@ def _failed_compensation(process: Process, victim: Step) -> ExampleStates:
     return ExampleStates(
         scenario=(
             f"{last.id} fails for good, and while rolling back, the compensation of {victim.id} "
-            f"({victim.compensation}) fails: the run is half undone"
+            f"({compensation_text(victim)}) fails: the run is half undone"
         ),
         step=victim.id,
         before=before,

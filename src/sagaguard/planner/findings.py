@@ -32,6 +32,7 @@ from sagaguard.model import (
 from sagaguard.planner.plan import Finding, Severity
 from sagaguard.planner.wording import (
     can_still_fail,
+    compensation_text,
     mitigation_for,
     riskiest,
     side_effecting,
@@ -205,7 +206,7 @@ def _step_findings(process: Process, index: int, step: Step) -> list[Finding]:
         add(
             Severity.WARNING,
             "SG011",
-            f"{step.id}'s compensation ({step.compensation}) must address what {step.id} "
+            f"{step.id}'s compensation ({compensation_text(step)}) must address what {step.id} "
             f"created, but no external_id is declared; persist one (e.g. {step.id}_ref) so "
             "the compensation knows exactly what to undo",
         )
@@ -214,7 +215,7 @@ def _step_findings(process: Process, index: int, step: Step) -> list[Finding]:
             Severity.INFO,
             "SG013",
             f"{step.id} is read-only (changes: none), so its compensation "
-            f"({step.compensation}) never runs; remove it or declare what the step changes",
+            f"({compensation_text(step)}) never runs; remove it or declare what the step changes",
         )
     return out
 

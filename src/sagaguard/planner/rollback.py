@@ -26,6 +26,7 @@ from sagaguard.planner.wording import (
     mitigation_for,
     rollback_status,
     side_effecting,
+    verify_text,
 )
 from sagaguard.rules import Decision, Situation, decide
 
@@ -95,9 +96,10 @@ def _unknown(process: Process, failed: Step, *, has_rollback: bool) -> StepActio
     elif ruling.decision is Decision.VERIFY:
         ident = external_id_phrase(failed)
         text = (
-            f"verify {failed.id} before anything else: {failed.verify}. Found: save {ident}, "
-            f"mark {failed.id} completed and continue the run instead of rolling back. Not "
-            f"found: it failed definitely, roll back as below. No answer: needs_manual_review, "
+            f"verify {failed.id} before anything else ({verify_text(failed)}). Found: save "
+            f"{ident}, mark {failed.id} completed and continue the run instead of rolling "
+            "back. Not found: it failed definitely, roll back as below. No answer: "
+            "needs_manual_review, "
             f"alert to {route}"
         )
     else:

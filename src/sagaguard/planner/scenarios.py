@@ -21,12 +21,14 @@ from sagaguard.planner.plan import (
 )
 from sagaguard.planner.wording import (
     alert_to,
+    compensation_text,
     fmt_seconds,
     mitigation_for,
     riskiest,
     rollback_status,
     side_effecting,
     single_owner_mechanism,
+    verify_text,
 )
 from sagaguard.rules import Decision, Situation, decide
 
@@ -177,7 +179,7 @@ def _unknown_outcome(process: Process, target: Step, situation: Situation) -> Pa
     else:
         if ruling.decision is Decision.VERIFY:
             checks = [
-                f"verify runs before any retry: {target.verify}",
+                f"verify runs before any retry ({verify_text(target)})",
                 f"verify finds the effect: {target.id} is marked completed without a second "
                 f"call, with {ident} taken from the verify answer",
             ]
@@ -313,7 +315,7 @@ def _compensation_failure(process: Process, victim: Step) -> PartialFailureTest:
         step=victim.id,
         scenario=(
             f"{last.id} fails definitely, the rollback reaches {victim.id} and its "
-            f"compensation ({victim.compensation}) fails on every attempt"
+            f"compensation ({compensation_text(victim)}) fails on every attempt"
         ),
         injection=(
             Injection(

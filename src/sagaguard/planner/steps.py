@@ -9,6 +9,7 @@ from sagaguard.planner.wording import (
     external_id_phrase,
     fmt_seconds,
     mitigation_for,
+    verify_text,
 )
 from sagaguard.rules import Decision, Situation, after_failure, decide
 
@@ -144,7 +145,7 @@ def success_signals(step: Step) -> tuple[str, ...]:
     if step.external_id:
         signals.append(f"{step.external_id} is returned and committed to the journal")
     if step.verify:
-        signals.append(f"verify finds it: {step.verify}")
+        signals.append(f"verify finds it ({verify_text(step)})")
     return tuple(signals)
 
 
@@ -177,7 +178,7 @@ def failure_signals(process: Process, step: Step) -> tuple[str, ...]:
         then = f"retried with the same idempotency key ({{operation_id}}:{step.id})"
     else:
         then = {
-            Decision.VERIFY: f"verified before anything else ({step.verify})",
+            Decision.VERIFY: f"verified before anything else ({verify_text(step)})",
             Decision.MANUAL_REVIEW: "a person decides before anything else (manual review)",
         }.get(unknown.decision, unknown.decision.value)
     signals.append(

@@ -8,8 +8,17 @@ the step table, the rollback sequences and the tests never word one fact two way
 from __future__ import annotations
 
 import hashlib
+import re
 
-from sagaguard.model import ChangeKind, Idempotency, Process, StateStore, Step, StepClass
+from sagaguard.model import (
+    IMPORT_PATH_PATTERN,
+    ChangeKind,
+    Idempotency,
+    Process,
+    StateStore,
+    Step,
+    StepClass,
+)
 from sagaguard.planner.plan import RunStatus
 
 # Why a step of each kind is risky; money first (the guide: money goes to a person).
@@ -121,9 +130,28 @@ def mitigation_for(step: Step) -> str:
     )
 
 
+def described(text: str) -> str:
+    """Spec text as a reader takes it: a ``module:function`` binding reads ``code: ...``.
+
+    A runnable spec may bind verify to code; quoted bare, the import path would read as a
+    sentence that makes no sense.
+    """
+    return f"code: {text}" if re.match(IMPORT_PATH_PATTERN, text) else text
+
+
+def verify_text(step: Step) -> str:
+    """How the step's real outcome is learned, readable whether it is words or code."""
+    return described(step.verify or "")
+
+
+def compensation_text(step: Step) -> str:
+    """The step's declared compensation, readable whether it is words or code."""
+    return described(step.compensation or "")
+
+
 def compensation_instruction(step: Step) -> str:
     """The compensation of a compensatable step, with the journal id it must address."""
-    text = (step.compensation or "").rstrip(".")
+    text = compensation_text(step).rstrip(".")
     if step.external_id and step.external_id not in text:
         return f"{text}, by the {step.external_id} saved in the journal"
     return text

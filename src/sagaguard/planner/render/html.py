@@ -23,6 +23,7 @@ from sagaguard.planner.render.labels import (
     backoff_text,
     duration,
     id_list,
+    is_code,
     words,
 )
 from sagaguard.planner.render.view import (
@@ -77,6 +78,7 @@ def _environment() -> Environment:
     env.filters["backoff"] = backoff_text
     env.filters["words"] = words
     env.filters["ids"] = id_list
+    env.tests["code"] = is_code
     env.filters["css"] = lambda value: str(value).replace("_", "-")
     return env
 

@@ -6,8 +6,10 @@ list of step ids is written. Nothing is decided about the process; the plan alre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
+from sagaguard.model import IMPORT_PATH_PATTERN
 from sagaguard.planner.plan import Backoff, Severity, TestCategory
 from sagaguard.rules import Decision, Situation
 
@@ -20,6 +22,7 @@ __all__ = [
     "backoff_text",
     "duration",
     "id_list",
+    "is_code",
     "words",
 ]
 
@@ -90,3 +93,8 @@ def id_list(ids: Iterable[str], *, empty: str = "—") -> str:
     """Step ids joined with commas, or ``empty`` when there are none."""
     items = list(ids)
     return ", ".join(items) if items else empty
+
+
+def is_code(text: str) -> bool:
+    """True when spec text binds code (``module:function``) rather than describing in words."""
+    return re.match(IMPORT_PATH_PATTERN, text) is not None

@@ -28,6 +28,7 @@ from sagaguard.planner.render.labels import (
     backoff_text,
     duration,
     id_list,
+    is_code,
     words,
 )
 from sagaguard.planner.render.mermaid import render_mermaid
@@ -90,6 +91,13 @@ def _cell(text: str | None) -> str:
 def _inline(text: str) -> str:
     """Text on one line: a line break from a YAML block scalar would end a list item."""
     return " ".join(text.split())
+
+
+def _spec_text(text: str) -> str:
+    """Spec text on one line; a binding to code reads ``code: `module:function```."""
+    if is_code(text):
+        return f"code: {_code(text)}"
+    return _inline(text)
 
 
 def _code(text: str) -> str:
@@ -199,7 +207,7 @@ def _step_detail(step: StepEntry) -> list[str]:
         lines.append(f"- **Mitigation (cannot be undone):** {_inline(step.mitigation)}")
     lines.append(f"- **Do not compensate when:** {_inline(step.rollback_condition)}")
     if step.verify:
-        lines.append(f"- **Verify the real outcome:** {_inline(step.verify)}")
+        lines.append(f"- **Verify the real outcome:** {_spec_text(step.verify)}")
     if step.external_id:
         lines.append(f"- **External id:** {_code(step.external_id)}")
     lines.append(f"- **Limits:** {limits}")
