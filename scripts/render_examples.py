@@ -4,14 +4,15 @@
     .venv/bin/python scripts/render_examples.py --check  # exit 1 if any file is stale
 
 Run it after changing the planner or a renderer, review the diff, and commit the output:
-docs/examples/<name>.md, .json and .html for each examples/<name>.yaml, an index at
-docs/examples/README.md, and tests/golden/checkout.md and checkout.json, which the golden
-tests compare against.
+docs/examples/<name>.md, .json and .html for each examples/<name>.yaml and each coded saga
+listed in CODED, an index at docs/examples/README.md, and tests/golden/checkout.md and
+checkout.json, which the golden tests compare against.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ DOCS = ROOT / "docs" / "examples"
 GOLDEN = ROOT / "tests" / "golden"
 GOLDEN_EXAMPLE = "checkout"
 SUFFIXES = {Format.MARKDOWN: "md", Format.JSON: "json", Format.HTML: "html"}
+CODED = ("signup_saga",)
+"""Example modules under examples/ that define `saga` with the decorator API."""
 
 
 def outputs() -> dict[Path, str]:
@@ -33,10 +36,14 @@ def outputs() -> dict[Path, str]:
     files: dict[Path, str] = {}
     plans: dict[str, Plan] = {}
     for spec in sorted(EXAMPLES.glob("*.yaml")):
-        process_plan = plan(load_spec(spec))
-        plans[spec.stem] = process_plan
+        plans[spec.stem] = plan(load_spec(spec))
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    for module in CODED:
+        plans[module] = plan(importlib.import_module(module).saga.process)
+    for name, process_plan in plans.items():
         for fmt, suffix in SUFFIXES.items():
-            files[DOCS / f"{spec.stem}.{suffix}"] = render(process_plan, fmt)
+            files[DOCS / f"{name}.{suffix}"] = render(process_plan, fmt)
     golden = plans[GOLDEN_EXAMPLE]
     files[GOLDEN / f"{GOLDEN_EXAMPLE}.md"] = render(golden, Format.MARKDOWN)
     files[GOLDEN / f"{GOLDEN_EXAMPLE}.json"] = render(golden, Format.JSON)
@@ -48,7 +55,7 @@ def _index(plans: dict[str, Plan]) -> str:
     lines = [
         "# Example recovery plans",
         "",
-        "Rendered from the specs in [`examples/`](../../examples) by "
+        "Rendered from the specs and the coded saga in [`examples/`](../../examples) by "
         "`scripts/render_examples.py`; do not edit by hand.",
         "",
         "| example | steps | state store | findings | plan |",
@@ -58,8 +65,9 @@ def _index(plans: dict[str, Plan]) -> str:
         counts = severity_counts(process_plan)
         found = ", ".join(f"{n} {sev.value}" for sev, n in counts) or "none"
         links = " · ".join(f"[{s}]({name}.{s})" for s in SUFFIXES.values())
+        source = f"{name}.py" if name in CODED else f"{name}.yaml"
         lines.append(
-            f"| [`{name}`](../../examples/{name}.yaml) | {len(process_plan.steps)} "
+            f"| [`{name}`](../../examples/{source}) | {len(process_plan.steps)} "
             f"| `{process_plan.process.state_store.value}` | {found} | {links} |"
         )
     return "\n".join(lines) + "\n"

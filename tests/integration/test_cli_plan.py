@@ -3,6 +3,7 @@ codes and findings, ``init``'s starter spec, and a coded saga planned like a spe
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
@@ -460,3 +461,74 @@ def test_a_reader_that_goes_away_ends_the_plan_quietly(shop: Path) -> None:
     assert child.wait(timeout=60) == 1
     assert "Traceback" not in stderr
     assert "Exception ignored" not in stderr
+
+
+# --- the coded example: examples/signup_saga.py -------------------------------------------
+
+
+@pytest.fixture
+def in_examples(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Work in examples/ as its docstring says, importing the example fresh each time."""
+    examples = REPO / "examples"
+    monkeypatch.chdir(examples)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".")])
+    sys.modules.pop("signup_saga", None)
+    yield examples
+    sys.modules.pop("signup_saga", None)
+
+
+def test_the_coded_signup_example_plans_through_the_cli(
+    runner: CliRunner, in_examples: Path
+) -> None:
+    """Decorated functions become the steps; docstrings their actions, undos and checks."""
+    result = runner.invoke(app, ["plan", "signup_saga:saga", "--format", "json"])
+    _ok(result)
+    document = json.loads(result.stdout)
+    assert document["process"]["name"] == "signup"
+    steps = {s["id"]: s for s in document["steps"]}
+    assert list(steps) == [
+        "check_email_available",
+        "create_account",
+        "create_crm_contact",
+        "publish_user_created",
+        "send_welcome_email",
+    ]
+    assert steps["check_email_available"]["class"] == "read_only"
+    assert steps["create_account"]["compensation"] == (
+        "Soft-delete the account (status signup_rolled_back) by user_id"
+    )
+    assert steps["create_crm_contact"]["verify"] == "Search CRM contacts by external_ref = user_id"
+    assert steps["create_crm_contact"]["timeout_s"] == 8.0
+    assert steps["send_welcome_email"]["class"] == "irreversible"
+    # The email is last: no pivot problem, and no error for `check` to fail on.
+    assert not [f for f in document["findings"] if f["code"] in ("SG001", "SG003")]
+    checked = runner.invoke(app, ["check", "signup_saga:saga"])
+    _ok(checked)
+    assert checked.stdout.splitlines()[-1].startswith("signup_saga:saga: ok: process 'signup'")
+
+
+def test_the_coded_signup_example_runs_and_rolls_back(
+    in_examples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example's code works: a run completes, and a refused email undoes the rest."""
+    from sagaguard.engine import Engine
+
+    monkeypatch.syspath_prepend(str(in_examples))
+    signup = importlib.import_module("signup_saga")
+    with Engine(store="memory://", sleep=lambda _: None) as engine:
+        done = engine.run(signup.saga, operation_id="s-1", input={"email": "ada@example.com"})
+        taken = engine.run(signup.saga, operation_id="s-2", input={"email": "ada@example.com"})
+        bounced = engine.run(
+            signup.saga, operation_id="s-3", input={"email": "bounced@example.com"}
+        )
+    assert done.run.status.value == "completed"
+    # The address is taken now: the read-only check refuses and there is nothing to undo.
+    assert taken.run.status.value == "failed"
+    assert bounced.run.status.value == "compensated"
+    assert [s.status.value for s in bounced.steps] == [
+        "completed",
+        "compensated",
+        "compensated",
+        "compensated",
+        "failed",
+    ]
