@@ -18,10 +18,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sagaguard import load_spec
+from sagaguard import load_spec, parse_spec
 from sagaguard.cli import app
 from sagaguard.cli.planning import PlanFormat
 from sagaguard.model import Defaults, Step
+from sagaguard.starter import starter_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -283,6 +284,18 @@ def test_init_defaults_to_saga_yaml_in_the_current_directory(
     monkeypatch.chdir(tmp_path)
     _ok(runner.invoke(app, ["init"]))
     assert load_spec(tmp_path / "saga.yaml").name == "checkout"
+
+
+def test_init_dash_writes_the_starter_to_stdout_and_no_file(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`init -` means stdout, as `plan -o -` does; no file named `-` appears."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["init", "-"])
+    _ok(result)
+    assert list(tmp_path.iterdir()) == []
+    assert result.stdout == starter_spec()
+    assert parse_spec(result.stdout).name == "checkout"
 
 
 def test_init_refuses_to_overwrite_an_existing_file(runner: CliRunner, tmp_path: Path) -> None:

@@ -108,11 +108,19 @@ def check(spec: SpecArgument) -> None:
 def init(
     file: Annotated[
         Path,
-        typer.Argument(metavar="[FILE]", help="Where to write the starter spec.", dir_okay=False),
+        typer.Argument(
+            metavar="[FILE]",
+            help="Where to write the starter spec; `-` is stdout.",
+            dir_okay=False,
+        ),
     ] = Path(STARTER_FILE_NAME),
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
 ) -> None:
     """Write a commented starter spec (the guide's order checkout) to start from."""
+    if str(file) == "-":
+        # As for `plan -o -`: the spec itself is the output, so nothing else is printed.
+        write_stdout(starter_spec())
+        return
     written = write_atomic(file, starter_spec(str(file)), overwrite=force)
     quoted = shlex.quote(str(written))
     sys.stdout.write(
