@@ -195,6 +195,8 @@ def _describe(error: ErrorDetails, data: Mapping[str, Any]) -> str:
         return f"{path}: must not be empty"
     message = str(error["msg"]).removeprefix("Value error, ")
     message = message.replace("Input should be a valid tuple", "must be a list")
+    # A nested model's error names its Python class; say what the spec calls it instead.
+    message = _MODEL_INSTANCE.sub(_as_spec_mapping, message)
     message = message.replace("Input should be a valid dictionary", "must be a mapping")
     message = message.replace("Input should be", "must be")
     if kind == "string_pattern_mismatch":
@@ -208,6 +210,15 @@ def _describe(error: ErrorDetails, data: Mapping[str, Any]) -> str:
 def _strip_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     # pydantic adds a union member's type name to the location; it means nothing to a user.
     return tuple(part for part in loc if not (isinstance(part, str) and _UNION_TAG.match(part)))
+
+
+_MODEL_INSTANCE = re.compile(r"Input should be a valid dictionary or instance of (\w+)")
+_MODEL_WORDS = {"Step": "a step", "Defaults": "the process defaults", "Process": "a process"}
+
+
+def _as_spec_mapping(match: re.Match[str]) -> str:
+    word = _MODEL_WORDS.get(match.group(1))
+    return f"must be a mapping ({word})" if word else "must be a mapping"
 
 
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|function-\w+\[.*\]|.*\[.*\])$")

@@ -125,6 +125,11 @@ BAD_SPECS = [
     BadSpec("missing_steps", _spec(_drop("steps")), ("steps", "missing")),
     BadSpec("missing_process_name", _spec(_drop("process")), ("process", "missing")),
     BadSpec("not_utf8", b"process: checkout\xff\n", ("UTF-8",)),
+    BadSpec(
+        "step_not_a_mapping",
+        _spec(_set(("steps", 1), "notastep")),
+        ("steps[1]: 'notastep': must be a mapping (a step)",),
+    ),
 ]
 
 

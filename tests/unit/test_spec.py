@@ -253,3 +253,16 @@ def test_a_json_file_must_be_strict_json(tmp_path: Path, text: str, expected: st
     message = str(raised.value)
     assert message.startswith(str(tmp_path / expected)), message
     assert "YAML" not in message
+
+
+def test_a_value_that_should_be_a_mapping_never_names_a_python_class() -> None:
+    """The model's classes (Step, Defaults) are not words of the spec."""
+    base = "process: shop\nstate_store: database\nobservability: []\n"
+    step = "{id: a, changes: [none], idempotent: yes}"
+    with pytest.raises(SpecError) as raised:
+        parse_spec(base + f"steps: [{step}, notastep]\n")
+    assert str(raised.value) == "<spec>: steps[1]: 'notastep': must be a mapping (a step)"
+    with pytest.raises(SpecError) as raised:
+        parse_spec(base + f"defaults: 3\nsteps: [{step}]\n")
+    assert str(raised.value) == "<spec>: defaults: 3: must be a mapping (the process defaults)"
+    assert "instance of" not in str(raised.value)
