@@ -19,6 +19,7 @@ from pathlib import Path
 from sagaguard import load_spec
 from sagaguard.planner import Plan, plan
 from sagaguard.planner.render import Format, render
+from sagaguard.planner.render.labels import count_text
 from sagaguard.planner.render.view import severity_counts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def _index(plans: dict[str, Plan]) -> str:
     ]
     for name, process_plan in plans.items():
         counts = severity_counts(process_plan)
-        found = ", ".join(f"{n} {sev.value}" for sev, n in counts) or "none"
+        found = ", ".join(count_text(sev, n) for sev, n in counts) or "none"
         links = " · ".join(f"[{s}]({name}.{s})" for s in SUFFIXES.values())
         source = f"{name}.py" if name in CODED else f"{name}.yaml"
         lines.append(

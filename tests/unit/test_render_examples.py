@@ -106,3 +106,12 @@ def test_rendered_examples_in_docs_are_current() -> None:
         f"stale rendered examples {stale}: run `.venv/bin/python scripts/render_examples.py` "
         "and commit the result"
     )
+
+
+def test_the_examples_index_counts_findings_in_plain_english() -> None:
+    """ "3 warnings", "1 warning", "1 info": never "3 warning"."""
+    index = render_script().outputs()[ROOT / "docs" / "examples" / "README.md"]
+    assert "| 3 warnings, 1 info |" in index
+    assert "| 1 warning, 1 info |" in index
+    assert " 3 warning," not in index
+    assert " 4 warning |" not in index

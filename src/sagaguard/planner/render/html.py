@@ -21,6 +21,7 @@ from sagaguard.planner.render.labels import (
     SECTIONS,
     SITUATION_LABELS,
     backoff_text,
+    count_text,
     duration,
     id_list,
     is_code,
@@ -78,6 +79,7 @@ def _environment() -> Environment:
     env.filters["backoff"] = backoff_text
     env.filters["words"] = words
     env.filters["ids"] = id_list
+    env.globals["count_text"] = count_text
     env.tests["code"] = is_code
     env.filters["css"] = lambda value: str(value).replace("_", "-")
     return env

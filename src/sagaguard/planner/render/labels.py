@@ -20,6 +20,7 @@ __all__ = [
     "SEVERITY_ORDER",
     "SITUATION_LABELS",
     "backoff_text",
+    "count_text",
     "duration",
     "id_list",
     "is_code",
@@ -98,3 +99,9 @@ def id_list(ids: Iterable[str], *, empty: str = "—") -> str:
 def is_code(text: str) -> bool:
     """True when spec text binds code (``module:function``) rather than describing in words."""
     return re.match(IMPORT_PATH_PATTERN, text) is not None
+
+
+def count_text(severity: Severity, count: int) -> str:
+    """``3 warnings``, ``1 error``, ``2 info`` (info is a mass noun: no plural)."""
+    plural = "s" if count > 1 and severity is not Severity.INFO else ""
+    return f"{count} {severity.value}{plural}"

@@ -26,6 +26,7 @@ from sagaguard.planner.render.labels import (
     SECTIONS,
     SITUATION_LABELS,
     backoff_text,
+    count_text,
     duration,
     id_list,
     is_code,
@@ -154,7 +155,7 @@ def _finding_counts(plan: Plan) -> str:
     counts = severity_counts(plan)
     if not counts:
         return "none"
-    text = ", ".join(f"{n} {sev.value}{'s' if n > 1 else ''}" for sev, n in counts)
+    text = ", ".join(count_text(sev, n) for sev, n in counts)
     return f"{text} (see [7. Findings](#{_slug(_TITLES['findings'])}))"
 
 
