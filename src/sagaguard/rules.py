@@ -86,7 +86,7 @@ def decide(step: Step, situation: Situation, *, process: Process | None = None) 
         )
     if situation is Situation.LATER_STEP_FAILED:
         return _later_step_failed(step)
-    return _compensation_failed(step)
+    return _compensation_failed(step, process)
 
 
 def _is_last(step: Step, process: Process) -> bool:
@@ -168,30 +168,44 @@ def _unknown_outcome(step: Step, situation: Situation, process: Process | None) 
         return Ruling(
             Decision.RETRY, f"{reason}; after {attempts} attempts without one, {follows}", then=then
         )
+    # The process only adds what follows, naming bounds and routes; the decision and its
+    # opening words stay those the engine reads without it.
     if step.idempotent.value == "yes":
         # Retries that never get an answer leave the effect possible: the engine sends the
         # step to a person and alerts, as it does for every step it sends to review.
-        return Ruling(
-            Decision.RETRY,
+        reason = (
             f"{what}; the step is idempotent, so a retry with the same idempotency key "
-            "cannot cause a second effect",
-            then=Decision.MANUAL_REVIEW,
-            alert=True,
+            "cannot cause a second effect"
         )
+        if process is not None:
+            reason += (
+                f"; still no answer after {process.max_attempts_for(step)} attempts: "
+                f"needs_manual_review, alerting {_route(step, process)}"
+            )
+        return Ruling(Decision.RETRY, reason, then=Decision.MANUAL_REVIEW, alert=True)
     if step.has_verify:
-        return Ruling(
-            Decision.VERIFY,
+        reason = (
             f"{what} and a repeat could duplicate the effect "
-            f"(idempotent: {step.idempotent.value}); ask the other side first",
-            then=Decision.MANUAL_REVIEW,
-            alert=True,
+            f"(idempotent: {step.idempotent.value}); ask the other side first"
         )
-    return Ruling(
-        Decision.MANUAL_REVIEW,
+        if process is not None:
+            reason += (
+                f": found, the step is completed without a second call; not found, it is "
+                f"called again within its {process.max_attempts_for(step)} attempts; verify "
+                f"cannot tell, needs_manual_review, alerting {_route(step, process)}"
+            )
+        return Ruling(Decision.VERIFY, reason, then=Decision.MANUAL_REVIEW, alert=True)
+    reason = (
         f"{what}, a repeat could duplicate the effect (idempotent: {step.idempotent.value}) "
-        "and there is no way to verify the real outcome: a person decides",
-        alert=True,
+        "and there is no way to verify the real outcome: a person decides"
     )
+    if process is not None:
+        reason += f", alerted through {_route(step, process)}"
+    return Ruling(Decision.MANUAL_REVIEW, reason, alert=True)
+
+
+def _route(step: Step, process: Process) -> str:
+    return process.alert_route(step) or "no route yet (add alerts.default)"
 
 
 def _later_step_failed(step: Step) -> Ruling:
@@ -218,14 +232,29 @@ def _later_step_failed(step: Step) -> Ruling:
     )
 
 
-def _compensation_failed(step: Step) -> Ruling:
+def _compensation_failed(step: Step, process: Process | None) -> Ruling:
     if step.step_class is not StepClass.COMPENSATABLE:
         return Ruling(Decision.NONE, "the step is never compensated, so this cannot happen")
+    if process is None:
+        return Ruling(
+            Decision.RETRY,
+            "a compensation that failed definitely (nothing changed) is retried within its "
+            "bound; one whose outcome is unknown is not repeated. Then the rollback halts, the "
+            "run waits in needs_manual_review and a compensation_failed alert fires",
+            then=Decision.MANUAL_REVIEW,
+            alert=True,
+        )
+    before = process.steps[: process.index(step.id)]
+    halted = [s.id for s in reversed(before) if s.step_class is StepClass.COMPENSATABLE]
+    kept = (
+        f"; {_join(halted)} {'stays' if len(halted) == 1 else 'stay'} completed" if halted else ""
+    )
     return Ruling(
         Decision.RETRY,
-        "a compensation that failed definitely (nothing changed) is retried within its bound; "
-        "one whose outcome is unknown is not repeated. Then the rollback halts, the run waits "
-        "in needs_manual_review and a compensation_failed alert fires",
+        "a compensation that failed definitely (nothing changed) is retried, up to "
+        f"{process.defaults.compensation_attempts} attempts; one whose outcome is unknown is "
+        f"not repeated. Then the rollback halts at {step.id}{kept}, the run waits in "
+        f"needs_manual_review and a compensation_failed alert goes to {_route(step, process)}",
         then=Decision.MANUAL_REVIEW,
         alert=True,
     )

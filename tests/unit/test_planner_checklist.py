@@ -130,8 +130,52 @@ def test_manual_review_runbook_for_steps_a_person_must_settle() -> None:
         i for i in checklist(proc) if i.title == "Write the manual-review runbook for ship"
     ]
     assert runbook.area is Area.OPERATIONS
-    assert "logistics looks ship_id up in the API it called" in runbook.detail
-    assert "resume the rollback (write)" in runbook.detail
+    # The step's external id never reached the journal: look it up by its key.
+    assert (
+        "logistics looks the idempotency key {operation_id}:ship up in the API it called, then "
+        "runs `sagaguard review resolve {operation_id} --step ship --as ...`"
+    ) in runbook.detail
+    # What the engine does with each resolution.
+    assert "took effect -> `--as completed` with its ship_id in --result: the run completes" in (
+        runbook.detail
+    )
+    assert (
+        "did not -> `--as not_applied`: ship is called again if any of its 3 attempts remain, "
+        "else the run rolls back write"
+    ) in runbook.detail
+    assert "undone by hand -> `--as compensated`: the rollback goes on with write" in (
+        runbook.detail
+    )
+
+
+def test_an_idempotent_step_gets_a_runbook_for_retries_that_never_answered() -> None:
+    """Its retries can end in review too; its attempts are spent by then."""
+    proc = process(
+        step("write", compensation="Delete", external_id="row_id"),
+        step("ship", "external_api", "yes", compensation="Cancel", external_id="ship_id"),
+        alerts={"default": "logistics"},
+    )
+    [first] = [i for i in checklist(proc) if i.title == "Write the manual-review runbook for write"]
+    assert first.detail.startswith("When none of write's 3 attempts with the same key got an")
+    assert (
+        "did not -> `--as not_applied`: its 3 attempts are spent, so the run fails, nothing "
+        in (first.detail)
+    )
+    assert "`--as compensated`: the run ends compensated" in first.detail
+
+
+def test_the_last_step_mitigation_is_not_tied_to_a_rollback_that_never_reaches_it() -> None:
+    """An irreversible last step is never rolled back; its mitigation is for later undos."""
+    proc = process(
+        step("write", compensation="Delete", external_id="row_id"),
+        step("mail", "email", "no", compensation="none", mitigation="Send a correction"),
+        alerts={"default": "support"},
+    )
+    [own] = [i for i in checklist(proc) if i.title == "Own the mitigation of mail"]
+    assert own.detail == (
+        "mail cannot be undone and, as the last step, is never rolled back; if a completed shop "
+        "run is undone later by other means, support does this: Send a correction"
+    )
 
 
 def test_pivot_problem_becomes_an_engineering_item() -> None:
@@ -152,7 +196,7 @@ def test_pivot_problem_of_a_step_without_compensation_becomes_an_item_too() -> N
     [move] = [i for i in checklist(proc) if i.title == "Move publish after ship"]
     assert move.steps == ("publish", "ship")
     assert move.detail.startswith(
-        "Publish cannot be undone (no compensation declared), yet ship can still fail after it"
+        "publish cannot be undone (no compensation declared), yet ship can still fail after it"
     )
 
 

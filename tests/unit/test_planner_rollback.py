@@ -177,3 +177,15 @@ def test_failure_policy_names_a_missing_route() -> None:
     assert policies["reserve"].alert_route is None
     assert policies["reserve"].alert_to == "no route: add alerts.default"
     assert policies["charge"].alert_to == "no route: add alerts.payment or alerts.default"
+
+
+def test_verify_not_found_calls_the_step_again_before_any_rollback() -> None:
+    """Verify saying "it never happened" makes a retry safe: the engine calls it again."""
+    handling = sequences(CHECKOUT)["charge_payment"].failed_step_handling
+    text = handling.unknown_outcome.instruction
+    assert (
+        "Not found: it never happened, so charge_payment is called again with the same key "
+        "while its 3 attempts last, then rolled back as below"
+    ) in text
+    assert "it failed definitely, roll back" not in text
+    assert text.endswith("Verify cannot tell: needs_manual_review, alert to finance")

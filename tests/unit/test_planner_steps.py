@@ -118,7 +118,21 @@ def test_rollback_condition_for_steps_never_compensated() -> None:
         "always: read_cart changes nothing, so there is nothing to undo"
     )
     assert "apply its mitigation" in shop.step("notify").rollback_condition
-    assert "declares no compensation" in shop.step("publish").rollback_condition
+    # publish is last too: no rollback ever reaches it.
+    assert shop.step("publish").rollback_condition == (
+        "always: publish is the last step, so no later step can fail and no rollback reaches "
+        "it (it could not be undone anyway)"
+    )
+    middle = plan(process(step("publish", "queue"), step("write", compensation="Delete it")))
+    assert "declares no compensation" in middle.step("publish").rollback_condition
+
+
+def test_an_idempotent_step_says_what_follows_retries_that_never_answer() -> None:
+    """The engine sends it to a person with an alert once its attempts are spent."""
+    unknown = plan(SHOP).step("reserve").failure_signals[2]
+    assert unknown.endswith(
+        "still no answer after 2 attempts: needs_manual_review, alert to oncall"
+    )
 
 
 def test_data_to_persist_includes_the_external_id_and_keys() -> None:

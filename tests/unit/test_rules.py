@@ -178,13 +178,50 @@ def test_the_last_step_is_never_compensated(situation: Situation) -> None:
 
 
 def test_process_context_leaves_unknown_outcomes_of_side_effecting_steps_unchanged() -> None:
-    """The engine asks without the process; the plan asks with it: both must agree."""
+    """The engine asks without the process; the plan asks with it: both must agree.
+
+    The process only adds what follows (bounds, routes) after the engine's own reason.
+    """
     for step in COLUMNS.values():
         if step.read_only:
             continue
         shop = make_process(make_step(id="first", compensation="undo"), step)
         for situation in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
-            assert decide(step, situation, process=shop) == decide(step, situation)
+            planned, engine = decide(step, situation, process=shop), decide(step, situation)
+            assert (planned.decision, planned.then, planned.alert) == (
+                engine.decision,
+                engine.then,
+                engine.alert,
+            )
+            assert planned.reason.startswith(engine.reason)
+
+
+def test_with_the_process_an_unknown_outcome_says_what_follows_and_who_is_alerted() -> None:
+    """Bounds and routes of the process: what verify's answers lead to, who is paged."""
+    write = make_step(id="write", changes=["database"], idempotent="yes", compensation="undo")
+    pay = make_step(
+        id="pay", changes=["payment"], idempotent="unknown", verify="look", compensation="refund"
+    )
+    mail = make_step(id="mail", changes=["email"], compensation="none")
+    shop = Process.model_validate(
+        {
+            **make_process(write, pay, mail).model_dump(by_alias=True),
+            "alerts": {"default": "oncall", "payment": "finance"},
+        }
+    )
+    assert decide(write, Situation.TIMEOUT, process=shop).reason.endswith(
+        "still no answer after 3 attempts: needs_manual_review, alerting oncall"
+    )
+    verify = decide(pay, Situation.TIMEOUT, process=shop).reason
+    assert "not found, it is called again within its 3 attempts" in verify
+    assert verify.endswith("verify cannot tell, needs_manual_review, alerting finance")
+    assert decide(mail, Situation.TIMEOUT, process=shop).reason.endswith(
+        "a person decides, alerted through oncall"
+    )
+    failed_undo = decide(pay, Situation.COMPENSATION_FAILED, process=shop).reason
+    assert "retried, up to 3 attempts" in failed_undo
+    assert "the rollback halts at pay; write stays completed" in failed_undo
+    assert failed_undo.endswith("a compensation_failed alert goes to finance")
 
 
 def test_read_only_timeout_says_what_follows_when_no_answer_ever_comes() -> None:

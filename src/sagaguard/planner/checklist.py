@@ -41,18 +41,23 @@ _Item = tuple[str, str, tuple[str, ...]]
 
 def build_checklist(process: Process) -> tuple[ChecklistItem, ...]:
     """Engineering items, then operations items, numbered within their area."""
+    ids = {s.id for s in process.steps}
     items = [
-        ChecklistItem(id=f"E{n}", area=Area.ENGINEERING, title=t, detail=_cap(d), steps=s)
+        ChecklistItem(id=f"E{n}", area=Area.ENGINEERING, title=t, detail=_cap(d, ids), steps=s)
         for n, (t, d, s) in enumerate(_engineering(process), start=1)
     ]
     items += [
-        ChecklistItem(id=f"O{n}", area=Area.OPERATIONS, title=t, detail=_cap(d), steps=s)
+        ChecklistItem(id=f"O{n}", area=Area.OPERATIONS, title=t, detail=_cap(d, ids), steps=s)
         for n, (t, d, s) in enumerate(_operations(process), start=1)
     ]
     return tuple(items)
 
 
-def _cap(text: str) -> str:
+def _cap(text: str, ids: set[str]) -> str:
+    # A step id keeps its spelling even where it opens a sentence: it is a name to grep for.
+    first = text.split(" ", 1)[0].rstrip(",:;'s")
+    if first in ids or text.split(" ", 1)[0].removesuffix("'s") in ids:
+        return text
     return text[:1].upper() + text[1:]
 
 
@@ -293,19 +298,27 @@ def _operations(process: Process) -> list[_Item]:
                 (),
             )
         )
+    # Every side-effecting step can wait for a person: a lost answer that cannot be retried,
+    # a verify that cannot tell, or retries with the same key that never got an answer.
     for step in effects:
-        if decide(step, Situation.TIMEOUT).decision is not Decision.RETRY:
-            items.append(_review_runbook(process, step))
+        items.append(_review_runbook(process, step))
+    last = process.steps[-1]
     for step in effects:
-        if step.step_class is StepClass.IRREVERSIBLE:
-            items.append(
-                (
-                    f"Own the mitigation of {step.id}",
-                    f"{step.id} cannot be undone; when its run is rolled back, "
-                    f"{alert_to(process, step)} does this: {mitigation_for(step)}",
-                    (step.id,),
-                )
+        if step.step_class is not StepClass.IRREVERSIBLE:
+            continue
+        who = alert_to(process, step)
+        if step is last:
+            # No rollback of the run ever reaches the last step; only a later undo of the
+            # whole operation, outside the run, does.
+            when = (
+                f"{step.id} cannot be undone and, as the last step, is never rolled back; if "
+                f"a completed {process.name} run is undone later by other means, {who} does this"
             )
+        else:
+            when = f"{step.id} cannot be undone; when its run is rolled back, {who} does this"
+        items.append(
+            (f"Own the mitigation of {step.id}", f"{when}: {mitigation_for(step)}", (step.id,))
+        )
     if Observability.METRICS in observed:
         items.append(
             (
@@ -341,17 +354,54 @@ def _operations(process: Process) -> list[_Item]:
     return items
 
 
-def _review_runbook(process: Process, step: Step) -> _Item:
+def _resolve(step: Step) -> str:
+    return f"`sagaguard review resolve {{operation_id}} --step {step.id} --as ...`"
+
+
+def _after_resolution(process: Process, step: Step, *, spent: bool) -> str:
+    """What each resolution of a step waiting for review makes the engine do next."""
     index = process.index(step.id)
     undo = [
         s.id for s in reversed(process.steps[:index]) if s.step_class is StepClass.COMPENSATABLE
     ]
-    where = step.external_id or f"{{operation_id}}:{step.id}"
-    then = f"resume the rollback ({', '.join(undo)})" if undo else "mark the run failed"
+    later = process.steps[index + 1 :]
+    rollback = f"the run rolls back {', '.join(undo)}" if undo else "the run fails, nothing to undo"
+    undone = f"the rollback goes on with {', '.join(undo)}" if undo else "the run ends compensated"
+    result = f" with its {step.external_id} in --result" if step.external_id else ""
+    goes_on = f"the run continues with {later[0].id}" if later else "the run completes"
+    attempts = process.max_attempts_for(step)
+    if spent:
+        again = f"its {attempts} attempts are spent, so {rollback}"
+    else:
+        again = (
+            f"{step.id} is called again if any of its {attempts} attempts remain, else {rollback}"
+        )
+    text = (
+        f"took effect -> `--as completed`{result}: {goes_on}; did not -> `--as not_applied`: "
+        + again
+    )
+    if step.step_class is StepClass.COMPENSATABLE:
+        text += f"; took effect and undone by hand -> `--as compensated`: {undone}"
+    return text
+
+
+def _review_runbook(process: Process, step: Step) -> _Item:
+    # Its external id never reached the journal: the provider knows the call by its key.
+    where = f"the idempotency key {{operation_id}}:{step.id}"
+    ruling = decide(step, Situation.TIMEOUT)
+    if ruling.decision is Decision.RETRY:
+        when = (
+            f"When none of {step.id}'s {process.max_attempts_for(step)} attempts with the same "
+            "key got an answer"
+        )
+    elif ruling.decision is Decision.VERIFY:
+        when = f"When verify cannot tell {step.id}'s outcome"
+    else:
+        when = f"When {step.id}'s outcome is unknown"
     return (
         f"Write the manual-review runbook for {step.id}",
-        f"When {step.id}'s outcome is unknown, {alert_to(process, step)} looks {where} up "
-        f"in {lookup_place(step)}: took effect -> resolve the step as completed and let the run "
-        f"continue; did not -> resolve it as failed and {then}",
+        f"{when}, {alert_to(process, step)} looks {where} up in {lookup_place(step)}, then "
+        f"runs {_resolve(step)}: "
+        f"{_after_resolution(process, step, spent=ruling.decision is Decision.RETRY)}",
         (step.id,),
     )

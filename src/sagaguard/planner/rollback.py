@@ -98,8 +98,9 @@ def _unknown(process: Process, failed: Step, *, has_rollback: bool) -> StepActio
         text = (
             f"verify {failed.id} before anything else ({verify_text(failed)}). Found: save "
             f"{ident}, mark {failed.id} completed and continue the run instead of rolling "
-            "back. Not found: it failed definitely, roll back as below. No answer: "
-            "needs_manual_review, "
+            f"back. Not found: it never happened, so {failed.id} is called again with the same "
+            f"key while its {attempts} attempts last, then rolled back as below. Verify cannot "
+            "tell: needs_manual_review, "
             f"alert to {route}"
         )
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
 from sagaguard.planner.plan import StepEntry
 from sagaguard.planner.wording import (
+    alert_to,
     compensation_instruction,
     external_id_phrase,
     fmt_seconds,
@@ -104,7 +105,7 @@ def rollback_condition(process: Process, index: int, step: Step) -> str:
     cls = step.step_class
     if cls is StepClass.READ_ONLY:
         return f"always: {step.id} changes nothing, so there is nothing to undo"
-    if cls is StepClass.IRREVERSIBLE:
+    if cls is StepClass.IRREVERSIBLE and index < len(process.steps) - 1:
         if step.compensation_declared:
             return f"always: {step.id} cannot be undone; apply its mitigation instead"
         return (
@@ -112,6 +113,12 @@ def rollback_condition(process: Process, index: int, step: Step) -> str:
             "or `compensation: none` with a mitigation"
         )
     if index == len(process.steps) - 1:
+        # No step runs after the last, so no rollback ever reaches it, whatever its class.
+        if cls is StepClass.IRREVERSIBLE:
+            return (
+                f"always: {step.id} is the last step, so no later step can fail and no "
+                "rollback reaches it (it could not be undone anyway)"
+            )
         return (
             f"always: {step.id} is the last step, so no later step can fail and its "
             "compensation never runs"
@@ -175,7 +182,11 @@ def failure_signals(process: Process, step: Step) -> tuple[str, ...]:
     if step.read_only:
         then = "retried, a repeat is harmless"
     elif step.idempotent is Idempotency.YES:
-        then = f"retried with the same idempotency key ({{operation_id}}:{step.id})"
+        then = (
+            f"retried with the same idempotency key ({{operation_id}}:{step.id}); still no "
+            f"answer after {attempts} attempts: needs_manual_review, alert to "
+            f"{alert_to(process, step)}"
+        )
     else:
         then = {
             Decision.VERIFY: f"verified before anything else ({verify_text(step)})",
