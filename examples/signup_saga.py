@@ -75,7 +75,7 @@ def check_email_available(ctx: StepContext) -> dict[str, Any]:
         a["email"] == email and a["status"] == "active" for a in _services.accounts.values()
     )
     if not email or taken:
-        raise StepFailed(f"email {email!r} is not available")
+        raise StepFailed(f"email {email!r} is not available", retry=False)
     return {"email": email}
 
 
@@ -156,7 +156,7 @@ def send_welcome_email(ctx: StepContext) -> dict[str, Any]:
     """Send the welcome email through the email provider."""
     if _email(ctx) in _services.suppressed:
         # Refused for good, nothing sent: the run rolls back the account and the contact.
-        raise StepFailed("the provider refuses a suppressed recipient")
+        raise StepFailed("the provider refuses a suppressed recipient", retry=False)
     message_id = _services.new_id("eml")
     _services.emails[message_id] = {"to": _email(ctx), "tag": ctx.idempotency_key}
     return {"email_message_id": message_id}

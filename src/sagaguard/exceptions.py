@@ -83,9 +83,15 @@ class StepFailed(Exception):  # noqa: N818 - the name reads as the fact step cod
     Raise it from step or compensation code when the other side answered "no" (a card
     declined, a 4xx that rejected the request before any effect). Any other exception,
     and a timeout, means the outcome is unknown and is handled by the recovery rules.
+
+    ``retry=False`` says a repeat would get the same answer (a decline, a validation error):
+    the engine stops retrying at once instead of spending the step's attempts on it.
     """
 
-    def __init__(self, reason: str = "step failed", *, details: Any = None) -> None:
+    def __init__(
+        self, reason: str = "step failed", *, retry: bool = True, details: Any = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.retry = retry
         self.details = details

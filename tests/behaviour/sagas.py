@@ -43,9 +43,10 @@ class Provider:
     """Plays every external system of the checkout.
 
     ``script[step_id]`` is a queue of behaviours for the next forward calls of that step:
-    ``ok``, ``fail`` (StepFailed), ``timeout_applied`` (the effect happens, the answer is lost),
-    ``timeout_lost`` (no effect, no answer), ``error`` (unknown outcome, no effect). The same
-    for ``comp_script`` and compensations (``ok``, ``fail``, ``error``). Empty queue: ``ok``.
+    ``ok``, ``fail`` (StepFailed), ``refuse`` (StepFailed that says a repeat is pointless),
+    ``timeout_applied`` (the effect happens, the answer is lost), ``timeout_lost`` (no effect,
+    no answer), ``error`` (unknown outcome, no effect). The same for ``comp_script`` and
+    compensations (``ok``, ``fail``, ``refuse``, ``error``). Empty queue: ``ok``.
     """
 
     script: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
@@ -78,6 +79,8 @@ class Provider:
         result = {f"{ctx.step_id}_id": f"{ctx.step_id}-{ctx.operation_id}"}
         if behaviour == "fail":
             raise StepFailed(f"{ctx.step_id} refused")
+        if behaviour == "refuse":
+            raise StepFailed(f"{ctx.step_id} refused for good", retry=False)
         if behaviour == "timeout_lost":
             raise TimeoutError(f"{ctx.step_id} did not answer")
         if behaviour == "error":
@@ -93,6 +96,8 @@ class Provider:
         behaviour = queue.popleft() if queue else "ok"
         if behaviour == "fail":
             raise StepFailed(f"undo of {ctx.step_id} refused")
+        if behaviour == "refuse":
+            raise StepFailed(f"undo of {ctx.step_id} refused for good", retry=False)
         if behaviour == "error":
             raise ConnectionError(f"undo of {ctx.step_id}: connection reset")
         self.effects.pop(ctx.idempotency_key, None)

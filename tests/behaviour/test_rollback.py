@@ -141,3 +141,31 @@ def test_resolution_that_does_not_fit_the_state_is_refused(engine: Engine) -> No
         engine.resolve(
             "op-done", step_id="charge_payment", outcome=Resolution.COMPLETED, by="b", note="x"
         )
+
+
+def test_a_refusal_for_good_is_not_retried_and_rolls_back_at_once(engine: Engine) -> None:
+    """A declined card declines again: StepFailed(retry=False) spends no more attempts."""
+    provider = Provider()
+    provider.plan("charge_payment", "refuse")
+    snapshot = engine.run(checkout(provider), operation_id="op-decline", input=None)
+
+    assert snapshot.run.status is RunStatus.COMPENSATED
+    assert len(provider.calls("charge_payment")) == 1
+    assert provider.order("compensate") == ["reserve_stock", "create_order"]
+    reason = snapshot.step("charge_payment").failure_reason or ""
+    assert reason.startswith("refused for good on attempt 1")
+
+
+def test_a_compensation_refused_for_good_halts_the_rollback_at_once(
+    engine: Engine, notifier: RecordingNotifier
+) -> None:
+    provider = Provider()
+    provider.plan("book_delivery", "refuse")
+    provider.plan_compensation("charge_payment", "refuse")
+    snapshot = engine.run(checkout(provider), operation_id="op-norefund", input=None)
+
+    assert snapshot.run.status is RunStatus.NEEDS_MANUAL_REVIEW
+    assert snapshot.step("charge_payment").status is StepStatus.COMPENSATION_FAILED
+    assert len(provider.calls("charge_payment", "compensate")) == 1, "not retried"
+    assert provider.calls("reserve_stock", "compensate") == [], "the rollback halted"
+    assert [a.kind for a in notifier.alerts] == [AlertKind.COMPENSATION_FAILED]

@@ -146,7 +146,7 @@ class World:
     def reserve(self, *, key: str, items: int, fault: str | None = None) -> str:
         """Reserve stock once per key."""
         if fault == "out_of_stock":
-            raise StepFailed("inventory: out of stock (nothing reserved)")
+            raise StepFailed("inventory: out of stock (nothing reserved)", retry=False)
         existing = self.ledger.find("inventory", "reserve", key=key)
         if existing:
             return existing[0].ref
@@ -164,7 +164,7 @@ class World:
     def charge(self, *, key: str, amount_cents: int, fault: str | None = None) -> str:
         """Charge the card. Every call that gets through charges again, key or not."""
         if fault == "declined":
-            raise StepFailed("psp: card declined (nothing charged)")
+            raise StepFailed("psp: card declined (nothing charged)", retry=False)
         if fault == "no_answer":
             raise TimeoutError("psp: no answer (the request never reached the provider)")
         ref = self._next_ref("pay", "psp", "charge")

@@ -44,12 +44,14 @@ class Outcome:
     in_flight: bool = False
     """The call timed out and is still running on a thread that Python cannot stop: its
     effect may still be on its way, so asking the other side now proves nothing."""
+    retryable: bool = True
+    """For a definite failure: whether a repeat could get another answer."""
 
     @classmethod
     def of_exception(cls, exc: BaseException) -> Outcome:
         """Classify an exception raised by user code."""
         if isinstance(exc, StepFailed):
-            return cls(OutcomeKind.FAILED, reason=_short(exc.reason))
+            return cls(OutcomeKind.FAILED, reason=_short(exc.reason), retryable=exc.retry)
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return cls(OutcomeKind.UNKNOWN, reason="timed out")
         return cls(OutcomeKind.UNKNOWN, reason=_short(f"{type(exc).__name__}: {exc}"))

@@ -202,6 +202,14 @@ class RunDriver:
                 self._stage_step(
                     "step_failed", step.id, StepStatus.FAILED, failure_reason=outcome.reason
                 )
+                if not outcome.retryable:
+                    self._stage_step(
+                        "step_gave_up",
+                        step.id,
+                        StepStatus.FAILED,
+                        failure_reason=f"refused for good on attempt {attempt}: {outcome.reason}",
+                    )
+                    return _End.FAILED
                 last_unknown = False
                 continue
             self._stage_step(
@@ -359,6 +367,10 @@ class RunDriver:
             if outcome.kind is OutcomeKind.UNKNOWN:
                 return self._compensation_failed(
                     step, f"compensation outcome unknown: {outcome.reason}"
+                )
+            if not outcome.retryable:
+                return self._compensation_failed(
+                    step, f"compensation refused for good on attempt {attempt}: {outcome.reason}"
                 )
             self._stage_step(
                 "compensation_attempt_failed",
