@@ -276,8 +276,17 @@ def test_sg009_never_names_the_last_step_as_a_failed_compensation() -> None:
 
 def test_sg011_compensation_without_external_id() -> None:
     """A compensation must know which object to undo."""
-    [finding] = findings(process(step("write", compensation="Delete the row")), "SG011")
+    shop = process(
+        step("write", compensation="Delete the row"),
+        step("ship", compensation="Cancel", external_id="shipment_id"),
+    )
+    [finding] = findings(shop, "SG011")
+    assert finding.step == "write"
     assert "persist one (e.g. write_ref)" in finding.message
+
+
+def test_sg011_spares_the_last_step_whose_compensation_never_runs() -> None:
+    assert findings(process(step("write", compensation="Delete the row")), "SG011") == []
 
 
 def test_sg012_irreversible_without_mitigation_shows_the_derived_one() -> None:

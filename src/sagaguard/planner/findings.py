@@ -202,7 +202,8 @@ def _step_findings(process: Process, index: int, step: Step) -> list[Finding]:
             f"the same key ({key}) is a no-op: if so, set idempotent: yes and timeouts are "
             "retried",
         )
-    if step.step_class is StepClass.COMPENSATABLE and not step.external_id:
+    # The last step is never compensated (nothing after it can fail), so nothing to address.
+    if step.step_class is StepClass.COMPENSATABLE and not step.external_id and later:
         add(
             Severity.WARNING,
             "SG011",
