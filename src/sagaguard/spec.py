@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from sagaguard.exceptions import SpecError
+from sagaguard.jsontext import NotJSONError, loads_strict
 from sagaguard.model import DuplicateStepError, Process, Step, UnknownAlertRouteError
 
 __all__ = ["Syntax", "load_spec", "parse_spec"]
@@ -106,30 +107,15 @@ def parse_spec(text: str, *, source: str = "<spec>", syntax: Syntax = "yaml") ->
     return validate_spec(data, source=source)
 
 
-def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # As for YAML: a key given twice in one object would silently override the first.
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise SpecError(f"invalid JSON: key {key!r} appears twice in one object")
-        seen[key] = value
-    return seen
-
-
-def _no_constant(name: str) -> Any:
-    # Python's json reads NaN and Infinity; JSON itself has no such numbers.
-    raise SpecError(f"invalid JSON: {name} is not a JSON value")
-
-
 def _parse_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+        return loads_strict(text, unique_keys=True)
     except json.JSONDecodeError as exc:
         raise SpecError(
             f"{source}: line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"
         ) from None
-    except SpecError as exc:
-        raise SpecError(f"{source}: {exc}") from None
+    except NotJSONError as exc:
+        raise SpecError(f"{source}: invalid JSON: {exc}") from None
     except RecursionError:
         raise SpecError(f"{source}: invalid JSON: nested too deeply") from None
 

@@ -42,6 +42,7 @@ from sagaguard.cli.views import run_view
 from sagaguard.engine import Engine, LoggingNotifier, Notifier, WebhookNotifier
 from sagaguard.engine.loading import load_saga, load_sagas
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StaleOwnerError
+from sagaguard.jsontext import NotJSONError, loads_strict
 from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus
 from sagaguard.storage.base import JSONValue
 
@@ -265,19 +266,14 @@ def parse_json(text: str, what: str) -> JSONValue:
     if not text.strip():
         raise SagaGuardError(f"{what}: empty; expected JSON (use null for no input)")
     try:
-        value: JSONValue = json.loads(text, parse_constant=_reject_constant)
+        value: JSONValue = loads_strict(text)
     except json.JSONDecodeError as exc:
         raise SagaGuardError(
             f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
-    except ValueError as exc:
+    except NotJSONError as exc:
         raise SagaGuardError(f"{what}: {exc}") from None
     return value
-
-
-def _reject_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON: the journal could not store them.
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def redact(url: str) -> str:
