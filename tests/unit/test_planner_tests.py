@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sagaguard.engine.alerts import AlertKind as EngineAlertKind
-from sagaguard.engine.faults import FaultPoint
 from sagaguard.model import Process
 from sagaguard.planner import plan
 from sagaguard.planner.plan import (
     AlertKind,
     FaultKind,
-    InjectionPoint,
+    FaultPoint,
     PartialFailureTest,
     RunStatus,
     TestCategory,
 )
 from sagaguard.rules import Decision, Situation, decide
+from sagaguard.vocabulary import AlertKind as EngineAlertKind
 
 
 def step(
@@ -94,10 +93,16 @@ def test_matrix_verifies_the_payment_and_retries_idempotent_steps_on_timeout() -
     assert cells["send_email", Situation.LATER_STEP_FAILED] is Decision.NONE
 
 
-def test_injection_points_and_alert_kinds_are_the_engine_names() -> None:
-    """The plan's fault points and alert kinds are exactly those the engine uses."""
-    assert {p.value for p in InjectionPoint} == {p.value for p in FaultPoint}
-    assert {k.value for k in AlertKind} == {k.value for k in EngineAlertKind}
+def test_the_plan_speaks_the_one_vocabulary() -> None:
+    """The plan's statuses, fault points and alert kinds are the engine's own enums."""
+    from sagaguard import vocabulary
+    from sagaguard.planner import plan as plan_module
+    from sagaguard.storage import base
+
+    for name in ("AlertKind", "FaultPoint", "RunStatus", "StepStatus"):
+        assert getattr(plan_module, name) is getattr(vocabulary, name)
+    assert base.RunStatus is vocabulary.RunStatus
+    assert EngineAlertKind is AlertKind
 
 
 def test_every_category_and_one_failure_after_each_step() -> None:
@@ -115,7 +120,7 @@ def test_failure_after_a_middle_step_fails_the_next_and_compensates_backward() -
     [fault] = test.injection
     assert (fault.step, fault.point, fault.fault, fault.times) == (
         "book_delivery",
-        InjectionPoint.BEFORE_CALL,
+        FaultPoint.BEFORE_CALL,
         FaultKind.FAIL,
         None,
     )
@@ -131,7 +136,7 @@ def test_failure_after_the_last_step_is_a_crash_that_resumes_to_completed() -> N
     [fault] = test.injection
     assert (fault.step, fault.point, fault.fault) == (
         "send_email",
-        InjectionPoint.AFTER_COMMIT,
+        FaultPoint.AFTER_COMMIT,
         FaultKind.CRASH,
     )
     assert test.expected.run_status is RunStatus.COMPLETED
@@ -163,7 +168,7 @@ def test_unknown_outcome_tests_target_the_payment_and_expect_verify() -> None:
         [injection] = test.injection
         assert (injection.step, injection.point, injection.fault) == (
             "charge_payment",
-            InjectionPoint.AFTER_CALL,
+            FaultPoint.AFTER_CALL,
             fault,
         )
         assert test.expected.run_status is RunStatus.COMPLETED
@@ -192,8 +197,8 @@ def test_retry_after_partial_success_resubmits_after_a_crash() -> None:
     """The client resends the operation_id after a crash past the payment: one run, no repeat."""
     test = by_id(CHECKOUT)["retry_after_partial_success_charge_payment"]
     assert [(i.point, i.fault) for i in test.injection] == [
-        (InjectionPoint.AFTER_COMMIT, FaultKind.CRASH),
-        (InjectionPoint.AFTER_COMMIT, FaultKind.RESUBMIT),
+        (FaultPoint.AFTER_COMMIT, FaultKind.CRASH),
+        (FaultPoint.AFTER_COMMIT, FaultKind.RESUBMIT),
     ]
     assert test.expected.run_status is RunStatus.COMPLETED
     assert "create_order, reserve_stock, charge_payment keep attempts 1: none is called again" in (
@@ -214,8 +219,8 @@ def test_compensation_failure_of_the_refund_halts_and_alerts_finance() -> None:
     """The last step fails, the delivery is undone, the refund fails: finance is alerted."""
     test = by_id(CHECKOUT)["compensation_failure_charge_payment"]
     assert [(i.step, i.point, i.fault) for i in test.injection] == [
-        ("send_email", InjectionPoint.BEFORE_CALL, FaultKind.FAIL),
-        ("charge_payment", InjectionPoint.BEFORE_COMPENSATION, FaultKind.FAIL),
+        ("send_email", FaultPoint.BEFORE_CALL, FaultKind.FAIL),
+        ("charge_payment", FaultPoint.BEFORE_COMPENSATION, FaultKind.FAIL),
     ]
     expected = test.expected
     assert expected.run_status is RunStatus.NEEDS_MANUAL_REVIEW

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sagaguard.engine.alerts import (
     Alert,
-    AlertKind,
     LoggingNotifier,
     Notifier,
     RecordingNotifier,
@@ -12,9 +11,10 @@ from sagaguard.engine.alerts import (
 )
 from sagaguard.engine.context import Applied, NotApplied, StepContext
 from sagaguard.engine.executor import Engine
-from sagaguard.engine.faults import FaultInjector, FaultPoint, NoFaults, SimulatedCrash
+from sagaguard.engine.faults import FaultInjector, NoFaults, SimulatedCrash
 from sagaguard.engine.resolution import Resolution
 from sagaguard.engine.saga import Saga, StepDefinition
+from sagaguard.vocabulary import AlertKind, FaultPoint
 
 __all__ = [
     "Alert",

@@ -21,17 +21,11 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from enum import StrEnum
 from typing import Any, Protocol
 
+from sagaguard.vocabulary import AlertKind
+
 logger = logging.getLogger("sagaguard.alerts")
-
-
-class AlertKind(StrEnum):
-    """Why a person is needed."""
-
-    NEEDS_MANUAL_REVIEW = "needs_manual_review"
-    COMPENSATION_FAILED = "compensation_failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,23 +8,9 @@ Injected, never global: two engines in one process can carry different injectors
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Protocol
 
-
-class FaultPoint(StrEnum):
-    """Where in a step's life a fault can be injected."""
-
-    BEFORE_CALL = "before_call"
-    """``started`` is committed; the external call has not been made."""
-    AFTER_CALL = "after_call"
-    """The external call returned; its result is not committed yet."""
-    AFTER_COMMIT = "after_commit"
-    """The step's result is committed; the next move has not started."""
-    BEFORE_COMPENSATION = "before_compensation"
-    """``compensating`` is committed; the compensation call has not been made."""
-    AFTER_COMPENSATION = "after_compensation"
-    """The compensation call returned; its result is not committed yet."""
+from sagaguard.vocabulary import FaultPoint
 
 
 class SimulatedCrash(BaseException):

@@ -21,10 +21,10 @@ from enum import Enum, auto
 from random import Random
 from typing import Any
 
-from sagaguard.engine.alerts import Alert, AlertKind, Notifier
+from sagaguard.engine.alerts import Alert, Notifier
 from sagaguard.engine.calls import Call, Outcome, OutcomeKind, Sleep
 from sagaguard.engine.context import Applied, NotApplied, StepContext
-from sagaguard.engine.faults import FaultInjector, FaultPoint
+from sagaguard.engine.faults import FaultInjector
 from sagaguard.engine.outbox import deliver_now
 from sagaguard.engine.retry import backoff_delay
 from sagaguard.engine.saga import Saga
@@ -42,6 +42,7 @@ from sagaguard.storage.base import (
     StepStatus,
     Transition,
 )
+from sagaguard.vocabulary import AlertKind, FaultPoint
 
 Request = Call | Sleep
 RunGenerator = Generator[Request, Outcome | None, None]

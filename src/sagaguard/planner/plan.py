@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sagaguard.model import ChangeKind, Idempotency, Observability, StateStore, StepClass
 from sagaguard.rules import Decision, Situation
+from sagaguard.vocabulary import AlertKind, FaultPoint, RunStatus, StepStatus
 
 __all__ = [
     "PLAN_FORMAT",
@@ -28,6 +29,7 @@ __all__ = [
     "ExpectedState",
     "FailedStepHandling",
     "FaultKind",
+    "FaultPoint",
     "Finding",
     "Flow",
     "FlowEdge",
@@ -35,7 +37,6 @@ __all__ = [
     "FlowNode",
     "FlowNodeKind",
     "Injection",
-    "InjectionPoint",
     "IrreversibleOnTheWay",
     "JournalRow",
     "PartialFailureTest",
@@ -95,16 +96,6 @@ class TestCategory(StrEnum):
     COMPENSATION_FAILURE = "compensation_failure"
 
 
-class InjectionPoint(StrEnum):
-    """Where a fault is injected; the engine's fault points carry the same names."""
-
-    BEFORE_CALL = "before_call"
-    AFTER_CALL = "after_call"
-    AFTER_COMMIT = "after_commit"
-    BEFORE_COMPENSATION = "before_compensation"
-    AFTER_COMPENSATION = "after_compensation"
-
-
 class FaultKind(StrEnum):
     """What the injected fault does at its point."""
 
@@ -118,38 +109,6 @@ class FaultKind(StrEnum):
     """A second worker starts the same operation_id while the first is paused here."""
     RESUBMIT = "resubmit"
     """The client sends the same operation_id again (after a crash or lost answer)."""
-
-
-class RunStatus(StrEnum):
-    """Run statuses of the journal (DESIGN.md section 3)."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    COMPENSATING = "compensating"
-    COMPENSATED = "compensated"
-    FAILED = "failed"
-    NEEDS_MANUAL_REVIEW = "needs_manual_review"
-
-
-class StepStatus(StrEnum):
-    """Step statuses of the journal (DESIGN.md section 3)."""
-
-    PENDING = "pending"
-    STARTED = "started"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    NEEDS_MANUAL_REVIEW = "needs_manual_review"
-    COMPENSATING = "compensating"
-    COMPENSATED = "compensated"
-    COMPENSATION_FAILED = "compensation_failed"
-
-
-class AlertKind(StrEnum):
-    """The alerts a run can raise."""
-
-    NEEDS_MANUAL_REVIEW = "needs_manual_review"
-    COMPENSATION_FAILED = "compensation_failed"
 
 
 class FlowNodeKind(StrEnum):
@@ -292,7 +251,7 @@ class Injection(_Part):
     """One fault to inject: where, on which step, what it does, how many times."""
 
     step: str
-    point: InjectionPoint
+    point: FaultPoint
     fault: FaultKind
     times: int | None = Field(description="attempts it fires on; null = every attempt")
 

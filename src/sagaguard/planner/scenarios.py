@@ -13,8 +13,8 @@ from sagaguard.planner.plan import (
     ExpectedAlert,
     ExpectedState,
     FaultKind,
+    FaultPoint,
     Injection,
-    InjectionPoint,
     PartialFailureTest,
     RunStatus,
     TestCategory,
@@ -83,7 +83,7 @@ def _failure_after(process: Process, index: int) -> PartialFailureTest:
             ),
             injection=(
                 Injection(
-                    step=step.id, point=InjectionPoint.AFTER_COMMIT, fault=FaultKind.CRASH, times=1
+                    step=step.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.CRASH, times=1
                 ),
             ),
             expected=ExpectedState(
@@ -123,9 +123,7 @@ def _failure_after(process: Process, index: int) -> PartialFailureTest:
             f"({attempts}): the run rolls back what was done up to {step.id}"
         ),
         injection=(
-            Injection(
-                step=nxt.id, point=InjectionPoint.BEFORE_CALL, fault=FaultKind.FAIL, times=None
-            ),
+            Injection(step=nxt.id, point=FaultPoint.BEFORE_CALL, fault=FaultKind.FAIL, times=None),
         ),
         expected=ExpectedState(
             run_status=rollback_status(process, index + 1),
@@ -153,7 +151,7 @@ def _unknown_outcome(process: Process, target: Step, situation: Situation) -> Pa
             f"{target.id}'s call takes effect, then the worker crashes before the result is "
             f"saved; a restarted worker finds {target.id} started with no result"
         )
-    injection = (Injection(step=target.id, point=InjectionPoint.AFTER_CALL, fault=fault, times=1),)
+    injection = (Injection(step=target.id, point=FaultPoint.AFTER_CALL, fault=fault, times=1),)
     ident = target.external_id or "its result"
     if ruling.decision is Decision.MANUAL_REVIEW:
         later = [s.id for s in process.steps[index + 1 :]]
@@ -229,10 +227,10 @@ def _retry_after_partial_success(process: Process, target: Step) -> PartialFailu
         ),
         injection=(
             Injection(
-                step=target.id, point=InjectionPoint.AFTER_COMMIT, fault=FaultKind.CRASH, times=1
+                step=target.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.CRASH, times=1
             ),
             Injection(
-                step=target.id, point=InjectionPoint.AFTER_COMMIT, fault=FaultKind.RESUBMIT, times=1
+                step=target.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.RESUBMIT, times=1
             ),
         ),
         expected=ExpectedState(
@@ -259,7 +257,7 @@ def _parallel(process: Process) -> PartialFailureTest:
         injection=(
             Injection(
                 step=target.id,
-                point=InjectionPoint.BEFORE_CALL,
+                point=FaultPoint.BEFORE_CALL,
                 fault=FaultKind.CONCURRENT_START,
                 times=1,
             ),
@@ -318,12 +316,10 @@ def _compensation_failure(process: Process, victim: Step) -> PartialFailureTest:
             f"compensation ({compensation_text(victim)}) fails on every attempt"
         ),
         injection=(
-            Injection(
-                step=last.id, point=InjectionPoint.BEFORE_CALL, fault=FaultKind.FAIL, times=None
-            ),
+            Injection(step=last.id, point=FaultPoint.BEFORE_CALL, fault=FaultKind.FAIL, times=None),
             Injection(
                 step=victim.id,
-                point=InjectionPoint.BEFORE_COMPENSATION,
+                point=FaultPoint.BEFORE_COMPENSATION,
                 fault=FaultKind.FAIL,
                 times=None,
             ),

@@ -15,48 +15,13 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from sagaguard.exceptions import StoreError
+from sagaguard.vocabulary import EventKind, RunStatus, StepStatus
 
 JSONValue = Any
 """A value that survives ``json.dumps``/``json.loads`` unchanged (payloads are never pickled)."""
-
-
-class RunStatus(StrEnum):
-    """Where a run stands."""
-
-    RUNNING = "running"
-    COMPENSATING = "compensating"
-    COMPLETED = "completed"
-    COMPENSATED = "compensated"
-    FAILED = "failed"
-    NEEDS_MANUAL_REVIEW = "needs_manual_review"
-
-    @property
-    def terminal(self) -> bool:
-        """True when nothing more will happen to the run."""
-        return self in (RunStatus.COMPLETED, RunStatus.COMPENSATED, RunStatus.FAILED)
-
-    @property
-    def active(self) -> bool:
-        """True when an owner is expected to be driving the run."""
-        return self in (RunStatus.RUNNING, RunStatus.COMPENSATING)
-
-
-class StepStatus(StrEnum):
-    """Where a step stands (DESIGN.md section 3)."""
-
-    PENDING = "pending"
-    STARTED = "started"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    NEEDS_MANUAL_REVIEW = "needs_manual_review"
-    COMPENSATING = "compensating"
-    COMPENSATED = "compensated"
-    COMPENSATION_FAILED = "compensation_failed"
 
 
 def idempotency_key(operation_id: str, step_id: str) -> str:
@@ -107,6 +72,16 @@ class StepRecord:
     """Order in which the step completed (1, 2, ...): rollback runs in reverse of this."""
     external_id_field: str | None = None
     """The field of the step's result that holds its external id (``payment_id``, ...)."""
+    first_attempt_at: float | None = None
+    """When the first attempt started: the step's retry window (``retry_for``) counts from it."""
+    unknown_since: float | None = None
+    """When the outcome last became unknown: the settle delay (``verify_after``) counts from it."""
+    verify_attempts: int = 0
+    """Verify calls made for the step (bounded; they survive crashes like attempts do)."""
+    compensation_first_at: float | None = None
+    """When the first compensation attempt started: ``compensation_retry_for`` counts from it."""
+    kept: bool = False
+    """The rollback met this irreversible step and kept it, with its mitigation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +194,11 @@ class StepChange:
     failure_reason: str | None = None
     compensation_attempts: int | None = None
     completed_seq: int | None = None
+    first_attempt_at: float | None = None
+    unknown_since: float | None = None
+    verify_attempts: int | None = None
+    compensation_first_at: float | None = None
+    kept: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +230,7 @@ class OutboxAlert:
 class Transition:
     """One state change of a run, and the event that records it."""
 
-    kind: str
+    kind: EventKind | str
     """Event kind, e.g. ``step_started``, ``step_completed``, ``compensation_failed``."""
     step: StepChange | None = None
     run_status: RunStatus | None = None
@@ -440,6 +420,7 @@ __all__ = [
     "Claim",
     "CreateResult",
     "Event",
+    "EventKind",
     "JSONValue",
     "JournalStore",
     "NewAlert",

@@ -50,6 +50,11 @@ _KEPT_UNLESS_GIVEN = (
     "failure_reason",
     "compensation_attempts",
     "completed_seq",
+    "first_attempt_at",
+    "unknown_since",
+    "verify_attempts",
+    "compensation_first_at",
+    "kept",
 )
 """Step fields a ``StepChange`` overwrites only when it carries a value (``result`` aside)."""
 
@@ -66,6 +71,11 @@ class _Step:
     compensation_attempts: int = 0
     completed_seq: int | None = None
     external_id_field: str | None = None
+    first_attempt_at: float | None = None
+    unknown_since: float | None = None
+    verify_attempts: int = 0
+    compensation_first_at: float | None = None
+    kept: bool = False
 
 
 @dataclass(slots=True)
@@ -522,6 +532,11 @@ class InMemoryStore:
                     compensation_attempts=step.compensation_attempts,
                     completed_seq=step.completed_seq,
                     external_id_field=step.external_id_field,
+                    first_attempt_at=step.first_attempt_at,
+                    unknown_since=step.unknown_since,
+                    verify_attempts=step.verify_attempts,
+                    compensation_first_at=step.compensation_first_at,
+                    kept=step.kept,
                 )
                 for step_id, step in steps
             ),

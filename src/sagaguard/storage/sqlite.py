@@ -224,7 +224,7 @@ class SQLiteStore:
         fields = new.external_id_fields
         step_rows = [
             (op, sid, pos, "pending", 0, None, idempotency_key(op, sid), None, None, None, 0, None,
-             fields.get(sid))
+             fields.get(sid), None, None, 0, None, 0)
             for pos, sid in enumerate(new.step_ids)
         ]  # fmt: skip
         created = dumps({"process": new.process, "version": new.version})

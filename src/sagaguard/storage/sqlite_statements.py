@@ -34,7 +34,8 @@ RUN_COLUMNS = (
 STEP_COLUMNS = (
     "operation_id, step_id, position, status, attempts, last_attempt_at, idempotency_key, "
     "external_id, result, failure_reason, compensation_attempts, completed_seq, "
-    "external_id_field"
+    "external_id_field, first_attempt_at, unknown_since, verify_attempts, "
+    "compensation_first_at, kept"
 )
 EVENT_COLUMNS = "operation_id, seq, at, actor, kind, step_id, from_status, to_status, reason, data"
 
@@ -43,7 +44,7 @@ SELECT_STEPS = f"SELECT {STEP_COLUMNS} FROM steps WHERE operation_id = ? ORDER B
 SELECT_EVENTS = f"SELECT {EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq"
 SELECT_IDENTITY = "SELECT process, input_hash FROM runs WHERE operation_id = ?"
 INSERT_RUN = f"INSERT INTO runs ({RUN_COLUMNS}, last_seq) VALUES ({', '.join('?' * 12)}, 1)"
-INSERT_STEP = f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+INSERT_STEP = f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 OWNED = "WHERE operation_id = ? AND fencing_token = ? AND owner = ?"
 # record(): the fenced write renews the lease and reserves event numbers; then one read of the
@@ -70,7 +71,12 @@ UPDATE_STEP = (
     "last_attempt_at = COALESCE(?, last_attempt_at), external_id = COALESCE(?, external_id), "
     "result = COALESCE(?, result), failure_reason = COALESCE(?, failure_reason), "
     "compensation_attempts = COALESCE(?, compensation_attempts), "
-    "completed_seq = COALESCE(?, completed_seq) WHERE operation_id = ? AND step_id = ?"
+    "completed_seq = COALESCE(?, completed_seq), "
+    "first_attempt_at = COALESCE(?, first_attempt_at), "
+    "unknown_since = COALESCE(?, unknown_since), "
+    "verify_attempts = COALESCE(?, verify_attempts), "
+    "compensation_first_at = COALESCE(?, compensation_first_at), "
+    "kept = COALESCE(?, kept) WHERE operation_id = ? AND step_id = ?"
 )
 RELEASE_FOR_RECORD = (
     "UPDATE runs SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
@@ -153,7 +159,9 @@ def apply_transitions(
             step_rows.append(
                 (to_status, change.attempts, change.last_attempt_at, change.external_id,
                  result_text, change.failure_reason, change.compensation_attempts,
-                 change.completed_seq, op, step_id)
+                 change.completed_seq, change.first_attempt_at, change.unknown_since,
+                 change.verify_attempts, change.compensation_first_at,
+                 None if change.kept is None else int(change.kept), op, step_id)
             )  # fmt: skip
         if transition.run_status is not None:
             # The event shows the step's move when there is one, else the run's.
@@ -237,6 +245,7 @@ def step_record(row: Any) -> StepRecord:
     """A ``steps`` row (columns as in ``STEP_COLUMNS``) as a record."""
     values = list(row)
     values[3], values[8] = StepStatus(values[3]), loads(values[8])
+    values[17] = bool(values[17])
     return StepRecord(*values)
 
 

@@ -8,10 +8,11 @@ assert check_invariants(store.load(op), store.events(op), ledger, saga.process) 
 
 from __future__ import annotations
 
-from sagaguard.engine.faults import FaultPoint, SimulatedCrash
+from sagaguard.engine.faults import SimulatedCrash
 from sagaguard.testing.faults import CrashAt, CrashMode, FaultPlan, Hit
 from sagaguard.testing.invariants import Violation, check_invariants
 from sagaguard.testing.ledger import FileLedger, Ledger, LedgerEntry, LedgerKind, MemoryLedger
+from sagaguard.vocabulary import FaultPoint
 
 __all__ = [
     "CrashAt",

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from sagaguard.engine.faults import FaultInjector, FaultPoint, SimulatedCrash
+from sagaguard.engine.faults import FaultInjector, SimulatedCrash
+from sagaguard.vocabulary import FaultPoint
 
 __all__ = ["CrashAt", "CrashMode", "FaultPlan", "Hit"]
 
