@@ -95,9 +95,12 @@ def test_matrix_verifies_the_payment_and_retries_idempotent_steps_on_timeout() -
 
 def test_the_plan_speaks_the_one_vocabulary() -> None:
     """The plan's statuses, fault points and alert kinds are the engine's own enums."""
+    import importlib
+
     from sagaguard import vocabulary
-    from sagaguard.planner import plan as plan_module
     from sagaguard.storage import base
+
+    plan_module = importlib.import_module("sagaguard.planner.plan")
 
     for name in ("AlertKind", "FaultPoint", "RunStatus", "StepStatus"):
         assert getattr(plan_module, name) is getattr(vocabulary, name)
