@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagaguard.engine.resolution import Resolution
-from sagaguard.storage.base import Event, RunRecord, RunSnapshot, StepRecord, StepStatus
+from sagaguard.vocabulary import StepStatus
+
+if TYPE_CHECKING:
+    from sagaguard.storage.base import Event, RunRecord, RunSnapshot, StepRecord
 
 __all__ = [
     "REVIEW_STATUSES",
