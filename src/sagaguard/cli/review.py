@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.errors import PROG
 from sagaguard.cli.running import parse_json
 from sagaguard.cli.runs import (
@@ -57,7 +58,12 @@ def list_reviews(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
+        ),
+    ] = 100,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import typer
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import BATCH, INTERVAL, LEASE
 from sagaguard.cli.errors import PROG, report_error
 from sagaguard.cli.runs import (
     DbOption,
@@ -91,9 +92,9 @@ LeaseOption = Annotated[
     typer.Option(
         "--lease",
         metavar="SECONDS",
-        min=0.1,
+        callback=LEASE.check(),
         help="How long this process owns a run between journal writes before a worker "
-        "may take it over.",
+        f"may take it over ({LEASE.text}).",
     ),
 ]
 
@@ -192,11 +193,19 @@ def worker(
     ],
     interval: Annotated[
         float,
-        typer.Option("--interval", metavar="SECONDS", min=0.01, help="Pause between passes."),
+        typer.Option(
+            "--interval",
+            metavar="SECONDS",
+            callback=INTERVAL.check(),
+            help=f"Pause between passes ({INTERVAL.text}).",
+        ),
     ] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="Do one recovery pass and exit.")] = False,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Runs claimed per pass at most.")
+        int,
+        typer.Option(
+            "--batch", callback=BATCH.check(), help=f"Runs claimed per pass at most ({BATCH.text})."
+        ),
     ] = 10,
     webhook: WebhookOption = None,
     webhook_route: WebhookRouteOption = None,

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import typer
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.output import write_stdout
 from sagaguard.cli.views import run_summary, run_view
 from sagaguard.exceptions import RunNotFoundError, StoreError
@@ -86,7 +87,12 @@ def list_runs(
         RunStatus | None,
         typer.Option("--status", help="Only runs with this status.", show_default=False),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
+        ),
+    ] = 50,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:
