@@ -15,6 +15,7 @@ import typer
 
 from sagaguard import __version__
 from sagaguard.cli.errors import PROG, SagaGuardGroup
+from sagaguard.cli.output import write_stdout
 
 __all__ = ["app"]
 
@@ -33,7 +34,7 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        typer.echo(f"{PROG} {__version__}")
+        write_stdout(f"{PROG} {__version__}")
         raise typer.Exit()
 
 
