@@ -21,7 +21,6 @@ import logging
 import signal
 import sys
 import time
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +30,7 @@ import typer
 from sagaguard.cli.app import app
 from sagaguard.cli.bounds import BATCH, INTERVAL, LEASE
 from sagaguard.cli.errors import PROG, report_error
+from sagaguard.cli.escapes import printable
 from sagaguard.cli.runs import (
     DbOption,
     JsonOption,
@@ -43,6 +43,7 @@ from sagaguard.cli.views import run_view
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StaleOwnerError
 from sagaguard.jsontext import NotJSONError, loads_strict
 from sagaguard.storage import DEFAULT_URL
+from sagaguard.textfile import UnreadableFileError, read_text_file
 from sagaguard.vocabulary import RunStatus
 
 if TYPE_CHECKING:
@@ -175,9 +176,9 @@ def run(
     else:
         console = make_console()
         if before is not None:
-            console.print(_duplicate_note(operation_id, before, snapshot.run.status))
+            console.print(printable(_duplicate_note(operation_id, before, snapshot.run.status)))
         render_run(console, view)
-        console.print(_next_move(snapshot))
+        console.print(printable(_next_move(snapshot)))
     raise typer.Exit(exit_code_for(snapshot.run.status))
 
 
@@ -267,15 +268,9 @@ def read_json_input(source: str | None) -> JSONValue:
         text = sys.stdin.read()
     else:
         try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SagaGuardError(f"--input {source}: no such file") from None
-        except IsADirectoryError:
-            raise SagaGuardError(f"--input {source}: is a directory, not a JSON file") from None
-        except UnicodeDecodeError as exc:
-            raise SagaGuardError(f"--input {source}: not UTF-8 text (byte {exc.start})") from None
-        except OSError as exc:
-            raise SagaGuardError(f"--input {source}: cannot be read ({exc.strerror})") from None
+            text = read_text_file(source)
+        except UnreadableFileError as exc:
+            raise SagaGuardError(f"--input {source}: {exc}") from None
     return parse_json(text, f"--input {name}")
 
 
@@ -328,6 +323,14 @@ def _http_url(url: str, flag: str) -> str:
     return url
 
 
+class _PrintableFormatter(logging.Formatter):
+    # A log line quotes journal text (operation ids, reasons): escape what could drive the
+    # terminal, in the message only, so a traceback keeps its lines.
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 class _StderrHandler(logging.Handler):
     # Writes to whatever sys.stderr is at the time (test runners swap it per command).
     def emit(self, record: logging.LogRecord) -> None:
@@ -345,7 +348,7 @@ def configure_logging(level: int) -> None:
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
+            _PrintableFormatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
         )
         root.addHandler(handler)
 

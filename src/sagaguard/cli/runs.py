@@ -9,7 +9,6 @@ the same dicts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import typer
 
 from sagaguard.cli.app import app
 from sagaguard.cli.bounds import LIMIT
+from sagaguard.cli.escapes import json_text, printable, printable_view
 from sagaguard.cli.output import write_stdout
 from sagaguard.cli.views import run_summary, run_view
 from sagaguard.exceptions import RunNotFoundError, StoreError
@@ -107,7 +107,7 @@ def list_runs(
     console = make_console()
     if not rows:
         which = f" with status {status.value}" if status else ""
-        console.print(Text(f"no runs{which} in {db}"))
+        console.print(Text(printable(f"no runs{which} in {db}")))
         return
     render_run_list(console, rows)
 
@@ -173,8 +173,8 @@ def load_run(store: JournalStore, operation_id: str, url: str) -> RunSnapshot:
 
 
 def print_json(value: Any) -> None:
-    """Print a view as indented JSON (UTF-8, whatever the locale)."""
-    write_stdout(json.dumps(value, indent=2, ensure_ascii=False))
+    """Print a view as indented JSON (UTF-8, whatever the locale, no raw control character)."""
+    write_stdout(json_text(value))
 
 
 def make_console() -> Console:
@@ -196,6 +196,7 @@ def render_run(console: Console, view: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    view = printable_view(view)
     header = Text()
     header.append(f"run {view['operation_id']}", style="bold")
     header.append(f"  {view['process']} v{view['version']}  ")
@@ -233,6 +234,7 @@ def render_events(console: Console, events: Sequence[dict[str, Any]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    events = [printable_view(event) for event in events]
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("time (UTC)", no_wrap=True)
@@ -265,7 +267,7 @@ def render_run_list(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     table.add_column("status", no_wrap=True)
     table.add_column("updated (UTC)", no_wrap=True)
     table.add_column("reason", overflow="fold")
-    for row in rows:
+    for row in map(printable_view, rows):
         run = Text(row["operation_id"])
         run.append(f"\n{row['process']} v{row['version']}", style="dim")
         table.add_row(
