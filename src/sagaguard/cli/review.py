@@ -155,7 +155,8 @@ def resolve(
         typer.Option(
             "--result",
             metavar="JSON",
-            help='With --as completed: the step\'s result, e.g. \'{"payment_id": "pay_1"}\'.',
+            help="With --as completed: the step's result as a JSON object, e.g. "
+            '\'{"payment_id": "pay_1"}\'; required when the step persists an external id.',
             show_default=False,
         ),
     ] = None,
