@@ -21,6 +21,7 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -47,7 +48,7 @@ from sagaguard.textfile import UnreadableFileError, read_text_file
 from sagaguard.vocabulary import RunStatus
 
 if TYPE_CHECKING:
-    from sagaguard.engine import Notifier
+    from sagaguard.engine import Notifier, Saga
     from sagaguard.storage import JournalStore, RunSnapshot
     from sagaguard.storage.base import JSONValue
 
@@ -153,7 +154,7 @@ def run(
         raise SagaGuardError("--operation-id must not be empty")
     payload = read_json_input(input_file)
     saga = load_saga(target)
-    notifier = make_notifier(webhook, webhook_route or [])
+    notifier = make_notifier(webhook, webhook_route or [], known=alert_routes([saga]))
     configure_logging(logging.WARNING)
     with (
         journal(db, must_exist=False) as store,
@@ -222,7 +223,7 @@ def worker(
     from sagaguard.engine.loading import load_sagas
 
     sagas = load_sagas(targets)
-    notifier = make_notifier(webhook, webhook_route or [])
+    notifier = make_notifier(webhook, webhook_route or [], known=alert_routes(sagas))
     configure_logging(logging.INFO)
     stop = _StopFlag()
     with (
@@ -279,13 +280,15 @@ def parse_json(text: str, what: str) -> JSONValue:
     if not text.strip():
         raise SagaGuardError(f"{what}: empty; expected JSON (use null for no input)")
     try:
-        value: JSONValue = loads_strict(text)
+        value: JSONValue = loads_strict(text, unique_keys=True)
     except json.JSONDecodeError as exc:
         raise SagaGuardError(
             f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except NotJSONError as exc:
         raise SagaGuardError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise SagaGuardError(f"{what}: invalid JSON: nested too deeply") from None
     return value
 
 
@@ -298,16 +301,36 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def make_notifier(webhook: str | None, routes: list[str] | None = None) -> Notifier:
-    """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging."""
+def alert_routes(sagas: Iterable[Saga]) -> set[str]:
+    """Every alert route the sagas' ``alerts`` maps name (``finance``, ``shop-oncall``)."""
+    return {route for saga in sagas for route in saga.process.alerts.values()}
+
+
+def make_notifier(
+    webhook: str | None, routes: list[str] | None = None, *, known: set[str] | None = None
+) -> Notifier:
+    """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging.
+
+    With ``known`` (the routes the sagas can raise alerts on), a ``--webhook-route`` for any
+    other route is refused: a typo there would send that team's alerts to the default URL.
+    """
     from sagaguard.engine.alerts import LoggingNotifier, WebhookNotifier
 
     route_urls: dict[str, str] = {}
     for item in routes or []:
         route, sep, url = item.partition("=")
-        if not sep or not route.strip():
+        route = route.strip()
+        if not sep or not route:
             raise SagaGuardError(f"--webhook-route {item!r}: expected ROUTE=URL")
-        route_urls[route.strip()] = _http_url(url.strip(), "--webhook-route")
+        if known is not None and route not in known:
+            names = ", ".join(sorted(known)) or "none: the process has no alerts map"
+            raise SagaGuardError(
+                f"--webhook-route {item!r}: no alert goes to route {route!r} "
+                f"(the routes of the process: {names})"
+            )
+        if route in route_urls:
+            raise SagaGuardError(f"--webhook-route {item!r}: route {route!r} is given twice")
+        route_urls[route] = _http_url(url.strip(), "--webhook-route")
     if webhook is None:
         if route_urls:
             raise SagaGuardError(

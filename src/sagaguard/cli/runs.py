@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import typer
 
@@ -37,6 +37,7 @@ __all__ = [
     "DbOption",
     "JsonOption",
     "journal",
+    "journal_url",
     "load_run",
     "make_console",
     "print_json",
@@ -48,13 +49,25 @@ __all__ = [
 
 DB_ENV = "SAGAGUARD_DB"
 
+
+def journal_url(value: str) -> str:
+    """A ``--db`` value as a journal URL: a URL as given, a plain file path as ``sqlite:///``."""
+    if "://" in value:
+        return value
+    if not value.strip():
+        raise typer.BadParameter("expected a file path or a journal URL, not an empty value")
+    return "sqlite:///" + quote(value, safe="/")
+
+
 DbOption = Annotated[
     str,
     typer.Option(
         "--db",
-        metavar="URL",
+        metavar="PATH|URL",
         envvar=DB_ENV,
-        help=f"The journal: sqlite:///path.sqlite3. Default: ${DB_ENV}, else {DEFAULT_URL}.",
+        callback=journal_url,
+        help="The journal: a file path, or sqlite:///path.sqlite3. "
+        f"Default: ${DB_ENV}, else {DEFAULT_URL}.",
         show_default=False,
         show_envvar=False,
     ),
