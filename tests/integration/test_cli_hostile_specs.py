@@ -23,6 +23,7 @@ from sagaguard.cli import app
 from sagaguard.cli.errors import MAX_ERROR_CHARS
 from sagaguard.exceptions import SpecError
 from sagaguard.spec import MAX_SPEC_DEPTH, parse_spec
+from tests.integration.cli import assert_one_line_error
 
 RUNNABLE = Path(__file__).resolve().parents[2] / "examples" / "checkout_runnable.yaml"
 
@@ -45,15 +46,9 @@ def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
 
 
 def assert_short_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout[:300], result.stderr[:300])
-    assert "Traceback" not in result.stderr
-    assert "internal error" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr[:2000]
-    assert len(lines[0]) <= MAX_ERROR_CHARS + 100, len(lines[0])
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0][:500])
-    return lines[0]
+    line = assert_one_line_error(result, *fragments)
+    assert len(line) <= MAX_ERROR_CHARS + 100, len(line)
+    return line
 
 
 def check(path: Path) -> Result:

@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from sagaguard.cli import app
+from tests.integration.cli import assert_one_line_error, invoke
 
 RUNNABLE = Path(__file__).resolve().parents[2] / "examples" / "checkout_runnable.yaml"
 ORDER = {"order": {"total_cents": 4990}}
@@ -22,20 +23,6 @@ ORDER = {"order": {"total_cents": 4990}}
 def _ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHECKOUT_LEDGER", str(tmp_path / "ledger.jsonl"))
     monkeypatch.delenv("SAGAGUARD_DB", raising=False)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def assert_one_line_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def order_file(tmp_path: Path, text: str | None = None) -> Path:
