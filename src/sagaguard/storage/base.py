@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from sagaguard.exceptions import StoreError
+from sagaguard.exceptions import PayloadError
 from sagaguard.vocabulary import EventKind, RunStatus, StepStatus
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 JSONValue = Any
 """A value that survives ``json.dumps``/``json.loads`` unchanged (payloads are never pickled)."""
@@ -30,9 +33,12 @@ def idempotency_key(operation_id: str, step_id: str) -> str:
 
 
 def input_hash(value: JSONValue) -> str:
-    """A stable digest of a run's input, to tell a duplicate request from a conflicting one."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """A stable digest of a run's input, to tell a duplicate request from a conflicting one.
+
+    Raises :class:`~sagaguard.exceptions.PayloadError` for an input that is not JSON.
+    """
+    canonical = _encode(value, "input", sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,43 +148,14 @@ class NewRun:
         """Digest of the input (see :func:`input_hash`)."""
         return input_hash(self.input)
 
-    def snapshot(self, *, owner: str, now: float, lease_s: float) -> RunSnapshot:
+    def snapshot(self, *, owner: str | None, now: float, lease_s: float) -> RunSnapshot:
         """The run exactly as :meth:`JournalStore.create_run` writes it, before any transition.
 
         Lets an owner plan the run's first transitions before the commit that creates it.
         """
-        run = RunRecord(
-            operation_id=self.operation_id,
-            process=self.process,
-            version=self.version,
-            input=self.input,
-            input_hash=self.input_hash,
-            status=RunStatus.RUNNING,
-            owner=owner,
-            lease_expires_at=now + lease_s,
-            fencing_token=1,
-            created_at=now,
-            updated_at=now,
-        )
-        steps = tuple(
-            StepRecord(
-                operation_id=self.operation_id,
-                step_id=step_id,
-                position=position,
-                status=StepStatus.PENDING,
-                attempts=0,
-                last_attempt_at=None,
-                idempotency_key=idempotency_key(self.operation_id, step_id),
-                external_id=None,
-                result=None,
-                failure_reason=None,
-                compensation_attempts=0,
-                completed_seq=None,
-                external_id_field=self.external_id_fields.get(step_id),
-            )
-            for position, step_id in enumerate(self.step_ids)
-        )
-        return RunSnapshot(run=run, steps=steps)
+        from sagaguard.storage.journal import first_rows  # journal builds on these records
+
+        return first_rows(self, owner=owner, now=now, lease_s=lease_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,12 +370,32 @@ def alert_settled_event(
     return "alert_failed", f"{kind} alert not delivered: {error}", {"alert_id": alert_id}
 
 
-def dumps(value: JSONValue) -> str:
-    """Serialize a payload as JSON, or raise ``StoreError`` naming what cannot be stored."""
+def dumps(value: JSONValue, *, what: str = "payload") -> str:
+    """Serialize a payload as JSON, or raise ``PayloadError`` naming what cannot be stored.
+
+    ``PayloadError`` is a ``StoreError``. Too deep a value (a ``RecursionError`` inside the
+    encoder) and text no database can hold (lone surrogates) are refused the same way, so a
+    caller has one error to catch and send the value to a person.
+    """
+    return _encode(value, what)
+
+
+def _encode(value: JSONValue, what: str, *, sort_keys: bool = False) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            sort_keys=sort_keys,
+        )
+    except RecursionError:
+        raise PayloadError(f"{what} is nested too deeply to store as JSON") from None
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"payload is not JSON-serializable: {exc}") from exc
+        raise PayloadError(f"{what} is not JSON-serializable: {exc}") from exc
+    if _SURROGATE.search(text):
+        raise PayloadError(f"{what} holds a lone surrogate, which no journal can store")
+    return text
 
 
 def loads(text: str | None) -> JSONValue:

@@ -21,11 +21,10 @@ from contextlib import contextmanager, suppress
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sagaguard.exceptions import (
-    OperationConflictError,
-    RunBusyError,
     RunNotFoundError,
     StoreError,
 )
+from sagaguard.storage import journal
 from sagaguard.storage import sqlite_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
@@ -41,10 +40,10 @@ from sagaguard.storage.base import (
     Transition,
     alert_settled_event,
     dumps,
-    idempotency_key,
     loads,
 )
 from sagaguard.storage.migrations import current_version, migrate
+from sagaguard.storage.rows import EventRow
 
 __all__ = ["SQLiteStore"]
 
@@ -156,6 +155,7 @@ class SQLiteStore:
 
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
+        journal.check_operation_id(operation_id)
         with self._reading() as conn:
             return sql.snapshot(conn, operation_id)
 
@@ -174,6 +174,7 @@ class SQLiteStore:
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
+        journal.check_operation_id(operation_id)
         with self._reading() as conn:
             rows = conn.execute(sql.SELECT_EVENTS, (operation_id,)).fetchall()
             # Every run has its run_created event, so no events means no run.
@@ -212,57 +213,41 @@ class SQLiteStore:
         transitions: Sequence[Transition] = (),
     ) -> CreateResult:
         """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
-        input_text = dumps(new.input)
         digest = new.input_hash
-        if len(set(new.step_ids)) != len(new.step_ids):
-            raise StoreError(f"run {new.operation_id!r} lists a step id twice: {new.step_ids}")
-        op, lease = new.operation_id, now + lease_s
-        run_row = (
-            op, new.process, new.version, input_text, digest, "running", owner, lease, 1, now,
-            now, None,
-        )  # fmt: skip
-        fields = new.external_id_fields
-        step_rows = [
-            (op, sid, pos, "pending", 0, None, idempotency_key(op, sid), None, None, None, 0, None,
-             fields.get(sid), None, None, 0, None, 0)
-            for pos, sid in enumerate(new.step_ids)
-        ]  # fmt: skip
-        created = dumps({"process": new.process, "version": new.version})
-        claim = Claim(op, owner, 1, lease)
-        prepared = sql.prepare(claim, transitions, now)
+        first = journal.first_rows(new, owner=owner, now=now, lease_s=lease_s, input_hash=digest)
+        input_text = dumps(new.input, what="input")
+        prepared = journal.prepare(transitions)
+        op = new.operation_id
         with self._writing() as conn:
-            row = conn.execute(sql.SELECT_IDENTITY, (op,)).fetchone()
+            row = conn.execute(sql.SELECT_RUN, (op,)).fetchone()
             if row is not None:
-                if row[0] != new.process or row[1] != digest:
-                    raise OperationConflictError(
-                        f"operation {op!r} already exists for process {row[0]!r} "
-                        "with a different input or process"
-                    )
+                journal.check_same_request(new, sql.run_record(row), input_hash=digest)
                 return CreateResult(snapshot=sql.snapshot(conn, op), created=False, claim=None)
-            conn.execute(sql.INSERT_RUN, run_row)
-            conn.executemany(sql.INSERT_STEP, step_rows)
-            event = (op, 1, now, owner, "run_created", None, None, "running", None, created)
-            conn.execute(sql.INSERT_EVENT, event)
-            if not transitions:
-                snapshot = RunSnapshot(
-                    sql.run_record(run_row), tuple(sql.step_record(s) for s in step_rows)
-                )
-                return CreateResult(snapshot=snapshot, created=True, claim=claim)
-            sql.apply_transitions(conn, claim, prepared, now=now, lease=lease, release=False)
-            return CreateResult(snapshot=sql.snapshot(conn, op), created=True, claim=claim)
+            state = journal.initial_state(first)
+            claim = Claim(op, owner, state.fencing_token, now + lease_s)
+            folded = journal.fold(
+                claim,
+                prepared,
+                run=state,
+                steps={s.step_id: s.status for s in first.steps},
+                now=now,
+                lease_s=lease_s,
+            )
+            sql.insert_run(conn, first, input_text)
+            sql.append(conn, [journal.created_event(new, actor=owner, now=now)])
+            if transitions:
+                sql.write(conn, op, folded)
+            return CreateResult(snapshot=journal.after(first, folded), created=True, claim=claim)
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
+        journal.check_operation_id(operation_id)
         with self._writing() as conn:
-            row = conn.execute(
-                "SELECT owner, lease_expires_at FROM runs WHERE operation_id = ?", (operation_id,)
-            ).fetchone()
-            if row is None:
+            before = sql.run_state(conn, operation_id)
+            if before is None:
                 raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-            holder, lease = row
-            if holder is not None and holder != owner and lease is not None and lease > now:
-                raise RunBusyError(f"run {operation_id!r} is held by {holder!r} until {lease}")
-            return sql.take(conn, operation_id, holder, owner, now, now + lease_s)
+            journal.check_claimable(operation_id, before, owner=owner, now=now)
+            return sql.take(conn, operation_id, before, owner=owner, now=now, lease_s=lease_s)
 
     def claim_expired(
         self, *, owner: str, now: float, lease_s: float, limit: int = 10
@@ -270,7 +255,10 @@ class SQLiteStore:
         """Claim up to ``limit`` active runs whose owner is gone or whose lease expired."""
         with self._writing() as conn:
             rows = conn.execute(sql.EXPIRED, (now, max(limit, 0))).fetchall()
-            return [sql.take(conn, op, holder, owner, now, now + lease_s) for op, holder in rows]
+            return [
+                sql.take(conn, row[0], sql.state(row[1:]), owner=owner, now=now, lease_s=lease_s)
+                for row in rows
+            ]
 
     def record(
         self,
@@ -281,15 +269,29 @@ class SQLiteStore:
         lease_s: float,
         release: bool = False,
     ) -> Claim:
-        """Apply ``transitions`` under ``claim`` and renew (or release) it, in one transaction."""
+        """Apply ``transitions`` under ``claim`` and renew (or release) it, in one transaction.
+
+        Reads the run's row and the rows of the steps the transitions change, nothing else.
+        """
         if not transitions and not release:
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         # Encode payloads before taking the write lock: a bad one fails with nothing begun.
-        prepared = sql.prepare(claim, transitions, now)
-        lease = now + lease_s
+        prepared = journal.prepare(transitions)
+        op = claim.operation_id
         with self._writing() as conn:
-            sql.apply_transitions(conn, claim, prepared, now=now, lease=lease, release=release)
-        return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
+            state, steps = sql.state_and_steps(conn, op, prepared.step_ids)
+            before = journal.check_current(claim, state)
+            folded = journal.fold(
+                claim,
+                prepared,
+                run=before,
+                steps=steps,
+                now=now,
+                lease_s=lease_s,
+                release=release,
+            )
+            sql.write(conn, op, folded)
+        return Claim(op, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
         """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
@@ -304,12 +306,11 @@ class SQLiteStore:
 
     def release(self, claim: Claim, *, now: float) -> None:
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
-        op = claim.operation_id
         with self._writing() as conn:
-            rows = conn.execute(sql.RELEASE, (now, op, claim.fencing_token, claim.owner)).fetchall()
-            if not rows:
-                sql.raise_unowned(conn, claim)
-            conn.execute(sql.INSERT_EVENT, sql.released_event(claim, rows[0][0], now))
+            before = journal.check_current(claim, sql.run_state(conn, claim.operation_id))
+            after, event = journal.let_go(claim, before, now=now)
+            sql.write_state(conn, claim.operation_id, after)
+            sql.append(conn, [event])
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
         """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""
@@ -359,8 +360,19 @@ class SQLiteStore:
             if event is not None:
                 (seq,) = conn.execute(sql.APPEND_SEQ, (op,)).fetchone()
                 kind_of_event, reason, data = event
-                row = (op, seq, now, NOTIFIER_ACTOR, kind_of_event, None, None, None, reason)
-                conn.execute(sql.INSERT_EVENT, (*row, dumps(data)))
+                row = EventRow(
+                    op,
+                    seq,
+                    now,
+                    NOTIFIER_ACTOR,
+                    kind_of_event,
+                    None,
+                    None,
+                    None,
+                    reason,
+                    dumps(data),
+                )
+                sql.append(conn, [row])
 
     def close(self) -> None:
         """Close every connection this process opened; the store is unusable afterwards."""
