@@ -398,6 +398,25 @@ def _encode(value: JSONValue, what: str, *, sort_keys: bool = False) -> str:
     return text
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedJSON:
+    """A payload encoded once: its JSON text, and the value every reader decodes from it.
+
+    Give one as a :class:`StepChange` ``result`` and the store writes ``text`` as it is
+    instead of encoding the value again; ``value`` is what a resumed run will read (tuples
+    become lists, int keys strings), so the caller can hand it on at once.
+    """
+
+    text: str
+    value: JSONValue
+
+    @classmethod
+    def of(cls, value: JSONValue, *, what: str = "payload") -> EncodedJSON:
+        """Encode ``value`` (``PayloadError`` if it is not storable JSON) and decode it back."""
+        text = dumps(value, what=what)
+        return cls(text, json.loads(text))
+
+
 def loads(text: str | None) -> JSONValue:
     """Deserialize a JSON payload stored by :func:`dumps` (``None`` stays ``None``)."""
     return None if text is None else json.loads(text)
@@ -416,6 +435,7 @@ __all__ = [
     "NOTIFIER_ACTOR",
     "Claim",
     "CreateResult",
+    "EncodedJSON",
     "Event",
     "EventKind",
     "JSONValue",

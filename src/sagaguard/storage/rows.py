@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sagaguard.storage.base import RunRecord, StepChange, dumps
+from sagaguard.storage.base import EncodedJSON, RunRecord, StepChange, dumps
 from sagaguard.vocabulary import RunStatus
 
 __all__ = ["KEPT_UNLESS_GIVEN", "AlertRow", "EventRow", "RunState", "StepWrite", "encode"]
@@ -36,8 +36,15 @@ SQL stores build their step ``UPDATE`` from this tuple (``col = COALESCE(?, col)
 
 
 def encode(value: object, *, what: str = "payload") -> str | None:
-    """JSON text of a payload; ``None`` stays ``None`` (stored as NULL, nothing to encode)."""
-    return None if value is None else dumps(value, what=what)
+    """JSON text of a payload; ``None`` stays ``None`` (stored as NULL, nothing to encode).
+
+    An :class:`~sagaguard.storage.base.EncodedJSON` was encoded already: its text is used.
+    """
+    if value is None:
+        return None
+    if isinstance(value, EncodedJSON):
+        return value.text
+    return dumps(value, what=what)
 
 
 class EventRow(NamedTuple):
