@@ -25,6 +25,7 @@ from sagaguard.exceptions import (
     StoreError,
 )
 from sagaguard.storage import journal
+from sagaguard.storage import sqlite_files as files
 from sagaguard.storage import sqlite_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
@@ -83,6 +84,7 @@ class SQLiteStore:
         path: str | os.PathLike[str],
         synchronous: str = "FULL",
         busy_timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         given = os.fspath(path)
         if given in ("", ":memory:"):
@@ -99,16 +101,41 @@ class SQLiteStore:
         self._registry_lock = threading.Lock()
         self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._closed = False
+        self.read_only = read_only
+        self._immutable = False
+        self._identity: tuple[int, int] | None = None
         try:
-            conn = self._connect(create=True)
-            self._use_wal(conn)
-            self.schema_version = migrate(conn, path=self.path)
+            if read_only:
+                self.schema_version = self._open_read_only()
+            else:
+                conn = self._connect(create=True)
+                files.check_not_foreign(conn, self.path)
+                self._use_wal(conn)
+                self.schema_version = migrate(conn, path=self.path)
+            self._identity = files.identity(self.path)
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
         except BaseException:
             self.close()
             raise
+
+    def _open_read_only(self) -> int:
+        """Open an existing journal without writing to it: no create, migrate or mode change.
+
+        A WAL journal needs its shared-memory file; where it cannot be made (a read-only
+        directory, another user's file) the file is read as it stands (``immutable``): what
+        a live writer still holds in its WAL file is not seen then.
+        """
+        if not os.path.isfile(self.path):
+            raise StoreError(f"no journal at {self.path}")
+        try:
+            conn = self._connect(create=False)
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except (sqlite3.OperationalError, StoreError):
+            self._immutable = True
+            conn = self._connect(create=False)
+        return files.check_journal(conn, self.path)
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         """Put the file in WAL mode (it stays so), waiting out openers that hold it."""
@@ -127,10 +154,11 @@ class SQLiteStore:
             raise StoreError(f"journal {self.path} cannot use WAL mode (got {mode!r})")
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, read_only: bool = False) -> SQLiteStore:
         """Open the store named by ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``.
 
         Query options: ``synchronous`` (OFF, NORMAL, FULL, EXTRA) and ``busy_timeout_s``.
+        ``read_only`` opens an existing journal for reading only (see ``open_store``).
         """
         parts = urlsplit(url)
         if parts.scheme.lower() != "sqlite" or parts.netloc or len(parts.path) < 2:
@@ -147,6 +175,7 @@ class SQLiteStore:
             path=unquote(parts.path[1:]),
             synchronous=options.get("synchronous", ["FULL"])[-1],
             busy_timeout_s=timeout,
+            read_only=read_only,
         )
         store.url = url
         return store
@@ -393,7 +422,9 @@ class SQLiteStore:
                 f"cannot open journal {self.path}: directory {directory} does not exist "
                 "(moved or renamed?)"
             )
-        mode = "rwc" if create else "rw"
+        mode = "rwc" if create else "ro" if self.read_only else "rw"
+        if self._immutable:
+            mode += "&immutable=1"
         try:
             conn = sqlite3.connect(
                 f"file:{quote(self.path)}?mode={mode}",
@@ -414,6 +445,8 @@ class SQLiteStore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
+        if self._identity is not None:
+            files.check_same_file(self.path, self._identity)
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -429,6 +462,8 @@ class SQLiteStore:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        if self.read_only:
+            raise StoreError(f"journal {self.path} is open read-only: nothing can be written")
         conn = self._conn()
         with self._write_lock:
             try:
@@ -436,6 +471,9 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"journal {self.path}: cannot begin a write: {exc}") from exc
             try:
+                # A write to a journal deleted or replaced meanwhile would be lost: refuse it.
+                assert self._identity is not None
+                files.check_same_file(self.path, self._identity)
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:
