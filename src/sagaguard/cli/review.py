@@ -61,7 +61,7 @@ def list_reviews(
 ) -> None:
     """List runs waiting for manual review: the waiting step, why, its alert route."""
     sagas = {(saga.process.name, saga.process.version): saga for saga in load_sagas(targets or [])}
-    with journal(db, must_exist=True) as store:
+    with journal(db, must_exist=True, read_only=True) as store:
         items = []
         for record in store.list_runs(status=RunStatus.NEEDS_MANUAL_REVIEW, limit=limit):
             snapshot = store.load(record.operation_id)

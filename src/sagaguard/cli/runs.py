@@ -87,7 +87,7 @@ def list_runs(
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """List runs, newest first: operation id, process, status, last change, reason."""
-    with journal(db, must_exist=True) as store:
+    with journal(db, must_exist=True, read_only=True) as store:
         rows = [run_summary(run) for run in store.list_runs(status=status, limit=limit)]
     if as_json:
         print_json(rows)
@@ -109,7 +109,7 @@ def show_run(
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """Show one run: its steps (status, attempts, external ids, reasons) and every event."""
-    with journal(db, must_exist=True) as store:
+    with journal(db, must_exist=True, read_only=True) as store:
         snapshot = load_run(store, operation_id, db)
         view = run_view(snapshot, store.events(operation_id))
     if as_json:
@@ -133,11 +133,12 @@ def sqlite_path(url: str) -> Path | None:
 
 
 @contextmanager
-def journal(url: str, *, must_exist: bool) -> Iterator[JournalStore]:
+def journal(url: str, *, must_exist: bool, read_only: bool = False) -> Iterator[JournalStore]:
     """Open the journal at ``url`` for one command and close it afterwards.
 
     With ``must_exist`` a missing SQLite file is an error (one line naming it) instead of
-    a new empty journal: a mistyped ``--db`` must not look like "no runs".
+    a new empty journal: a mistyped ``--db`` must not look like "no runs". With
+    ``read_only`` nothing is written to it (see ``open_store``).
     """
     path = sqlite_path(url)
     if must_exist and path is not None and not path.exists():
@@ -145,7 +146,7 @@ def journal(url: str, *, must_exist: bool) -> Iterator[JournalStore]:
             f"no journal at {path}: nothing has run with this journal yet "
             f"(pass --db URL or set {DB_ENV})"
         )
-    store = open_store(url)
+    store = open_store(url, read_only=read_only)
     try:
         yield store
     finally:

@@ -42,8 +42,14 @@ __all__ = [
 ]
 
 
-def open_store(url: str = DEFAULT_URL) -> JournalStore:
-    """Open the journal store named by ``url`` (``UnsupportedStoreError`` for other schemes)."""
+def open_store(url: str = DEFAULT_URL, *, read_only: bool = False) -> JournalStore:
+    """Open the journal store named by ``url`` (``UnsupportedStoreError`` for other schemes).
+
+    ``read_only`` is for commands that only look: the journal must exist and be a sagaguard
+    journal of this version; it is never created, migrated or switched to another journal
+    mode, and every write raises ``StoreError``. A journal file the process may not write
+    (a copy, a backup, another user's file) opens this way too.
+    """
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "memory":
         from sagaguard.storage.memory import InMemoryStore
@@ -52,7 +58,7 @@ def open_store(url: str = DEFAULT_URL) -> JournalStore:
     if scheme == "sqlite":
         from sagaguard.storage.sqlite import SQLiteStore
 
-        return SQLiteStore.from_url(url)
+        return SQLiteStore.from_url(url, read_only=read_only)
     raise UnsupportedStoreError(
         f"unsupported journal URL {url!r}: use memory:// or sqlite:///path/to/journal.sqlite3"
     )
