@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from sagaguard.exceptions import (
     StoreError,
 )
 from sagaguard.storage.base import (
+    SUBMITTER_ACTOR,
     Claim,
     NewAlert,
     NewRun,
@@ -58,8 +59,8 @@ from sagaguard.storage.rows import (
 from sagaguard.vocabulary import EventKind, RunStatus, StepStatus
 
 __all__ = [
-    "KEPT_UNLESS_GIVEN",
     "MAX_OPERATION_ID_LENGTH",
+    "TERMINAL",
     "AlertRow",
     "EventRow",
     "Folded",
@@ -75,6 +76,7 @@ __all__ = [
     "check_same_request",
     "claimable_by_anyone",
     "created_event",
+    "creator",
     "encode",
     "first_rows",
     "fold",
@@ -83,6 +85,8 @@ __all__ = [
     "let_go",
     "merge",
     "prepare",
+    "prunable",
+    "prunable_statuses",
     "released_event",
     "take",
 ]
@@ -183,6 +187,17 @@ def created_event(new: NewRun, *, actor: str, now: float) -> EventRow:
     return EventRow(new.operation_id, 1, now, actor, kind, to_status="running", data=data)
 
 
+def creator(new: NewRun, owner: str | None, transitions: Sequence[Transition]) -> str:
+    """Who the ``run_created`` event names: the owner, or the submitter of an unowned run."""
+    if owner is not None:
+        return owner
+    if transitions:
+        raise StoreError(
+            f"run {new.operation_id!r} is submitted without an owner: it cannot take transitions"
+        )
+    return SUBMITTER_ACTOR
+
+
 def check_same_request(new: NewRun, existing: RunRecord, *, input_hash: str) -> None:
     """``OperationConflictError`` unless the journaled run is the run ``new`` asks for.
 
@@ -276,6 +291,28 @@ def let_go(claim: Claim, run: RunState, *, now: float) -> tuple[RunState, EventR
     seq = run.last_seq + 1
     after = RunState(run.status, run.reason, None, None, run.fencing_token, now, seq)
     return after, released_event(claim, seq, now)
+
+
+# -- retention -------------------------------------------------------------------------------
+
+TERMINAL = (RunStatus.COMPLETED, RunStatus.COMPENSATED, RunStatus.FAILED)
+
+
+def prunable_statuses(statuses: Collection[RunStatus]) -> tuple[RunStatus, ...]:
+    """The statuses a prune may remove (terminal ones only; all of them when none given)."""
+    chosen = tuple(dict.fromkeys(RunStatus(status) for status in statuses)) or TERMINAL
+    kept = [status.value for status in chosen if not status.terminal]
+    if kept:
+        raise StoreError(
+            f"runs that are {', '.join(kept)} are never pruned: only finished runs "
+            f"({', '.join(s.value for s in TERMINAL)}) can be"
+        )
+    return chosen
+
+
+def prunable(run: RunState, *, older_than: float, statuses: Collection[RunStatus]) -> bool:
+    """A finished run of one of ``statuses`` whose last change came before ``older_than``."""
+    return run.status in statuses and run.updated_at < older_than
 
 
 # -- recording transitions --------------------------------------------------------------------

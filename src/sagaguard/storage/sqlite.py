@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -45,6 +45,7 @@ from sagaguard.storage.base import (
 )
 from sagaguard.storage.migrations import current_version, migrate
 from sagaguard.storage.rows import EventRow
+from sagaguard.storage.wakeup import WorkSignal
 
 __all__ = ["SQLiteStore"]
 
@@ -104,6 +105,7 @@ class SQLiteStore:
         self.read_only = read_only
         self._immutable = False
         self._identity: tuple[int, int] | None = None
+        self._work = WorkSignal()
         try:
             if read_only:
                 self.schema_version = self._open_read_only()
@@ -236,12 +238,13 @@ class SQLiteStore:
         self,
         new: NewRun,
         *,
-        owner: str,
+        owner: str | None,
         now: float,
         lease_s: float,
         transitions: Sequence[Transition] = (),
     ) -> CreateResult:
         """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
+        actor = journal.creator(new, owner, transitions)
         digest = new.input_hash
         first = journal.first_rows(new, owner=owner, now=now, lease_s=lease_s, input_hash=digest)
         input_text = dumps(new.input, what="input")
@@ -252,21 +255,27 @@ class SQLiteStore:
             if row is not None:
                 journal.check_same_request(new, sql.run_record(row), input_hash=digest)
                 return CreateResult(snapshot=sql.snapshot(conn, op), created=False, claim=None)
-            state = journal.initial_state(first)
-            claim = Claim(op, owner, state.fencing_token, now + lease_s)
-            folded = journal.fold(
-                claim,
-                prepared,
-                run=state,
-                steps={s.step_id: s.status for s in first.steps},
-                now=now,
-                lease_s=lease_s,
-            )
             sql.insert_run(conn, first, input_text)
-            sql.append(conn, [journal.created_event(new, actor=owner, now=now)])
-            if transitions:
-                sql.write(conn, op, folded)
-            return CreateResult(snapshot=journal.after(first, folded), created=True, claim=claim)
+            sql.append(conn, [journal.created_event(new, actor=actor, now=now)])
+            if owner is None:
+                created = CreateResult(snapshot=first, created=True, claim=None)
+            else:
+                claim = Claim(op, owner, 1, now + lease_s)
+                folded = journal.fold(
+                    claim,
+                    prepared,
+                    run=journal.initial_state(first),
+                    steps={s.step_id: s.status for s in first.steps},
+                    now=now,
+                    lease_s=lease_s,
+                )
+                if transitions:
+                    sql.write(conn, op, folded)
+                return CreateResult(
+                    snapshot=journal.after(first, folded), created=True, claim=claim
+                )
+        self._work.notify()
+        return created
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
@@ -320,6 +329,8 @@ class SQLiteStore:
                 release=release,
             )
             sql.write(conn, op, folded)
+        if release:
+            self._work.notify()
         return Claim(op, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
@@ -340,6 +351,35 @@ class SQLiteStore:
             after, event = journal.let_go(claim, before, now=now)
             sql.write_state(conn, claim.operation_id, after)
             sql.append(conn, [event])
+        self._work.notify()
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until a run is submitted or released, or the file changes, or time is up.
+
+        Other processes' commits are seen by polling ``PRAGMA data_version`` (a counter in
+        shared memory: no read of the file) every 50 ms.
+        """
+        conn = self._conn()
+        seen = conn.execute("PRAGMA data_version").fetchone()[0]
+
+        def changed() -> bool:
+            return bool(conn.execute("PRAGMA data_version").fetchone()[0] != seen)
+
+        try:
+            return self._work.wait(timeout_s, changed=changed)
+        except sqlite3.Error as exc:
+            raise StoreError(f"journal {self.path}: {exc}") from exc
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Remove finished runs last changed before ``older_than``, a batch per transaction."""
+        chosen = journal.prunable_statuses(statuses)
+        removed = 0
+        while True:
+            with self._writing() as conn:
+                batch = sql.prune_batch(conn, older_than, chosen, limit=500)
+            removed += batch
+            if batch < 500:
+                return removed
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
         """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""

@@ -215,3 +215,19 @@ def event(row: Any) -> Event:
     values = list(row)
     values[9] = loads(values[9])
     return Event(*values)
+
+
+def prune_batch(
+    conn: sqlite3.Connection, older_than: float, statuses: tuple[RunStatus, ...], *, limit: int
+) -> int:
+    """Remove up to ``limit`` prunable runs: the run's row first, so its events may go."""
+    marks = ", ".join("?" * len(statuses))
+    rows = conn.execute(
+        f"SELECT operation_id FROM runs WHERE status IN ({marks}) AND updated_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM alerts AS a WHERE a.operation_id = runs.operation_id "
+        "AND a.delivered_at IS NULL) ORDER BY updated_at LIMIT ?",
+        (*(status.value for status in statuses), older_than, limit),
+    ).fetchall()
+    for table in ("runs", "steps", "events", "alerts"):
+        conn.executemany(f"DELETE FROM {table} WHERE operation_id = ?", rows)
+    return len(rows)
