@@ -10,6 +10,8 @@ the same dicts.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,7 @@ from rich.text import Text
 from sagaguard.cli.app import app
 from sagaguard.cli.output import write_stdout
 from sagaguard.cli.views import run_summary, run_view
-from sagaguard.exceptions import RunNotFoundError, StoreError
+from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StoreError
 from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus, open_store
 
 __all__ = [
@@ -58,7 +60,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 runs_app = typer.Typer(
     name="runs",
-    help="List runs and show one run's step timeline and journal events.",
+    help="List runs, show one run's step timeline and journal events, prune finished runs.",
     no_args_is_help=True,
 )
 app.add_typer(runs_app, name="runs")
@@ -119,6 +121,54 @@ def show_run(
     render_run(console, view)
     console.print()
     render_events(console, view["events"])
+
+
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
+_AGE_UNITS = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_age(text: str) -> float:
+    """Seconds from ``30d``, ``12h``, ``90m`` or ``45s`` (``SagaGuardError`` naming the flag)."""
+    match = _AGE_RE.match(text)
+    if match is None:
+        raise SagaGuardError(f"--older-than {text[:40]!r} is not an age (use e.g. 30d, 12h, 90m)")
+    seconds = float(match.group(1)) * _AGE_UNITS[match.group(2)]
+    if not 0 < seconds <= 100 * 365 * 86_400.0:
+        raise SagaGuardError(
+            f"--older-than {text[:40]!r} must be more than 0 and at most 100 years"
+        )
+    return seconds
+
+
+@runs_app.command("prune")
+def prune_runs(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Remove finished runs last changed longer ago than this (30d, 12h, 90m).",
+            show_default=False,
+        ),
+    ],
+    status: Annotated[
+        list[RunStatus] | None,
+        typer.Option(
+            "--status",
+            help="Only runs with this status (repeatable; default: completed, compensated, "
+            "failed). Runs that are active or need review are never removed.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """Remove finished runs older than AGE, with their steps, events and alerts."""
+    age = parse_age(older_than)
+    with journal(db, must_exist=True) as store:
+        removed = store.prune(older_than=time.time() - age, statuses=status or ())
+    which = ", ".join(s.value for s in status) if status else "finished"
+    noun = "run" if removed == 1 else "runs"
+    write_stdout(f"pruned {removed} {which} {noun} older than {older_than.strip()} from {db}")
 
 
 # -- shared by the journal commands ---------------------------------------------------------
