@@ -14,11 +14,12 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagaguard.exceptions import PlanError, SagaGuardError
-from sagaguard.model import Process
-from sagaguard.spec import load_spec
+
+if TYPE_CHECKING:
+    from sagaguard.model import Process
 
 __all__ = ["import_target", "is_import_target", "load_process"]
 
@@ -41,6 +42,8 @@ def load_process(target: str | Path) -> Process:
     text = str(target)
     # An existing path always wins, so a file literally named `a:b` stays a file.
     if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
+        from sagaguard.spec import load_spec
+
         return load_spec(text)
     return import_target(text)
 
@@ -96,6 +99,8 @@ def _import_module(target: str, module_name: str) -> Any:
 
 
 def _as_process(target: str, found: Any) -> Process:
+    from sagaguard.model import Process
+
     if isinstance(found, Process):
         return found
     try:

@@ -4,7 +4,8 @@ Exit codes are a contract scripts rely on:
 
     0    the command did its job
     1    the command ran and found a problem (``check`` met an error finding)
-    2    bad input: a usage error, or any :class:`~sagaguard.exceptions.SagaGuardError`
+    2    bad input: a usage error, or any :class:`~sagaguard.exceptions.SagaGuardError`;
+         also output that cannot be written (``-o`` to a device, stdout on a full disk)
     130  interrupted (Ctrl-C); nothing more is printed, the terminal already shows it
 
 :class:`SagaGuardGroup` is the click group behind the shared typer app. It runs every
@@ -24,6 +25,13 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from sagaguard.cli.output import (
+    OutputError,
+    flush_stdout,
+    raised_writing,
+    silence_stdout,
+    write_stdout,
+)
 from sagaguard.exceptions import SagaGuardError
 
 __all__ = [
@@ -86,9 +94,10 @@ def _message(exc: Exception) -> str:
 def _report_usage_error(exc: Exception) -> None:
     message = _message(exc)
     if type(exc).__name__ == "NoArgsIsHelpError":
-        # The help itself is the message (rich mode has already printed it).
+        # `sagaguard`, `sagaguard runs`: the help is the answer, on stdout like `--help`;
+        # the exit code (2) says no command ran.
         if message.strip():
-            sys.stderr.write(message.rstrip("\n") + "\n")
+            write_stdout(message.rstrip("\n"))
         return
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
@@ -125,8 +134,21 @@ class SagaGuardGroup(TyperGroup):
             outcome = super().main(
                 args, prog_name, complete_var, False, windows_expand_args, **extra
             )
+            # What is still buffered must reach stdout now, while a failure can be reported.
+            flush_stdout()
         except SagaGuardError as exc:
+            if isinstance(exc, OutputError):
+                silence_stdout()
             report_error(str(exc))
+            return EXIT_BAD_INPUT
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            # Help, a table or the version written to a full device: the output failed.
+            if not raised_writing(exc):
+                raise
+            silence_stdout()
+            report_error(f"stdout: cannot write ({exc.strerror or exc})")
             return EXIT_BAD_INPUT
         except _UsageError as exc:
             _report_usage_error(exc)

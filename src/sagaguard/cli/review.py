@@ -10,13 +10,12 @@ for ``sagaguard worker``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.errors import PROG
 from sagaguard.cli.running import parse_json
 from sagaguard.cli.runs import (
@@ -30,10 +29,14 @@ from sagaguard.cli.runs import (
     status_text,
 )
 from sagaguard.cli.views import review_item, run_view, waiting_step
-from sagaguard.engine import Engine, Resolution, Saga
-from sagaguard.engine.loading import load_saga, load_sagas
+from sagaguard.engine.resolution import Resolution
 from sagaguard.exceptions import SagaGuardError
-from sagaguard.storage import DEFAULT_URL, RunSnapshot, RunStatus
+from sagaguard.storage import DEFAULT_URL
+from sagaguard.vocabulary import RunStatus
+
+if TYPE_CHECKING:
+    from sagaguard.engine import Engine, Saga
+    from sagaguard.storage import RunSnapshot
 
 __all__ = ["list_reviews", "resolve"]
 
@@ -55,11 +58,21 @@ def list_reviews(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
+        ),
+    ] = 100,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """List runs waiting for manual review: the waiting step, why, its alert route."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from sagaguard.engine.loading import load_sagas
+
     sagas = {(saga.process.name, saga.process.version): saga for saga in load_sagas(targets or [])}
     with journal(db, must_exist=True, read_only=True) as store:
         items = []
@@ -152,6 +165,11 @@ def resolve(
 
     The resolution is an audited "resolved" event carrying the reviewer's name and note.
     """
+    from rich.text import Text
+
+    from sagaguard.engine import Engine
+    from sagaguard.engine.loading import load_saga
+
     for flag, value in (("--step", step), ("--by", by), ("--note", note)):
         if not value.strip():
             raise SagaGuardError(f"{flag} must not be empty")

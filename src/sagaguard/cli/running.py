@@ -23,12 +23,13 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import BATCH, INTERVAL, LEASE
 from sagaguard.cli.errors import PROG, report_error
 from sagaguard.cli.runs import (
     DbOption,
@@ -39,12 +40,15 @@ from sagaguard.cli.runs import (
     render_run,
 )
 from sagaguard.cli.views import run_view
-from sagaguard.engine import Engine, LoggingNotifier, Notifier, WebhookNotifier
-from sagaguard.engine.loading import load_saga, load_sagas
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StaleOwnerError
 from sagaguard.jsontext import NotJSONError, loads_strict
-from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus
-from sagaguard.storage.base import JSONValue
+from sagaguard.storage import DEFAULT_URL
+from sagaguard.vocabulary import RunStatus
+
+if TYPE_CHECKING:
+    from sagaguard.engine import Notifier
+    from sagaguard.storage import JournalStore, RunSnapshot
+    from sagaguard.storage.base import JSONValue
 
 __all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run", "worker"]
 
@@ -88,9 +92,9 @@ LeaseOption = Annotated[
     typer.Option(
         "--lease",
         metavar="SECONDS",
-        min=0.1,
+        callback=LEASE.check(),
         help="How long this process owns a run between journal writes before a worker "
-        "may take it over.",
+        f"may take it over ({LEASE.text}).",
     ),
 ]
 
@@ -141,6 +145,9 @@ def run(
     The same operation id with the same input returns the recorded run without calling any
     step again (or resumes it if its owner died); a different input under it is an error.
     """
+    from sagaguard.engine import Engine
+    from sagaguard.engine.loading import load_saga
+
     if not operation_id.strip():
         raise SagaGuardError("--operation-id must not be empty")
     payload = read_json_input(input_file)
@@ -186,11 +193,19 @@ def worker(
     ],
     interval: Annotated[
         float,
-        typer.Option("--interval", metavar="SECONDS", min=0.01, help="Pause between passes."),
+        typer.Option(
+            "--interval",
+            metavar="SECONDS",
+            callback=INTERVAL.check(),
+            help=f"Pause between passes ({INTERVAL.text}).",
+        ),
     ] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="Do one recovery pass and exit.")] = False,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Runs claimed per pass at most.")
+        int,
+        typer.Option(
+            "--batch", callback=BATCH.check(), help=f"Runs claimed per pass at most ({BATCH.text})."
+        ),
     ] = 10,
     webhook: WebhookOption = None,
     webhook_route: WebhookRouteOption = None,
@@ -202,6 +217,9 @@ def worker(
     Each pass also delivers alerts whose first delivery failed or never happened. Stops
     cleanly on SIGTERM or SIGINT: the run in hand is finished, then it exits 0.
     """
+    from sagaguard.engine import Engine
+    from sagaguard.engine.loading import load_sagas
+
     sagas = load_sagas(targets)
     notifier = make_notifier(webhook, webhook_route or [])
     configure_logging(logging.INFO)
@@ -287,6 +305,8 @@ def redact(url: str) -> str:
 
 def make_notifier(webhook: str | None, routes: list[str] | None = None) -> Notifier:
     """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging."""
+    from sagaguard.engine.alerts import LoggingNotifier, WebhookNotifier
+
     route_urls: dict[str, str] = {}
     for item in routes or []:
         route, sep, url = item.partition("=")

@@ -15,19 +15,24 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.output import write_stdout
 from sagaguard.cli.views import run_summary, run_view
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StoreError
-from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus, open_store
+from sagaguard.storage import DEFAULT_URL, open_store
+from sagaguard.vocabulary import RunStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from sagaguard.storage import JournalStore, RunSnapshot
 
 __all__ = [
     "DB_ENV",
@@ -84,11 +89,18 @@ def list_runs(
         RunStatus | None,
         typer.Option("--status", help="Only runs with this status.", show_default=False),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
+        ),
+    ] = 50,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """List runs, newest first: operation id, process, status, last change, reason."""
+    from rich.text import Text
+
     with journal(db, must_exist=True, read_only=True) as store:
         rows = [run_summary(run) for run in store.list_runs(status=status, limit=limit)]
     if as_json:
@@ -218,16 +230,23 @@ def print_json(value: Any) -> None:
 
 def make_console() -> Console:
     """A console for tables: colours only on a terminal, 80 columns when piped."""
+    from rich.console import Console
+
     return Console(highlight=False, markup=False, emoji=False)
 
 
 def status_text(status: str | None) -> Text:
     """A status, coloured by how it ended."""
+    from rich.text import Text
+
     return Text(status or "-", style=_STYLES.get(status or "", ""))
 
 
 def render_run(console: Console, view: dict[str, Any]) -> None:
     """The run's header and its step timeline."""
+    from rich.table import Table
+    from rich.text import Text
+
     header = Text()
     header.append(f"run {view['operation_id']}", style="bold")
     header.append(f"  {view['process']} v{view['version']}  ")
@@ -262,6 +281,9 @@ def render_events(console: Console, events: Sequence[dict[str, Any]]) -> None:
     The actor is shown when it changes (an engine, a worker taking over, a reviewer), so the
     table fits 80 columns while every row still says who.
     """
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("time (UTC)", no_wrap=True)
@@ -286,6 +308,9 @@ def render_events(console: Console, events: Sequence[dict[str, Any]]) -> None:
 
 def render_run_list(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     """Runs as a table: operation id and process, status, last change, reason."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("run / process", overflow="fold")
     table.add_column("status", no_wrap=True)

@@ -7,10 +7,13 @@ Pure: given the step's record and the finding, the step change and the run's new
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagaguard.exceptions import ResolutionError
-from sagaguard.storage.base import RunSnapshot, RunStatus, StepChange, StepRecord, StepStatus
+from sagaguard.vocabulary import RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from sagaguard.storage.base import RunSnapshot, StepChange, StepRecord
 
 __all__ = ["Resolution", "resolution_change"]
 
@@ -34,6 +37,8 @@ def resolution_change(
     external_id_field: str | None,
 ) -> tuple[StepChange, RunStatus]:
     """The step change and run status a resolution leads to, or ``ResolutionError``."""
+    from sagaguard.storage.base import StepChange
+
     step_id, status = record.step_id, record.status
     waiting_forward = (StepStatus.NEEDS_MANUAL_REVIEW, StepStatus.UNKNOWN, StepStatus.STARTED)
     if status in waiting_forward:

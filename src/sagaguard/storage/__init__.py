@@ -1,26 +1,31 @@
 """Journal stores, picked by URL.
 
 ``memory://`` (tests), ``sqlite:///path/to/file.sqlite3`` (the embedded default) and, later,
-``postgresql://...``. Backends are imported lazily so a driver is needed only when used.
+``postgresql://...``. Backends are imported lazily so a driver is needed only when used, and
+so are the journal's records (:mod:`sagaguard.lazy`).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sagaguard.exceptions import UnsupportedStoreError
-from sagaguard.storage.base import (
-    Claim,
-    CreateResult,
-    Event,
-    JournalStore,
-    NewRun,
-    RunRecord,
-    RunSnapshot,
-    RunStatus,
-    StepChange,
-    StepRecord,
-    StepStatus,
-    Transition,
-)
+from sagaguard.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sagaguard.storage.base import (
+        Claim,
+        CreateResult,
+        Event,
+        JournalStore,
+        NewRun,
+        RunRecord,
+        RunSnapshot,
+        StepChange,
+        StepRecord,
+        Transition,
+    )
+    from sagaguard.vocabulary import RunStatus, StepStatus
 
 DEFAULT_URL = "sqlite:///sagaguard.sqlite3"
 
@@ -40,6 +45,30 @@ __all__ = [
     "Transition",
     "open_store",
 ]
+
+# The journal's records are imported on first use: `--help` and `plan` never need them.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            (
+                "Claim",
+                "CreateResult",
+                "Event",
+                "JournalStore",
+                "NewRun",
+                "RunRecord",
+                "RunSnapshot",
+                "StepChange",
+                "StepRecord",
+                "Transition",
+            ),
+            "sagaguard.storage.base",
+        ),
+        "RunStatus": "sagaguard.vocabulary",
+        "StepStatus": "sagaguard.vocabulary",
+    },
+)
 
 
 def open_store(url: str = DEFAULT_URL, *, read_only: bool = False) -> JournalStore:
