@@ -334,23 +334,75 @@ class Prepared:
 
 
 def prepare(transitions: Sequence[Transition]) -> Prepared:
-    """Encode every payload up front: a bad one fails before any write begins."""
-    transitions = tuple(transitions)
-    results = tuple(
-        None if t.step is None else encode(t.step.result, what=f"result of {t.step.step_id}")
-        for t in transitions
-    )
-    data = tuple(encode(t.data, what=f"data of event {t.kind}") for t in transitions)
-    alerts = tuple(
-        (t.alert, dumps(t.alert.payload, what=f"payload of alert {t.alert.alert_id}"))
-        for t in transitions
-        if t.alert is not None
-    )
+    """Encode every payload up front: a bad one fails before any write begins.
+
+    A NUL character in a reason or an external id (PostgreSQL cannot store one in text) is
+    written as U+FFFD by every store alike; payloads escape it as JSON does.
+    """
+    cleaned: list[Transition] = []
+    results: list[str | None] = []
+    data: list[str | None] = []
+    alerts: list[tuple[NewAlert, str]] = []
+    step_ids: dict[str, None] = {}
+    for transition in transitions:
+        change = transition.step
+        if _holds_nul(transition):
+            transition = _without_nul(transition)
+            change = transition.step
+        cleaned.append(transition)
+        if change is None:
+            results.append(None)
+        else:
+            step_ids[change.step_id] = None
+            result = change.result
+            what = f"result of step {change.step_id}"
+            results.append(None if result is None else encode(result, what=what))
+        data.append(None if transition.data is None else encode(transition.data, what="event data"))
+        alert = transition.alert
+        if alert is not None:
+            alerts.append((alert, dumps(alert.payload, what=f"payload of alert {alert.alert_id}")))
     ids = [alert.alert_id for alert, _ in alerts]
     if len(set(ids)) != len(ids):
         raise StoreError(f"an alert id is given twice in one write: {ids}")
-    step_ids = tuple(dict.fromkeys(t.step.step_id for t in transitions if t.step is not None))
-    return Prepared(transitions, results, data, alerts, step_ids)
+    return Prepared(tuple(cleaned), tuple(results), tuple(data), tuple(alerts), tuple(step_ids))
+
+
+_NUL, _REPLACEMENT = "\x00", "\ufffd"
+
+
+def _holds_nul(transition: Transition) -> bool:
+    change = transition.step
+    return bool(
+        (transition.reason and _NUL in transition.reason)
+        or (transition.run_reason and _NUL in transition.run_reason)
+        or (
+            change is not None
+            and (
+                (change.failure_reason and _NUL in change.failure_reason)
+                or (change.external_id and _NUL in change.external_id)
+            )
+        )
+    )
+
+
+def _without_nul(transition: Transition) -> Transition:
+    change = transition.step
+
+    def clean(text: str | None) -> str | None:
+        return None if text is None else text.replace(_NUL, _REPLACEMENT)
+
+    if change is not None:
+        change = dataclasses.replace(
+            change,
+            failure_reason=clean(change.failure_reason),
+            external_id=clean(change.external_id),
+        )
+    return dataclasses.replace(
+        transition,
+        step=change,
+        reason=clean(transition.reason),
+        run_reason=clean(transition.run_reason),
+    )
 
 
 def check_new_alerts(prepared: Prepared, taken: Container[str]) -> None:
@@ -430,7 +482,8 @@ def fold(
             before = statuses.get(change.step_id)
             if before is None:
                 raise StoreError(f"run {op!r} has no step {change.step_id!r}")
-            from_status, to_status = before.value, change.status.value
+            # Statuses are StrEnums: each is the very string the journal stores.
+            from_status, to_status = before, change.status
             statuses[change.step_id] = change.status
             earlier = writes.get(change.step_id)
             writes[change.step_id] = (
@@ -444,23 +497,16 @@ def fold(
             )
         if transition.run_status is not None:
             if from_status == to_status:
-                from_status, to_status = status.value, transition.run_status.value
+                from_status, to_status = status, transition.run_status
             status, reason = transition.run_status, transition.run_reason
         elif transition.run_reason is not None:
             reason = transition.run_reason
         seq += 1
+        step_id = None if change is None else change.step_id
+        kind = transition.kind
         events.append(
             EventRow(
-                op,
-                seq,
-                now,
-                owner,
-                str(transition.kind),
-                None if change is None else change.step_id,
-                from_status,
-                to_status,
-                transition.reason,
-                data,
+                op, seq, now, owner, kind, step_id, from_status, to_status, transition.reason, data
             )
         )
     updated_at = now if events else run.updated_at

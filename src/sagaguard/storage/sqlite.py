@@ -41,10 +41,16 @@ from sagaguard.storage.base import (
     Transition,
     alert_settled_event,
     dumps,
-    loads,
 )
 from sagaguard.storage.migrations import current_version, migrate
-from sagaguard.storage.rows import EventRow
+from sagaguard.storage.rows import (
+    RUN_COLUMNS,
+    EventRow,
+    event_record,
+    outbox_alert,
+    run_record,
+    run_state,
+)
 from sagaguard.storage.wakeup import WorkSignal
 
 __all__ = ["SQLiteStore"]
@@ -195,13 +201,13 @@ class SQLiteStore:
         order = "ORDER BY created_at DESC, rowid DESC LIMIT ?"
         with self._reading() as conn:
             if status is None:
-                rows = conn.execute(f"SELECT {sql.RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
+                rows = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
             else:
                 rows = conn.execute(
-                    f"SELECT {sql.RUN_COLUMNS} FROM runs WHERE status = ? {order}",
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE status = ? {order}",
                     (status.value, max(limit, 0)),
                 )
-            return [sql.run_record(row) for row in rows.fetchall()]
+            return [run_record(row) for row in rows.fetchall()]
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
@@ -211,7 +217,7 @@ class SQLiteStore:
             # Every run has its run_created event, so no events means no run.
             if not rows:
                 raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-            return [sql.event(row) for row in rows]
+            return [event_record(row) for row in rows]
 
     def info(self) -> StoreInfo:
         """The file, and the journal mode and durability setting actually in effect."""
@@ -253,7 +259,7 @@ class SQLiteStore:
         with self._writing() as conn:
             row = conn.execute(sql.SELECT_RUN, (op,)).fetchone()
             if row is not None:
-                journal.check_same_request(new, sql.run_record(row), input_hash=digest)
+                journal.check_same_request(new, run_record(row), input_hash=digest)
                 return CreateResult(snapshot=sql.snapshot(conn, op), created=False, claim=None)
             sql.insert_run(conn, first, input_text)
             sql.append(conn, [journal.created_event(new, actor=actor, now=now)])
@@ -294,7 +300,7 @@ class SQLiteStore:
         with self._writing() as conn:
             rows = conn.execute(sql.EXPIRED, (now, max(limit, 0))).fetchall()
             return [
-                sql.take(conn, row[0], sql.state(row[1:]), owner=owner, now=now, lease_s=lease_s)
+                sql.take(conn, row[0], run_state(row[1:]), owner=owner, now=now, lease_s=lease_s)
                 for row in rows
             ]
 
@@ -389,18 +395,7 @@ class SQLiteStore:
                 "UPDATE alerts SET next_attempt_at = ? WHERE alert_id = ?",
                 [(now + lease_s, row[0]) for row in rows],
             )
-        return [
-            OutboxAlert(
-                alert_id=row[0],
-                operation_id=row[1],
-                kind=row[2],
-                payload=loads(row[3]),
-                created_at=row[4],
-                attempts=row[5],
-                last_error=row[6],
-            )
-            for row in rows
-        ]
+        return [outbox_alert(row) for row in rows]
 
     def settle_alert(
         self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
