@@ -1,8 +1,9 @@
 """Journal stores, picked by URL.
 
-``memory://`` (tests), ``sqlite:///path/to/file.sqlite3`` (the embedded default) and, later,
-``postgresql://...``. Backends are imported lazily so a driver is needed only when used, and
-so are the journal's records (:mod:`sagaguard.lazy`).
+``memory://`` (tests), ``sqlite:///path/to/file.sqlite3`` (the embedded default) and
+``postgresql://user@host/db?schema=sagaguard`` (many workers; the ``sagaguard[postgres]``
+extra). Backends are imported lazily so a driver is needed only when used, and so are the
+journal's records (:mod:`sagaguard.lazy`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,16 @@ def open_store(url: str = DEFAULT_URL, *, read_only: bool = False) -> JournalSto
         from sagaguard.storage.sqlite import SQLiteStore
 
         return SQLiteStore.from_url(url, read_only=read_only)
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from sagaguard.storage.postgres import PostgresStore
+        except ImportError as exc:
+            raise UnsupportedStoreError(
+                f"a postgresql:// journal needs psycopg 3 and psycopg_pool ({exc.name} is "
+                "missing): pip install 'sagaguard[postgres]'"
+            ) from exc
+        return PostgresStore.from_url(url, read_only=read_only)
     raise UnsupportedStoreError(
-        f"unsupported journal URL {url!r}: use memory:// or sqlite:///path/to/journal.sqlite3"
+        f"unsupported journal URL {url!r}: use memory://, sqlite:///path/to/journal.sqlite3 "
+        "or postgresql://user@host/dbname"
     )
