@@ -8,6 +8,7 @@ and the planner, the engine and the fault harness all consume it. Nothing here d
 
 from __future__ import annotations
 
+import math
 import re
 from enum import StrEnum
 from typing import Annotated, Any
@@ -17,7 +18,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PositiveInt,
     field_validator,
     model_validator,
 )
@@ -26,9 +26,21 @@ STEP_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 PROCESS_NAME_PATTERN = r"^[a-z][a-z0-9_-]*$"
 IMPORT_PATH_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 MAX_PLANNED_STEPS = 20
+"""Beyond this many steps a plan still works but warns: a saga that long is hard to recover."""
+MAX_STEPS = 1000
+"""The hard cap on steps in one process; a spec with more is refused."""
+MAX_ATTEMPTS = 1000
+"""The largest attempt bound a step or the defaults may set."""
+MAX_DURATION_S = 90 * 24 * 3600.0
+"""The longest duration any field may set (90 days): every duration is finite and positive."""
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_COMPENSATION_ATTEMPTS = 3
+DEFAULT_RETRY_FOR_S = 15 * 60.0
+"""How long a step after the point of no return is pushed forward before a person is asked."""
+DEFAULT_COMPENSATION_RETRY_FOR_S = 15 * 60.0
+"""How long a failing compensation is retried: long enough to outlast a provider outage."""
+DEFAULT_RESUBMISSION_WINDOW_S = 24 * 3600.0
 
 
 class ChangeKind(StrEnum):
@@ -96,18 +108,54 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from ``10s``, ``500ms``, ``2m``, ``1h`` or a bare number of seconds."""
+    """Seconds from ``10s``, ``500ms``, ``2m``, ``1h`` or a bare number of seconds.
+
+    Every duration is finite, longer than zero and at most 90 days (:data:`MAX_DURATION_S`):
+    an infinite timeout would make every call "unknown", an infinite lease would pin a run.
+    """
+    shown = _short_repr(value)
     if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration (use e.g. 10s, 500ms, 2m)")
+        raise ValueError(f"{shown} is not a duration (use e.g. 10s, 500ms, 2m)")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
     elif isinstance(value, str) and (match := _DURATION_RE.match(value)):
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
     else:
-        raise ValueError(f"{value!r} is not a duration (use e.g. 10s, 500ms, 2m)")
+        raise ValueError(f"{shown} is not a duration (use e.g. 10s, 500ms, 2m)")
+    if math.isnan(seconds):
+        raise ValueError(f"{shown} is not a duration (use e.g. 10s, 500ms, 2m)")
+    if math.isinf(seconds):
+        raise ValueError(f"{shown} is not a finite duration (at most 90 days)")
     if seconds <= 0:
-        raise ValueError(f"{value!r} must be longer than zero")
+        raise ValueError(f"{shown} must be longer than zero")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{shown} is longer than the 90 days a duration may be")
     return seconds
+
+
+def parse_attempts(value: Any) -> int:
+    """A whole number of attempts, 1 to :data:`MAX_ATTEMPTS` (no booleans, no strings)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{_short_repr(value)} is not a whole number of attempts")
+    if value < 1:
+        raise ValueError(f"{value} must be at least 1")
+    if value > MAX_ATTEMPTS:
+        raise ValueError(f"{_short_repr(value)} is more than the {MAX_ATTEMPTS} attempts allowed")
+    return value
+
+
+def _strict_bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError(f"{_short_repr(value)} is not true or false")
+    return value
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _yaml_bool_to_idempotency(value: Any) -> Any:
@@ -125,11 +173,42 @@ def _none_string(value: Any) -> Any:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Attempts = Annotated[int, BeforeValidator(parse_attempts)]
+Flag = Annotated[bool, BeforeValidator(_strict_bool)]
 IdempotencyField = Annotated[Idempotency, BeforeValidator(_yaml_bool_to_idempotency)]
+
+
+class Phase(StrEnum):
+    """Where a step stands relative to the point of no return (the pivot)."""
+
+    BEFORE_PIVOT = "before_pivot"
+    """Compensatable territory: a failure here rolls the run back."""
+    PIVOT = "pivot"
+    """The go/no-go step: failing for good rolls back what came before it."""
+    AFTER_PIVOT = "after_pivot"
+    """The pivot completed: the step is pushed forward, never rolled back."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Signals(_Strict):
+    """What each answer of the other side looks like, for the plan's step table.
+
+    Each field overrides the wording the planner derives from the step's change kind.
+    """
+
+    success: str | None = None
+    """The call took effect (e.g. a 2xx with the charge id and a succeeded status)."""
+    failure: str | None = None
+    """A definite failure a repeat may fix (e.g. a rate limit answered before any effect)."""
+    refused: str | None = None
+    """A refusal a repeat cannot change (e.g. a 402 or a decline)."""
+    in_progress: str | None = None
+    """The other side still works on it (e.g. a 409 under the same idempotency key)."""
+    unknown: str | None = None
+    """No telling what happened (e.g. a 5xx, a timeout, a reset connection)."""
 
 
 class Step(_Strict):
@@ -147,7 +226,25 @@ class Step(_Strict):
         default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the id to persist"
     )
     timeout: Duration | None = Field(default=None, description="per-call limit, seconds")
-    max_attempts: PositiveInt | None = Field(default=None, description="forward attempts at most")
+    max_attempts: Attempts | None = Field(default=None, description="forward attempts at most")
+    retry_for: Duration | None = Field(
+        default=None,
+        description="after the pivot: how long a failing step is retried before a person is asked",
+    )
+    verify_after: Duration | None = Field(
+        default=None,
+        description="settle delay: a 'not found' from verify counts only once this has passed",
+    )
+    pivot: Flag = Field(default=False, description="marks the point of no return")
+    required: Flag = Field(
+        default=True, description="false: best-effort, its failure never rolls the run back"
+    )
+    rollback_condition: str | None = Field(
+        default=None, description="when the compensation must not run"
+    )
+    signals: Signals | None = Field(
+        default=None, description="what success, refusal and an unknown outcome look like"
+    )
     mitigation: str | None = Field(
         default=None, description="what to do instead of undoing an irreversible step"
     )
@@ -167,12 +264,21 @@ class Step(_Strict):
             raise ValueError("a change kind is listed twice")
         return value
 
-    @field_validator("action", "compensation", "verify", "mitigation")
+    @field_validator("action", "compensation", "verify", "mitigation", "rollback_condition")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be empty (omit the key instead)")
         return value
+
+    @model_validator(mode="after")
+    def _best_effort_is_no_pivot(self) -> Step:
+        if self.pivot and not self.required:
+            raise ValueError(
+                "a best-effort step (required: false) cannot be the pivot: the point of no "
+                "return must be a step the run cannot do without"
+            )
+        return self
 
     @property
     def read_only(self) -> bool:
@@ -227,10 +333,26 @@ class Defaults(_Strict):
     """Process-wide limits that apply to a step that sets none of its own."""
 
     timeout: Duration = DEFAULT_TIMEOUT_S
-    max_attempts: PositiveInt = DEFAULT_MAX_ATTEMPTS
-    compensation_attempts: PositiveInt = DEFAULT_COMPENSATION_ATTEMPTS
+    max_attempts: Attempts = DEFAULT_MAX_ATTEMPTS
+    retry_for: Duration = DEFAULT_RETRY_FOR_S
+    """After the pivot: how long a failing step is retried before a person is asked."""
+    verify_after: Duration | None = None
+    """Settle delay before a "not found" from verify counts (none by default)."""
+    compensation_attempts: Attempts = DEFAULT_COMPENSATION_ATTEMPTS
+    """A failing compensation is tried at least this often ..."""
+    compensation_retry_for: Duration = DEFAULT_COMPENSATION_RETRY_FOR_S
+    """... and for at least this long after its first attempt, before a person is asked."""
     backoff_base: Duration = 0.2
     backoff_max: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> Defaults:
+        if self.backoff_base > self.backoff_max:
+            raise ValueError(
+                f"backoff_base ({self.backoff_base:g}s) is longer than backoff_max "
+                f"({self.backoff_max:g}s)"
+            )
+        return self
 
 
 class Process(_Strict):
@@ -243,7 +365,11 @@ class Process(_Strict):
     observability: tuple[Observability, ...]
     alerts: dict[str, str] = Field(default_factory=dict)
     defaults: Defaults = Field(default_factory=Defaults)
-    steps: tuple[Step, ...] = Field(min_length=1)
+    resubmission_window: Duration = Field(
+        default=DEFAULT_RESUBMISSION_WINDOW_S,
+        description="how long a client may resend an operation_id: idempotency keys live longer",
+    )
+    steps: tuple[Step, ...] = Field(min_length=1, max_length=MAX_STEPS)
 
     @field_validator("version", mode="before")
     @classmethod
@@ -268,7 +394,37 @@ class Process(_Strict):
         for key in self.alerts:
             if key not in valid_routes:
                 raise UnknownAlertRouteError(key)
+        declared = [i for i, step in enumerate(self.steps) if step.pivot]
+        if len(declared) > 1:
+            raise SecondPivotError(declared[1], self.steps[declared[1]].id, declared[0])
         return self
+
+    @property
+    def pivot(self) -> Step | None:
+        """The point of no return: the step declaring ``pivot: true``, else the first
+        irreversible step that is required; None when every step can be undone."""
+        for step in self.steps:
+            if step.pivot:
+                return step
+        for step in self.steps:
+            if step.required and step.step_class is StepClass.IRREVERSIBLE:
+                return step
+        return None
+
+    @property
+    def pivot_declared(self) -> bool:
+        """True when a step declares the pivot; False when it is derived (or there is none)."""
+        return any(step.pivot for step in self.steps)
+
+    def phase(self, step: Step) -> Phase:
+        """Where ``step`` stands relative to the pivot (before it when there is none)."""
+        pivot = self.pivot
+        if pivot is None:
+            return Phase.BEFORE_PIVOT
+        here, there = self.index(step.id), self.index(pivot.id)
+        if here < there:
+            return Phase.BEFORE_PIVOT
+        return Phase.PIVOT if here == there else Phase.AFTER_PIVOT
 
     def step(self, step_id: str) -> Step:
         """The step with that id (KeyError when absent)."""
@@ -288,6 +444,16 @@ class Process(_Strict):
     def max_attempts_for(self, step: Step) -> int:
         """The step's attempt bound, or the process default."""
         return step.max_attempts if step.max_attempts is not None else self.defaults.max_attempts
+
+    def retry_for(self, step: Step) -> float:
+        """The step's forward-recovery window, or the process default."""
+        return step.retry_for if step.retry_for is not None else self.defaults.retry_for
+
+    def verify_after_for(self, step: Step) -> float:
+        """The step's settle delay before a "not found" from verify counts (0: none)."""
+        if step.verify_after is not None:
+            return step.verify_after
+        return self.defaults.verify_after or 0.0
 
     def alert_route(self, step: Step | None) -> str | None:
         """Who is told about a step: its id's route, then its change kinds', then the default.
@@ -310,6 +476,18 @@ class DuplicateStepError(ValueError):
 
     def __init__(self, index: int, step_id: str, first: int) -> None:
         super().__init__(f"duplicate step id {step_id!r} (first used at steps[{first}])")
+        self.index = index
+        self.step_id = step_id
+
+
+class SecondPivotError(ValueError):
+    """Raised inside validation when a second step declares ``pivot: true``."""
+
+    def __init__(self, index: int, step_id: str, first: int) -> None:
+        super().__init__(
+            f"step {step_id!r} declares pivot: true, but steps[{first}] already does: "
+            "a process has one point of no return"
+        )
         self.index = index
         self.step_id = step_id
 

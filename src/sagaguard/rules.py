@@ -1,13 +1,15 @@
-"""The recovery rules: what to do with a step in a given situation.
+"""The one rulebook: what to do with a step in each situation the engine can meet.
 
-This table is the contract of DESIGN.md section 2, written once. The planner renders it as
-the decision matrix; the engine consults the very same function when a step fails, times
-out, or is found half-done after a crash, so what the plan promises is what the engine does.
-Pure: no I/O, no clock.
+DESIGN.md section 2, written once. :func:`decide` returns a structured :class:`Ruling` (the
+decision, what follows once its bound is spent, the bound, the alert) for every situation;
+the planner renders rulings in its own words and the engine obeys them through one
+dispatch, so what a plan promises is what the engine does. A conformance test runs the
+engine for every cell of the table and checks that both agree.
 
-A ruling depends on the step alone unless the step's process is passed too: then it can say
-what surrounds the step (whether a failed run leaves anything to roll back, and that the last
-step is never compensated because no step after it can fail). The planner always passes it.
+The rules hold no sentences (wording is the planner's) and do no I/O. A ruling depends on
+the step, the situation, the step's place in its process (before, at or after the point of
+no return; required or best-effort), and whether verify code is bound to the step: a verify
+that is only described cannot be asked, so the engine cannot rely on it.
 """
 
 from __future__ import annotations
@@ -15,246 +17,335 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sagaguard.model import Process, Step, StepClass
+from sagaguard.model import Idempotency, Phase, Process, Step, StepClass
+from sagaguard.vocabulary import AlertKind
 
-__all__ = ["Decision", "Ruling", "Situation", "after_failure", "decide"]
+__all__ = [
+    "FAILURE_SITUATIONS",
+    "Bound",
+    "Decision",
+    "Ruling",
+    "Situation",
+    "StepKind",
+    "decide",
+    "give_up",
+    "step_kind",
+]
 
 
 class Situation(StrEnum):
-    """What happened to a step."""
+    """What happened to a step (or to a request for its run)."""
 
     DEFINITE_FAILURE = "definite_failure"
-    """The other side answered and nothing changed."""
+    """The other side answered, nothing changed, and a repeat may succeed (a rate limit)."""
+    REFUSED = "refused"
+    """The other side answered, nothing changed, and a repeat gets the same answer (a decline)."""
     TIMEOUT = "timeout"
     """No answer: the effect may or may not have happened."""
     CRASH_BEFORE_PERSIST = "crash_before_persist"
-    """The call was made but its result was never saved."""
+    """The call was made (``started`` is journaled) but its result was never saved."""
+    CALL_IN_FLIGHT = "call_in_flight"
+    """A call outlived its timeout and is still running: its effect may still be on its way."""
+    VERIFY_NOT_APPLIED = "verify_not_applied"
+    """Verify found no effect, and the settle delay (``verify_after``) has passed."""
+    VERIFY_TOO_SOON = "verify_too_soon"
+    """Verify found no effect before the settle delay passed: the provider may lag its writes."""
+    VERIFY_FAILED = "verify_failed"
+    """Verify could not tell: it raised, timed out, crashed, or answered something else."""
     LATER_STEP_FAILED = "later_step_failed"
-    """This step completed, then a later step failed for good."""
+    """This step completed, then a later step failed for good and the run rolls back."""
     COMPENSATION_FAILED = "compensation_failed"
-    """Undoing this step failed."""
+    """Undoing this step failed definitely (answered, nothing changed); a repeat may succeed."""
+    COMPENSATION_REFUSED = "compensation_refused"
+    """Undoing this step was refused: a repeat gets the same answer."""
+    COMPENSATION_UNKNOWN = "compensation_unknown"
+    """Undoing this step timed out, raised, or crashed: nobody knows whether it was undone."""
     DUPLICATE_REQUEST = "duplicate_request"
     """The same operation_id arrived again."""
 
 
+FAILURE_SITUATIONS = (
+    Situation.DEFINITE_FAILURE,
+    Situation.REFUSED,
+    Situation.TIMEOUT,
+    Situation.CRASH_BEFORE_PERSIST,
+    Situation.CALL_IN_FLIGHT,
+)
+"""The situations a step's own call can end in (the rest follow verify or a rollback)."""
+
+
 class Decision(StrEnum):
-    """What the engine (or the plan's reader) does next."""
+    """What the engine does next (and what follows once a bounded decision is spent)."""
 
     RETRY = "retry"
+    """Call the step again with the same idempotency key."""
     VERIFY = "verify"
-    COMPENSATE = "compensate"
+    """Ask the other side what really happened."""
+    WAIT = "wait"
+    """Neither retry nor review yet: wait for the bound (a settle delay, a call in flight)."""
+    ROLLBACK = "rollback"
+    """The step failed for good: undo the confirmed effects before it, latest first."""
     MANUAL_REVIEW = "manual_review"
+    """Stop and wait for a person, who is alerted."""
+    CONTINUE = "continue"
+    """A best-effort step failed or stays unknown: the run goes on without it."""
+    COMPENSATE = "compensate"
+    """Run this step's compensation (the rollback reached it)."""
+    KEEP = "keep"
+    """This step cannot be undone: keep its effect, apply its mitigation, roll on."""
+    RETURN_EXISTING = "return_existing"
+    """A repeated request gets the existing run back; a different input is a conflict."""
     NONE = "none"
+    """Nothing to do for this step."""
+
+
+class StepKind(StrEnum):
+    """What decides a step's unknown outcome: the rows of the decision matrix."""
+
+    READ_ONLY = "read_only"
+    IDEMPOTENT = "idempotent"
+    VERIFIABLE = "verifiable"
+    """Not idempotent (or not known to be), with verify code bound."""
+    VERIFY_UNBOUND = "verify_unbound"
+    """Not idempotent, verify described in words but no code bound: nothing can ask."""
+    UNVERIFIABLE = "unverifiable"
+    """Not idempotent and no verify at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """How long a decision may be repeated: at least ``attempts``, and within ``window_s``.
+
+    A bounded decision is spent once the step has made ``attempts`` attempts (of the kind the
+    decision counts: calls, verify calls or compensation calls) and, when a window is set,
+    ``window_s`` seconds have passed since the first of them. A ``WAIT`` counts no attempts:
+    it is spent once ``window_s`` has passed since the moment it waits from.
+    """
+
+    attempts: int | None = None
+    window_s: float | None = None
+
+    def spent(self, *, attempts: int, elapsed_s: float) -> bool:
+        """True once the decision may not be repeated any more."""
+        if self.attempts is not None and attempts < self.attempts:
+            return False
+        return self.window_s is None or elapsed_s >= self.window_s
 
 
 @dataclass(frozen=True, slots=True)
 class Ruling:
-    """A decision, why it is safe, and what follows when its bound is spent."""
+    """The rulebook's answer for one step in one situation: data, never prose."""
 
+    situation: Situation
     decision: Decision
-    reason: str
     then: Decision | None = None
-    """What happens once a bounded retry has used its attempts (None: nothing further)."""
-    alert: bool = False
-    """Whether a person is alerted when this ruling ends in manual review."""
+    """What follows once ``bound`` is spent (None: nothing further, or no bound)."""
+    bound: Bound | None = None
+    alert: AlertKind | None = None
+    """The alert raised when this ruling ends in ``manual_review`` or ``continue``."""
+    phase: Phase = Phase.BEFORE_PIVOT
+    required: bool = True
+    kind: StepKind = StepKind.UNVERIFIABLE
+
+    @property
+    def ends(self) -> Decision:
+        """Where the ruling leads once nothing more is tried: ``then``, else the decision."""
+        return self.then if self.then is not None else self.decision
 
 
-def decide(step: Step, situation: Situation, *, process: Process | None = None) -> Ruling:
-    """The ruling for ``step`` in ``situation`` (DESIGN.md section 2).
+def step_kind(step: Step, *, verify_bound: bool | None = None) -> StepKind:
+    """Which row of the matrix ``step`` is in; ``verify_bound`` defaults to the spec's own say.
 
-    ``process``, the process ``step`` belongs to, makes the ruling exact about the steps
-    around it; without it the ruling depends on the step alone, which is all the engine
-    needs to settle an unknown outcome.
+    A spec binds verify code by naming it (``module:function``); a coded saga passes
+    ``verify_bound=True`` for a step with ``@step.verify``.
     """
-    if situation is Situation.DUPLICATE_REQUEST:
-        return _duplicate_request(process)
-    if situation is Situation.DEFINITE_FAILURE:
-        return _definite_failure(step, process)
-    if situation in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
-        return _unknown_outcome(step, situation, process)
-    if process is not None and _is_last(step, process):
-        # Only steps before the one that failed are undone, and nothing runs after the last.
-        consequence = (
-            "no later failure ever asks to undo it"
-            if situation is Situation.LATER_STEP_FAILED
-            else "it is never compensated and its compensation cannot fail"
-        )
-        return Ruling(
-            Decision.NONE,
-            f"no later step exists: {step.id} is the last step of {process.name}, so "
-            + consequence,
-        )
-    if situation is Situation.LATER_STEP_FAILED:
-        return _later_step_failed(step)
-    return _compensation_failed(step, process)
-
-
-def _is_last(step: Step, process: Process) -> bool:
-    return process.steps[-1].id == step.id
-
-
-def _duplicate_request(process: Process | None) -> Ruling:
-    if process is None:
-        return Ruling(
-            Decision.NONE,
-            "return the existing run: one operation_id never starts a second run, "
-            "and a different input under it is a conflict",
-        )
-    return Ruling(
-        Decision.NONE,
-        f"a second {process.name} request with the same operation_id gets the existing run "
-        "back, whatever step it has reached; the same operation_id with a different input is "
-        "refused as a conflict",
-    )
-
-
-def after_failure(step: Step, process: Process) -> tuple[Decision, str]:
-    """What follows once ``step`` has failed for good: the rollback of the steps before it.
-
-    The rollback visits every earlier step that changed something: a compensatable one is
-    undone, an irreversible one is kept with its mitigation. With none, the run just fails.
-    Returns ``compensate`` or ``none``, and the clause that says so for this process.
-    """
-    before = process.steps[: process.index(step.id)]
-    undo = [s.id for s in reversed(before) if s.step_class is StepClass.COMPENSATABLE]
-    kept = [s.id for s in reversed(before) if s.step_class is StepClass.IRREVERSIBLE]
-    if not undo and not kept:
-        if not before:
-            why = f"{step.id} is the first step"
-        else:
-            why = f"no step before {step.id} changed anything"
-        return Decision.NONE, f"the run fails with nothing to undo ({why})"
-    parts = []
-    if undo:
-        order = "" if len(undo) == 1 else ", latest first"
-        parts.append(f"{_join(undo)} {'is' if len(undo) == 1 else 'are'} compensated{order}")
-    if kept:
-        verb = "is" if len(kept) == 1 else "are"
-        parts.append(f"{_join(kept)} cannot be undone and {verb} kept, with a mitigation")
-    return Decision.COMPENSATE, "the run fails and rolls back: " + "; ".join(parts)
-
-
-def _join(ids: list[str]) -> str:
-    return ", ".join(ids)
-
-
-def _definite_failure(step: Step, process: Process | None) -> Ruling:
-    if process is None:
-        return Ruling(
-            Decision.RETRY,
-            "the other side answered and nothing changed, so a repeat is safe; bounded with "
-            "backoff, then the run fails and rolls back whatever the steps before it changed",
-            then=Decision.COMPENSATE,
-        )
-    then, follows = after_failure(step, process)
-    attempts = process.max_attempts_for(step)
-    return Ruling(
-        Decision.RETRY,
-        "the other side answered and nothing changed, so a repeat is safe; up to "
-        f"{attempts} attempts with backoff, then {follows}",
-        then=then,
-    )
-
-
-def _unknown_outcome(step: Step, situation: Situation, process: Process | None) -> Ruling:
-    what = "no answer came" if situation is Situation.TIMEOUT else "the result was never saved"
     if step.read_only:
-        reason = f"{what}, but the step changes nothing: a repeat is harmless"
-        if process is None:
-            return Ruling(Decision.RETRY, reason)
-        # A read-only step that never answers fails like a refused one: the run rolls back.
-        then, follows = after_failure(step, process)
-        attempts = process.max_attempts_for(step)
+        return StepKind.READ_ONLY
+    if step.idempotent is Idempotency.YES:
+        return StepKind.IDEMPOTENT
+    bound = step.verify_is_code if verify_bound is None else verify_bound
+    if bound:
+        return StepKind.VERIFIABLE
+    return StepKind.VERIFY_UNBOUND if step.has_verify else StepKind.UNVERIFIABLE
+
+
+def give_up(step: Step, process: Process) -> Decision:
+    """What follows once ``step`` failed for good (DESIGN.md section 2, the failure rule).
+
+    Best-effort: the run continues without it. After the pivot: forward recovery ends with a
+    person. Before or at the pivot: the run rolls back what came before (and simply fails
+    when nothing before it changed anything).
+    """
+    if not step.required:
+        return Decision.CONTINUE
+    if process.phase(step) is Phase.AFTER_PIVOT:
+        return Decision.MANUAL_REVIEW
+    return Decision.ROLLBACK
+
+
+def decide(
+    step: Step, situation: Situation, *, process: Process, verify_bound: bool | None = None
+) -> Ruling:
+    """The ruling for ``step`` of ``process`` in ``situation`` (DESIGN.md section 2).
+
+    ``verify_bound`` says whether verify code is bound to the step; by default a spec's
+    ``verify: module:function`` counts as bound and a description does not.
+    """
+    facts = _Facts(step, process, step_kind(step, verify_bound=verify_bound))
+    rule = _RULES[situation]
+    return rule(facts, situation)
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    step: Step
+    process: Process
+    kind: StepKind
+
+    @property
+    def phase(self) -> Phase:
+        return self.process.phase(self.step)
+
+    def ruling(
+        self,
+        situation: Situation,
+        decision: Decision,
+        *,
+        then: Decision | None = None,
+        bound: Bound | None = None,
+    ) -> Ruling:
+        ends = then if then is not None else decision
         return Ruling(
-            Decision.RETRY, f"{reason}; after {attempts} attempts without one, {follows}", then=then
+            situation=situation,
+            decision=decision,
+            then=then,
+            bound=bound,
+            alert=_alert_for(ends, self.step, situation),
+            phase=self.phase,
+            required=self.step.required,
+            kind=self.kind,
         )
-    # The process only adds what follows, naming bounds and routes; the decision and its
-    # opening words stay those the engine reads without it.
-    if step.idempotent.value == "yes":
-        # Retries that never get an answer leave the effect possible: the engine sends the
-        # step to a person and alerts, as it does for every step it sends to review.
-        reason = (
-            f"{what}; the step is idempotent, so a retry with the same idempotency key "
-            "cannot cause a second effect"
-        )
-        if process is not None:
-            reason += (
-                f"; still no answer after {process.max_attempts_for(step)} attempts: "
-                f"needs_manual_review, alerting {_route(step, process)}"
-            )
-        return Ruling(Decision.RETRY, reason, then=Decision.MANUAL_REVIEW, alert=True)
-    if step.has_verify:
-        reason = (
-            f"{what} and a repeat could duplicate the effect "
-            f"(idempotent: {step.idempotent.value}); ask the other side first"
-        )
-        if process is not None:
-            reason += (
-                f": found, the step is completed without a second call; not found, it is "
-                f"called again within its {process.max_attempts_for(step)} attempts; verify "
-                f"cannot tell, needs_manual_review, alerting {_route(step, process)}"
-            )
-        return Ruling(Decision.VERIFY, reason, then=Decision.MANUAL_REVIEW, alert=True)
-    reason = (
-        f"{what}, a repeat could duplicate the effect (idempotent: {step.idempotent.value}) "
-        "and there is no way to verify the real outcome: a person decides"
-    )
-    if process is not None:
-        reason += f", alerted through {_route(step, process)}"
-    return Ruling(Decision.MANUAL_REVIEW, reason, alert=True)
+
+    def forward_bound(self) -> Bound:
+        """Attempts of the step's own call; after the pivot, also its retry window."""
+        attempts = self.process.max_attempts_for(self.step)
+        if self.step.required and self.phase is Phase.AFTER_PIVOT:
+            return Bound(attempts=attempts, window_s=self.process.retry_for(self.step))
+        return Bound(attempts=attempts)
+
+    def unknown_end(self) -> Decision:
+        """Where an outcome that stays unknown ends: a person, or (best-effort) the run goes on."""
+        return Decision.MANUAL_REVIEW if self.step.required else Decision.CONTINUE
 
 
-def _route(step: Step, process: Process) -> str:
-    return process.alert_route(step) or "no route yet (add alerts.default)"
+def _alert_for(ends: Decision, step: Step, situation: Situation) -> AlertKind | None:
+    if ends is Decision.CONTINUE:
+        return AlertKind.BEST_EFFORT_FAILED
+    if ends is not Decision.MANUAL_REVIEW:
+        return None
+    if situation in (
+        Situation.COMPENSATION_FAILED,
+        Situation.COMPENSATION_REFUSED,
+        Situation.COMPENSATION_UNKNOWN,
+    ):
+        return AlertKind.COMPENSATION_FAILED
+    return AlertKind.NEEDS_MANUAL_REVIEW
 
 
-def _later_step_failed(step: Step) -> Ruling:
-    if step.step_class is StepClass.READ_ONLY:
-        return Ruling(Decision.NONE, "the step changed nothing, so there is nothing to undo")
-    if step.step_class is StepClass.COMPENSATABLE:
-        return Ruling(
-            Decision.COMPENSATE,
-            "its effect is confirmed and it has a reverse action; undo it after every later "
-            "completed step has been undone",
-        )
-    if step.compensation_declared:
-        return Ruling(
-            Decision.NONE,
-            "irreversible: it cannot be undone; apply the mitigation and skip to the step before",
-        )
-    # The engine keeps such a step and rolls on without an alert; the plan's findings
-    # already ask for a compensation, so the ruling does not promise a page.
-    return Ruling(
-        Decision.NONE,
-        "no compensation is declared, so nothing undoes it: the rollback keeps its effect "
-        "and moves on to the step before; declare a compensation, or `compensation: none` "
-        "with a mitigation",
+def _definite_failure(f: _Facts, situation: Situation) -> Ruling:
+    return f.ruling(
+        situation, Decision.RETRY, then=give_up(f.step, f.process), bound=f.forward_bound()
     )
 
 
-def _compensation_failed(step: Step, process: Process | None) -> Ruling:
-    if step.step_class is not StepClass.COMPENSATABLE:
-        return Ruling(Decision.NONE, "the step is never compensated, so this cannot happen")
-    if process is None:
-        return Ruling(
-            Decision.RETRY,
-            "a compensation that failed definitely (nothing changed) is retried within its "
-            "bound; one whose outcome is unknown is not repeated. Then the rollback halts, the "
-            "run waits in needs_manual_review and a compensation_failed alert fires",
-            then=Decision.MANUAL_REVIEW,
-            alert=True,
+def _refused(f: _Facts, situation: Situation) -> Ruling:
+    # A repeat gets the same answer, so no bound applies: the failure rule at once.
+    return f.ruling(situation, give_up(f.step, f.process))
+
+
+def _unknown(f: _Facts, situation: Situation) -> Ruling:
+    if f.kind is StepKind.READ_ONLY:
+        return f.ruling(
+            situation, Decision.RETRY, then=give_up(f.step, f.process), bound=f.forward_bound()
         )
-    before = process.steps[: process.index(step.id)]
-    halted = [s.id for s in reversed(before) if s.step_class is StepClass.COMPENSATABLE]
-    kept = (
-        f"; {_join(halted)} {'stays' if len(halted) == 1 else 'stay'} completed" if halted else ""
+    if f.kind is StepKind.IDEMPOTENT:
+        # Retries that never get an answer leave the effect possible: never rolled back blind.
+        return f.ruling(situation, Decision.RETRY, then=f.unknown_end(), bound=f.forward_bound())
+    if f.kind is StepKind.VERIFIABLE:
+        verify_calls = Bound(attempts=f.process.max_attempts_for(f.step))
+        return f.ruling(situation, Decision.VERIFY, then=f.unknown_end(), bound=verify_calls)
+    return f.ruling(situation, f.unknown_end())
+
+
+def _in_flight(f: _Facts, situation: Situation) -> Ruling:
+    # Nothing may verify or repeat a call that may still act: wait for it to return, once
+    # more as long as its timeout; one that never returns goes to a person.
+    wait = Bound(window_s=f.process.timeout_for(f.step))
+    return f.ruling(situation, Decision.WAIT, then=f.unknown_end(), bound=wait)
+
+
+def _verify_not_applied(f: _Facts, situation: Situation) -> Ruling:
+    # It never happened: calling it again is safe, within the step's own attempts.
+    return f.ruling(
+        situation, Decision.RETRY, then=give_up(f.step, f.process), bound=f.forward_bound()
     )
-    return Ruling(
-        Decision.RETRY,
-        "a compensation that failed definitely (nothing changed) is retried, up to "
-        f"{process.defaults.compensation_attempts} attempts; one whose outcome is unknown is "
-        f"not repeated. Then the rollback halts at {step.id}{kept}, the run waits in "
-        f"needs_manual_review and a compensation_failed alert goes to {_route(step, process)}",
-        then=Decision.MANUAL_REVIEW,
-        alert=True,
+
+
+def _verify_too_soon(f: _Facts, situation: Situation) -> Ruling:
+    settle = Bound(window_s=f.process.verify_after_for(f.step))
+    return f.ruling(situation, Decision.WAIT, then=Decision.VERIFY, bound=settle)
+
+
+def _verify_failed(f: _Facts, situation: Situation) -> Ruling:
+    verify_calls = Bound(attempts=f.process.max_attempts_for(f.step))
+    return f.ruling(situation, Decision.VERIFY, then=f.unknown_end(), bound=verify_calls)
+
+
+def _rolled_back_to(f: _Facts) -> bool:
+    """True when a rollback can ever reach this step: a later step fails before the pivot
+    completed. Once the pivot completed nothing at or before it is undone."""
+    if f.process.steps[-1].id == f.step.id:
+        return False
+    return f.phase is Phase.BEFORE_PIVOT
+
+
+def _later_step_failed(f: _Facts, situation: Situation) -> Ruling:
+    if f.kind is StepKind.READ_ONLY or not _rolled_back_to(f):
+        return f.ruling(situation, Decision.NONE)
+    if f.step.step_class is StepClass.COMPENSATABLE:
+        return f.ruling(situation, Decision.COMPENSATE)
+    return f.ruling(situation, Decision.KEEP)
+
+
+def _compensation_failed(f: _Facts, situation: Situation) -> Ruling:
+    if f.step.step_class is not StepClass.COMPENSATABLE or not _rolled_back_to(f):
+        return f.ruling(situation, Decision.NONE)
+    if situation is not Situation.COMPENSATION_FAILED:
+        # Refused, or unknown: a compensation is never repeated blind; a person decides.
+        return f.ruling(situation, Decision.MANUAL_REVIEW)
+    defaults = f.process.defaults
+    window = Bound(
+        attempts=defaults.compensation_attempts, window_s=defaults.compensation_retry_for
     )
+    return f.ruling(situation, Decision.RETRY, then=Decision.MANUAL_REVIEW, bound=window)
+
+
+def _duplicate_request(f: _Facts, situation: Situation) -> Ruling:
+    return f.ruling(situation, Decision.RETURN_EXISTING)
+
+
+_RULES = {
+    Situation.DEFINITE_FAILURE: _definite_failure,
+    Situation.REFUSED: _refused,
+    Situation.TIMEOUT: _unknown,
+    Situation.CRASH_BEFORE_PERSIST: _unknown,
+    Situation.CALL_IN_FLIGHT: _in_flight,
+    Situation.VERIFY_NOT_APPLIED: _verify_not_applied,
+    Situation.VERIFY_TOO_SOON: _verify_too_soon,
+    Situation.VERIFY_FAILED: _verify_failed,
+    Situation.LATER_STEP_FAILED: _later_step_failed,
+    Situation.COMPENSATION_FAILED: _compensation_failed,
+    Situation.COMPENSATION_REFUSED: _compensation_failed,
+    Situation.COMPENSATION_UNKNOWN: _compensation_failed,
+    Situation.DUPLICATE_REQUEST: _duplicate_request,
+}

@@ -24,7 +24,13 @@ from pydantic_core import ErrorDetails
 
 from sagaguard.exceptions import SpecError
 from sagaguard.jsontext import NotJSONError, loads_strict
-from sagaguard.model import DuplicateStepError, Process, Step, UnknownAlertRouteError
+from sagaguard.model import (
+    DuplicateStepError,
+    Process,
+    SecondPivotError,
+    Step,
+    UnknownAlertRouteError,
+)
 from sagaguard.textfile import UnreadableFileError, read_text_file
 
 __all__ = [
@@ -222,6 +228,8 @@ def _describe(error: ErrorDetails, data: Mapping[str, Any]) -> str:
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, DuplicateStepError):
         return f"steps[{cause.index}].id: {cause}"
+    if isinstance(cause, SecondPivotError):
+        return f"steps[{cause.index}].pivot: {cause}"
     if isinstance(cause, UnknownAlertRouteError):
         return f"alerts.{cause.key}: {cause}"
     loc = _strip_union_tags(error["loc"])
@@ -257,7 +265,12 @@ def _strip_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
 
 
 _MODEL_INSTANCE = re.compile(r"Input should be a valid dictionary or instance of (\w+)")
-_MODEL_WORDS = {"Step": "a step", "Defaults": "the process defaults", "Process": "a process"}
+_MODEL_WORDS = {
+    "Step": "a step",
+    "Defaults": "the process defaults",
+    "Process": "a process",
+    "Signals": "success, failure, refused, in_progress, unknown",
+}
 
 
 def _as_spec_mapping(match: re.Match[str]) -> str:

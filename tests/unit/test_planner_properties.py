@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sagaguard._legacy_rules import Decision, Situation
 from sagaguard.model import ChangeKind, Observability, Process, StateStore
 from sagaguard.planner import Plan, plan
 from sagaguard.planner.plan import Area, TestCategory
-from sagaguard.rules import Decision, Situation
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

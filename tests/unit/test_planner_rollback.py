@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sagaguard._legacy_rules import Decision
 from sagaguard.model import Process
 from sagaguard.planner import plan
 from sagaguard.planner.plan import AlertKind, RunStatus
-from sagaguard.rules import Decision
 
 
 def step(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sagaguard._legacy_rules import Decision, Situation, decide
 from sagaguard.model import Process
 from sagaguard.planner import plan
 from sagaguard.planner.plan import (
@@ -14,7 +15,6 @@ from sagaguard.planner.plan import (
     RunStatus,
     TestCategory,
 )
-from sagaguard.rules import Decision, Situation, decide
 from sagaguard.vocabulary import AlertKind as EngineAlertKind
 
 

@@ -1,301 +1,298 @@
-"""The recovery rules, cell by cell: DESIGN.md section 2 is the contract of ``decide``."""
+"""The one rulebook: structured rulings for every situation, the pivot and best-effort steps."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from sagaguard.model import Process, Step
-from sagaguard.rules import Decision, Situation, decide
+from sagaguard.model import Phase, Process
+from sagaguard.rules import Bound, Decision, Situation, StepKind, decide, give_up, step_kind
+from sagaguard.vocabulary import AlertKind
 
 
-def make_step(**fields: Any) -> Step:
-    data: dict[str, Any] = {"id": "s", "changes": ["external_api"], "idempotent": "no"}
+def step(step_id: str, **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": step_id, "changes": ["database"], "idempotent": "yes"}
     data.update(fields)
-    return Step.model_validate(data)
+    return data
 
 
-READ_ONLY = make_step(changes=["none"], idempotent="yes")
-IDEMPOTENT = make_step(idempotent="yes", compensation="undo it")
-NOT_IDEMPOTENT_VERIFY = make_step(idempotent="no", verify="look it up", compensation="undo")
-UNKNOWN_VERIFY = make_step(idempotent="unknown", verify="look it up", compensation="undo")
-NOT_IDEMPOTENT_BLIND = make_step(idempotent="no", compensation="undo it")
-UNKNOWN_BLIND = make_step(idempotent="unknown", compensation="undo it")
-
-COLUMNS = {
-    "read_only": READ_ONLY,
-    "idempotent_yes": IDEMPOTENT,
-    "no_with_verify": NOT_IDEMPOTENT_VERIFY,
-    "unknown_with_verify": UNKNOWN_VERIFY,
-    "no_without_verify": NOT_IDEMPOTENT_BLIND,
-    "unknown_without_verify": UNKNOWN_BLIND,
-}
+def process(*steps: dict[str, Any], **fields: Any) -> Process:
+    data: dict[str, Any] = {
+        "process": "p",
+        "state_store": "database",
+        "observability": [],
+        "alerts": {"default": "ops"},
+        "steps": list(steps),
+    }
+    data.update(fields)
+    return Process.model_validate(data)
 
 
-def make_process(*steps: Step, **defaults: Any) -> Process:
-    return Process.model_validate(
-        {
-            "process": "shop",
-            "state_store": "database",
-            "observability": [],
-            "defaults": defaults,
-            "steps": [s.model_dump(exclude_none=True) for s in steps],
-        }
+PAYOUT = process(
+    step("debit", changes=["payment"], compensation="Reverse the debit"),
+    step("transfer", changes=["payment"], idempotent="no", compensation="none"),
+    step("post_ledger", compensation="Reverse the posting", retry_for="10m"),
+    step("notify", changes=["email"], idempotent="no", compensation="none", required=False),
+)
+
+
+def ruling(process_: Process, step_id: str, situation: Situation, **kw: Any) -> Any:
+    return decide(process_.step(step_id), situation, process=process_, **kw)
+
+
+def test_every_situation_has_a_ruling_for_every_step() -> None:
+    """decide answers every situation the engine can meet, for every step of a process."""
+    for situation in Situation:
+        for s in PAYOUT.steps:
+            assert ruling(PAYOUT, s.id, situation).situation is situation
+
+
+def test_after_the_pivot_a_failure_is_pushed_forward_then_sent_to_a_person() -> None:
+    """A ledger posting that fails after the bank transfer is retried in its window, then
+    reviewed: nothing before it is rolled back."""
+    r = ruling(PAYOUT, "post_ledger", Situation.DEFINITE_FAILURE)
+    assert r.phase is Phase.AFTER_PIVOT
+    assert (r.decision, r.then, r.alert) == (
+        Decision.RETRY,
+        Decision.MANUAL_REVIEW,
+        AlertKind.NEEDS_MANUAL_REVIEW,
+    )
+    assert r.bound == Bound(attempts=3, window_s=600.0)
+
+
+def test_a_refusal_after_the_pivot_goes_to_a_person_at_once() -> None:
+    """A repeat cannot change a refusal, so no retry window is spent on it."""
+    r = ruling(PAYOUT, "post_ledger", Situation.REFUSED)
+    assert (r.decision, r.then, r.bound, r.alert) == (
+        Decision.MANUAL_REVIEW,
+        None,
+        None,
+        AlertKind.NEEDS_MANUAL_REVIEW,
     )
 
 
-@pytest.mark.parametrize("column", sorted(COLUMNS))
-def test_definite_failure_is_retried_then_compensated_in_every_column(column: str) -> None:
-    """Row `definite_failure`: nothing changed, so a bounded retry is safe for every step."""
-    ruling = decide(COLUMNS[column], Situation.DEFINITE_FAILURE)
-    assert ruling.decision is Decision.RETRY
-    assert ruling.then is Decision.COMPENSATE
-    assert not ruling.alert
+def test_the_pivot_failing_for_good_rolls_back_what_came_before() -> None:
+    """The pivot itself is the go/no-go step: its refusal is a no-go."""
+    r = ruling(PAYOUT, "transfer", Situation.REFUSED)
+    assert (r.phase, r.decision, r.alert) == (Phase.PIVOT, Decision.ROLLBACK, None)
+    before = ruling(PAYOUT, "debit", Situation.DEFINITE_FAILURE)
+    assert (before.decision, before.then, before.bound) == (
+        Decision.RETRY,
+        Decision.ROLLBACK,
+        Bound(attempts=3),
+    )
 
 
-def test_definite_failure_of_the_first_step_ends_the_run_with_nothing_to_undo() -> None:
-    """Nothing before the step changed anything: no rollback follows, and none is claimed."""
-    first = make_step(id="create_order", changes=["database"], compensation="Cancel it")
-    shop = make_process(first, make_step(id="charge", changes=["payment"]), max_attempts=4)
-    ruling = decide(first, Situation.DEFINITE_FAILURE, process=shop)
-    assert (ruling.decision, ruling.then, ruling.alert) == (Decision.RETRY, Decision.NONE, False)
-    assert "up to 4 attempts" in ruling.reason
-    assert "the run fails with nothing to undo (create_order is the first step)" in ruling.reason
-    assert "compensated" not in ruling.reason
+def test_nothing_at_or_before_a_completed_pivot_is_ever_compensated() -> None:
+    """Invariant 10: a rollback never reaches the pivot or what precedes it once it is done."""
+    assert ruling(PAYOUT, "debit", Situation.LATER_STEP_FAILED).decision is Decision.COMPENSATE
+    for step_id in ("transfer", "post_ledger", "notify"):
+        assert ruling(PAYOUT, step_id, Situation.LATER_STEP_FAILED).decision is Decision.NONE
+        assert ruling(PAYOUT, step_id, Situation.COMPENSATION_FAILED).decision is Decision.NONE
 
 
-def test_definite_failure_after_read_only_steps_only_has_nothing_to_undo() -> None:
-    """A read-only step before the failed one leaves nothing for the rollback to visit."""
-    read = make_step(id="look_up", changes=["none"], idempotent="yes")
-    write = make_step(id="write", changes=["database"], compensation="Delete it")
-    ruling = decide(write, Situation.DEFINITE_FAILURE, process=make_process(read, write))
-    assert ruling.then is Decision.NONE
-    assert "no step before write changed anything" in ruling.reason
+def test_a_best_effort_step_never_rolls_the_run_back() -> None:
+    """A bounced notification ends failed with an alert; the run goes on and completes."""
+    refused = ruling(PAYOUT, "notify", Situation.REFUSED)
+    assert (refused.decision, refused.alert) == (Decision.CONTINUE, AlertKind.BEST_EFFORT_FAILED)
+    assert not refused.required
+    unknown = ruling(PAYOUT, "notify", Situation.TIMEOUT)
+    # No verify: never retried blind; it stays unknown, an alert fires, the run completes.
+    assert (unknown.kind, unknown.decision, unknown.alert) == (
+        StepKind.UNVERIFIABLE,
+        Decision.CONTINUE,
+        AlertKind.BEST_EFFORT_FAILED,
+    )
+    failing = ruling(PAYOUT, "notify", Situation.DEFINITE_FAILURE)
+    assert (failing.decision, failing.then, failing.bound) == (
+        Decision.RETRY,
+        Decision.CONTINUE,
+        Bound(attempts=3),
+    )
 
 
-def test_definite_failure_names_the_steps_the_rollback_undoes_and_keeps() -> None:
-    """Earlier effects: compensate follows, naming what is undone (latest first) and kept."""
-    order = make_step(id="order", changes=["database"], compensation="Cancel it")
-    mail = make_step(id="mail", changes=["email"], compensation="none")
-    hold = make_step(id="hold", changes=["reservation"], compensation="Release it")
-    pay = make_step(id="pay", changes=["payment"], idempotent="yes")
-    ruling = decide(pay, Situation.DEFINITE_FAILURE, process=make_process(order, mail, hold, pay))
-    assert ruling.then is Decision.COMPENSATE
-    assert "hold, order are compensated, latest first" in ruling.reason
-    assert "mail cannot be undone and is kept" in ruling.reason
+def test_a_best_effort_step_with_verify_is_verified_not_retried_blind() -> None:
+    """Its unknown outcome is asked about; if verify cannot tell, the run goes on with an alert."""
+    p = process(
+        step("a", compensation="undo"),
+        step("sms", changes=["external_api"], idempotent="no", verify="m:f", required=False),
+    )
+    r = ruling(p, "sms", Situation.TIMEOUT)
+    assert (r.decision, r.then, r.alert) == (
+        Decision.VERIFY,
+        Decision.CONTINUE,
+        AlertKind.BEST_EFFORT_FAILED,
+    )
 
 
-def test_definite_failure_after_an_irreversible_step_only_still_rolls_back() -> None:
-    """The rollback visits a kept effect too (the run ends compensated), so compensate follows."""
-    mail = make_step(id="mail", changes=["email"], compensation="none")
-    pay = make_step(id="pay", changes=["payment"], idempotent="yes")
-    ruling = decide(pay, Situation.DEFINITE_FAILURE, process=make_process(mail, pay))
-    assert ruling.then is Decision.COMPENSATE
-    assert "compensated" not in ruling.reason
+def test_a_verify_described_but_not_bound_cannot_be_relied_on() -> None:
+    """A spec whose verify is prose goes to a person: nothing can ask the other side."""
+    p = process(
+        step("charge", changes=["payment"], idempotent="unknown", verify="Look it up"),
+        step("ship", compensation="cancel"),
+    )
+    charge = p.step("charge")
+    assert step_kind(charge) is StepKind.VERIFY_UNBOUND
+    r = decide(charge, Situation.TIMEOUT, process=p)
+    assert (r.decision, r.alert) == (Decision.MANUAL_REVIEW, AlertKind.NEEDS_MANUAL_REVIEW)
+    bound = decide(charge, Situation.TIMEOUT, process=p, verify_bound=True)
+    assert (bound.kind, bound.decision, bound.then) == (
+        StepKind.VERIFIABLE,
+        Decision.VERIFY,
+        Decision.MANUAL_REVIEW,
+    )
 
 
 @pytest.mark.parametrize("situation", [Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST])
+def test_unknown_outcomes_are_never_retried_blind(situation: Situation) -> None:
+    """Only a read-only or idempotent step is called again without asking first."""
+    p = process(
+        step("read", changes=["none"]),
+        step("idem", compensation="undo"),
+        step("pay", changes=["payment"], idempotent="no", verify="m:f", compensation="r"),
+        step("mail", changes=["email"], idempotent="no", compensation="none"),
+    )
+    decisions = {s.id: decide(s, situation, process=p).decision for s in p.steps}
+    assert decisions == {
+        "read": Decision.RETRY,
+        "idem": Decision.RETRY,
+        "pay": Decision.VERIFY,
+        "mail": Decision.MANUAL_REVIEW,
+    }
+    # An idempotent step whose retries never answer may have acted: a person, never a rollback.
+    assert decide(p.step("idem"), situation, process=p).then is Decision.MANUAL_REVIEW
+
+
+def test_a_call_still_running_at_its_timeout_is_waited_for() -> None:
+    """Nothing verifies or repeats a call that may still act; one that never returns: review."""
+    r = ruling(PAYOUT, "debit", Situation.CALL_IN_FLIGHT)
+    assert (r.decision, r.then, r.bound) == (
+        Decision.WAIT,
+        Decision.MANUAL_REVIEW,
+        Bound(window_s=PAYOUT.timeout_for(PAYOUT.step("debit"))),
+    )
+
+
+def test_a_not_found_before_the_settle_delay_waits_then_asks_again() -> None:
+    """verify_after: a provider's lookup lags its writes, so an early 'not found' waits."""
+    p = process(
+        step("pay", changes=["payment"], idempotent="no", verify="m:f", verify_after="5s"),
+    )
+    early = ruling(p, "pay", Situation.VERIFY_TOO_SOON)
+    assert (early.decision, early.then, early.bound) == (
+        Decision.WAIT,
+        Decision.VERIFY,
+        Bound(window_s=5.0),
+    )
+    late = ruling(p, "pay", Situation.VERIFY_NOT_APPLIED)
+    assert (late.decision, late.then) == (Decision.RETRY, Decision.ROLLBACK)
+
+
+def test_verify_that_cannot_tell_is_asked_again_within_a_bound_then_a_person() -> None:
+    """Verify calls are attempts too: bounded, then review."""
+    p = process(step("pay", changes=["payment"], idempotent="no", verify="m:f", max_attempts=4))
+    r = ruling(p, "pay", Situation.VERIFY_FAILED)
+    assert (r.decision, r.then, r.bound) == (
+        Decision.VERIFY,
+        Decision.MANUAL_REVIEW,
+        Bound(attempts=4),
+    )
+
+
+def test_compensations_are_retried_within_a_time_window_then_a_person() -> None:
+    """A PSP blip is outlasted; a refused or unknown undo goes to a person at once."""
+    p = process(
+        step("charge", changes=["payment"], compensation="refund"),
+        step("ship", compensation="cancel"),
+        defaults={"compensation_retry_for": "10m", "compensation_attempts": 5},
+    )
+    failed = ruling(p, "charge", Situation.COMPENSATION_FAILED)
+    assert (failed.decision, failed.then, failed.alert) == (
+        Decision.RETRY,
+        Decision.MANUAL_REVIEW,
+        AlertKind.COMPENSATION_FAILED,
+    )
+    assert failed.bound == Bound(attempts=5, window_s=600.0)
+    for situation in (Situation.COMPENSATION_REFUSED, Situation.COMPENSATION_UNKNOWN):
+        r = ruling(p, "charge", situation)
+        assert (r.decision, r.alert) == (Decision.MANUAL_REVIEW, AlertKind.COMPENSATION_FAILED)
+    # The last step is never compensated: no later step can fail.
+    assert ruling(p, "ship", Situation.LATER_STEP_FAILED).decision is Decision.NONE
+
+
+def test_an_irreversible_step_met_by_a_rollback_is_kept() -> None:
+    """A best-effort email before a failing step cannot be unsent: kept, with its mitigation."""
+    p = process(
+        step("email", changes=["email"], idempotent="no", compensation="none", required=False),
+        step("charge", changes=["payment"], compensation="refund"),
+    )
+    assert ruling(p, "email", Situation.LATER_STEP_FAILED).decision is Decision.KEEP
+
+
+def test_a_duplicate_request_gets_the_existing_run() -> None:
+    """The same operation_id never starts a second run."""
+    assert ruling(PAYOUT, "debit", Situation.DUPLICATE_REQUEST).decision is (
+        Decision.RETURN_EXISTING
+    )
+
+
 @pytest.mark.parametrize(
-    ("column", "decision", "then", "alert"),
+    ("attempts", "elapsed", "spent"),
+    [(2, 0.0, False), (3, 0.0, False), (3, 599.0, False), (3, 600.0, True), (9, 0.0, False)],
+)
+def test_a_bound_is_at_least_its_attempts_and_its_window(
+    attempts: int, elapsed: float, spent: bool
+) -> None:
+    """Both limits must be used up before a bounded decision is given up."""
+    assert Bound(attempts=3, window_s=600.0).spent(attempts=attempts, elapsed_s=elapsed) is spent
+
+
+def test_a_bound_without_a_window_counts_attempts_only() -> None:
+    assert not Bound(attempts=3).spent(attempts=2, elapsed_s=1e9)
+    assert Bound(attempts=3).spent(attempts=3, elapsed_s=0.0)
+    assert Bound(window_s=5.0).spent(attempts=0, elapsed_s=5.0)
+
+
+_KINDS = st.sampled_from(
     [
-        ("read_only", Decision.RETRY, None, False),
-        ("idempotent_yes", Decision.RETRY, Decision.MANUAL_REVIEW, True),
-        ("no_with_verify", Decision.VERIFY, Decision.MANUAL_REVIEW, True),
-        ("unknown_with_verify", Decision.VERIFY, Decision.MANUAL_REVIEW, True),
-        ("no_without_verify", Decision.MANUAL_REVIEW, None, True),
-        ("unknown_without_verify", Decision.MANUAL_REVIEW, None, True),
-    ],
+        {"changes": ["none"]},
+        {"idempotent": "yes", "compensation": "undo"},
+        {"idempotent": "no", "compensation": "none"},
+        {"idempotent": "no"},
+        {"idempotent": "unknown", "verify": "m:f", "compensation": "undo"},
+        {"idempotent": "no", "verify": "Look it up", "compensation": "undo"},
+    ]
 )
-def test_unknown_outcome_rows(
-    situation: Situation, column: str, decision: Decision, then: Decision | None, alert: bool
+
+
+@given(
+    kinds=st.lists(_KINDS, min_size=1, max_size=6),
+    best_effort=st.sets(st.integers(0, 5)),
+    declared=st.one_of(st.none(), st.integers(0, 5)),
+)
+def test_no_ruling_ever_undoes_the_point_of_no_return(
+    kinds: list[dict[str, Any]], best_effort: set[int], declared: int | None
 ) -> None:
-    """Rows `timeout` and `crash_before_persist`: only read-only or idempotent steps retry.
-
-    Every path into manual review alerts, as the engine does when it sends a step there.
-    """
-    ruling = decide(COLUMNS[column], situation)
-    assert (ruling.decision, ruling.then, ruling.alert) == (decision, then, alert)
-
-
-@pytest.mark.parametrize("situation", [Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST])
-def test_unknown_outcome_reason_says_which_situation(situation: Situation) -> None:
-    """The reason tells a lost answer from a lost result, so the plan reads right."""
-    reason = decide(UNKNOWN_BLIND, situation).reason
-    expected = "no answer came" if situation is Situation.TIMEOUT else "never saved"
-    assert expected in reason
-    assert "idempotent: unknown" in reason
-
-
-def test_idempotent_retry_reason_mentions_the_same_key() -> None:
-    """A retry after a lost answer is safe only with the same idempotency key."""
-    assert "same idempotency key" in decide(IDEMPOTENT, Situation.TIMEOUT).reason
-
-
-@pytest.mark.parametrize(
-    "column", ["idempotent_yes", "no_with_verify", "unknown_with_verify", "no_without_verify"]
-)
-def test_later_step_failed_compensates_every_compensatable_step(column: str) -> None:
-    """Row `later_step_failed`: compensation does not depend on idempotency."""
-    ruling = decide(COLUMNS[column], Situation.LATER_STEP_FAILED)
-    assert ruling.decision is Decision.COMPENSATE
-    assert not ruling.alert
-
-
-def test_later_step_failed_leaves_a_read_only_step_alone() -> None:
-    """A read-only step has nothing to undo."""
-    assert decide(READ_ONLY, Situation.LATER_STEP_FAILED).decision is Decision.NONE
-
-
-def test_later_step_failed_irreversible_step_gets_its_mitigation_not_an_undo() -> None:
-    """`compensation: none`: nothing to run, the mitigation applies instead."""
-    step = make_step(changes=["email"], compensation="none")
-    ruling = decide(step, Situation.LATER_STEP_FAILED)
-    assert ruling.decision is Decision.NONE
-    assert "mitigation" in ruling.reason
-    assert not ruling.alert
-
-
-def test_later_step_failed_undeclared_compensation_is_kept_without_an_alert() -> None:
-    """No compensation declared: kept like an irreversible step; the engine raises no alert."""
-    step = make_step(changes=["queue"])
-    ruling = decide(step, Situation.LATER_STEP_FAILED)
-    assert ruling.decision is Decision.NONE
-    assert not ruling.alert
-    assert "no compensation is declared" in ruling.reason
-
-
-@pytest.mark.parametrize("situation", [Situation.LATER_STEP_FAILED, Situation.COMPENSATION_FAILED])
-def test_the_last_step_is_never_compensated(situation: Situation) -> None:
-    """Nothing runs after the last step, so no later failure can ask to undo it."""
-    first = make_step(id="write", changes=["database"], compensation="Delete it")
-    last = make_step(id="book", changes=["external_api"], idempotent="yes", compensation="Cancel")
-    shop = make_process(first, last)
-    ruling = decide(last, situation, process=shop)
-    assert (ruling.decision, ruling.then, ruling.alert) == (Decision.NONE, None, False)
-    assert "no later step exists: book is the last step of shop" in ruling.reason
-    assert decide(first, situation, process=shop).decision is not Decision.NONE
-
-
-def test_process_context_leaves_unknown_outcomes_of_side_effecting_steps_unchanged() -> None:
-    """The engine asks without the process; the plan asks with it: both must agree.
-
-    The process only adds what follows (bounds, routes) after the engine's own reason.
-    """
-    for step in COLUMNS.values():
-        if step.read_only:
-            continue
-        shop = make_process(make_step(id="first", compensation="undo"), step)
-        for situation in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
-            planned, engine = decide(step, situation, process=shop), decide(step, situation)
-            assert (planned.decision, planned.then, planned.alert) == (
-                engine.decision,
-                engine.then,
-                engine.alert,
-            )
-            assert planned.reason.startswith(engine.reason)
-
-
-def test_with_the_process_an_unknown_outcome_says_what_follows_and_who_is_alerted() -> None:
-    """Bounds and routes of the process: what verify's answers lead to, who is paged."""
-    write = make_step(id="write", changes=["database"], idempotent="yes", compensation="undo")
-    pay = make_step(
-        id="pay", changes=["payment"], idempotent="unknown", verify="look", compensation="refund"
-    )
-    mail = make_step(id="mail", changes=["email"], compensation="none")
-    shop = Process.model_validate(
-        {
-            **make_process(write, pay, mail).model_dump(by_alias=True),
-            "alerts": {"default": "oncall", "payment": "finance"},
-        }
-    )
-    assert decide(write, Situation.TIMEOUT, process=shop).reason.endswith(
-        "still no answer after 3 attempts: needs_manual_review, alerting oncall"
-    )
-    verify = decide(pay, Situation.TIMEOUT, process=shop).reason
-    assert "not found, it is called again within its 3 attempts" in verify
-    assert verify.endswith("verify cannot tell, needs_manual_review, alerting finance")
-    assert decide(mail, Situation.TIMEOUT, process=shop).reason.endswith(
-        "a person decides, alerted through oncall"
-    )
-    failed_undo = decide(pay, Situation.COMPENSATION_FAILED, process=shop).reason
-    assert "retried, up to 3 attempts" in failed_undo
-    assert "the rollback halts at pay; write stays completed" in failed_undo
-    assert failed_undo.endswith("a compensation_failed alert goes to finance")
-
-
-def test_read_only_timeout_says_what_follows_when_no_answer_ever_comes() -> None:
-    """A read-only step that never answers fails like a refused one: the rollback follows."""
-    write = make_step(id="write", changes=["database"], compensation="Delete it")
-    read = make_step(id="read", changes=["none"], idempotent="yes")
-    ruling = decide(read, Situation.TIMEOUT, process=make_process(write, read))
-    assert (ruling.decision, ruling.then) == (Decision.RETRY, Decision.COMPENSATE)
-    assert "write is compensated" in ruling.reason
-
-
-def test_duplicate_request_with_the_process_names_it() -> None:
-    """The duplicate-request ruling speaks of the process's own requests."""
-    ruling = decide(IDEMPOTENT, Situation.DUPLICATE_REQUEST, process=make_process(IDEMPOTENT))
-    assert ruling.decision is Decision.NONE
-    assert "a second shop request with the same operation_id" in ruling.reason
-
-
-@pytest.mark.parametrize(
-    "column", ["idempotent_yes", "no_with_verify", "unknown_with_verify", "no_without_verify"]
-)
-def test_compensation_failed_is_retried_bounded_then_manual_review_with_alert(
-    column: str,
-) -> None:
-    """Row `compensation_failed`: bounded retry, then the run waits for a person with an alert."""
-    ruling = decide(COLUMNS[column], Situation.COMPENSATION_FAILED)
-    assert ruling.decision is Decision.RETRY
-    assert ruling.then is Decision.MANUAL_REVIEW
-    assert ruling.alert
-    assert "not repeated" in ruling.reason  # an unknown compensation outcome is not retried
-
-
-@pytest.mark.parametrize(
-    "step",
-    [READ_ONLY, make_step(changes=["email"], compensation="none"), make_step(changes=["queue"])],
-    ids=["read_only", "irreversible", "undeclared"],
-)
-def test_compensation_failed_cannot_happen_to_a_step_never_compensated(step: Step) -> None:
-    """Only compensatable steps are ever compensated."""
-    ruling = decide(step, Situation.COMPENSATION_FAILED)
-    assert ruling.decision is Decision.NONE
-    assert not ruling.alert
-
-
-@pytest.mark.parametrize("column", sorted(COLUMNS))
-def test_duplicate_request_returns_the_existing_run(column: str) -> None:
-    """Row `duplicate_request`: the same operation_id never starts a second run."""
-    ruling = decide(COLUMNS[column], Situation.DUPLICATE_REQUEST)
-    assert ruling.decision is Decision.NONE
-    assert "existing run" in ruling.reason
-
-
-def test_read_only_wins_over_a_no_idempotency_flag() -> None:
-    """A step that changes nothing is safe to repeat whatever its idempotency says."""
-    step = make_step(changes=["none"], idempotent="no")
-    assert decide(step, Situation.TIMEOUT).decision is Decision.RETRY
-
-
-@pytest.mark.parametrize("idempotent", ["no", "unknown"])
-def test_payment_without_verify_is_never_retried_blind(idempotent: str) -> None:
-    """Money with an unknown outcome goes to a person, not to automation."""
-    step = make_step(changes=["payment"], idempotent=idempotent, compensation="refund")
-    for situation in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
-        assert decide(step, situation).decision is Decision.MANUAL_REVIEW
-
-
-@pytest.mark.parametrize("situation", list(Situation))
-@pytest.mark.parametrize("column", sorted(COLUMNS))
-def test_a_person_is_alerted_exactly_when_a_ruling_can_end_in_manual_review(
-    column: str, situation: Situation
-) -> None:
-    """The engine alerts whenever it sends a run to review, and only then."""
-    step = COLUMNS[column]
-    shop = make_process(make_step(id="first", compensation="undo"), step, make_step(id="last"))
-    for ruling in (decide(step, situation), decide(step, situation, process=shop)):
-        ends_in_review = Decision.MANUAL_REVIEW in (ruling.decision, ruling.then)
-        assert ruling.alert is ends_in_review
+    """For any process: after the pivot nothing rolls back; at or before it nothing is undone
+    once it completed; a best-effort step never rolls back."""
+    steps = []
+    for i, kind in enumerate(kinds):
+        data = {"id": f"s{i}", "changes": ["database"], "idempotent": "yes"} | kind
+        if i in best_effort and declared != i:
+            data["required"] = False
+        if declared == i:
+            data["pivot"] = True
+        steps.append(data)
+    p = process(*steps)
+    for s in p.steps:
+        phase = p.phase(s)
+        for situation in Situation:
+            r = decide(s, situation, process=p)
+            if phase is Phase.AFTER_PIVOT or not s.required:
+                assert Decision.ROLLBACK not in (r.decision, r.then), (s.id, situation)
+            if phase is not Phase.BEFORE_PIVOT:
+                assert r.decision is not Decision.COMPENSATE, (s.id, situation)
+        assert give_up(s, p) in (Decision.ROLLBACK, Decision.MANUAL_REVIEW, Decision.CONTINUE)

@@ -75,7 +75,7 @@ def list_reviews(
     from sagaguard.engine.loading import load_sagas
 
     sagas = {(saga.process.name, saga.process.version): saga for saga in load_sagas(targets or [])}
-    with journal(db, must_exist=True) as store:
+    with journal(db, must_exist=True, read_only=True) as store:
         items = []
         for record in store.list_runs(status=RunStatus.NEEDS_MANUAL_REVIEW, limit=limit):
             snapshot = store.load(record.operation_id)

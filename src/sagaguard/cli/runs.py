@@ -9,6 +9,8 @@ the same dicts.
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +24,7 @@ from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.escapes import json_text, printable, printable_view
 from sagaguard.cli.output import write_stdout
 from sagaguard.cli.views import run_summary, run_view
-from sagaguard.exceptions import RunNotFoundError, StoreError
+from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StoreError
 from sagaguard.storage import DEFAULT_URL, open_store
 from sagaguard.vocabulary import RunStatus
 
@@ -76,7 +78,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 runs_app = typer.Typer(
     name="runs",
-    help="List runs and show one run's step timeline and journal events.",
+    help="List runs, show one run's step timeline and journal events, prune finished runs.",
     no_args_is_help=True,
 )
 app.add_typer(runs_app, name="runs")
@@ -112,7 +114,7 @@ def list_runs(
     """List runs, newest first: operation id, process, status, last change, reason."""
     from rich.text import Text
 
-    with journal(db, must_exist=True) as store:
+    with journal(db, must_exist=True, read_only=True) as store:
         rows = [run_summary(run) for run in store.list_runs(status=status, limit=limit)]
     if as_json:
         print_json(rows)
@@ -134,7 +136,7 @@ def show_run(
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """Show one run: its steps (status, attempts, external ids, reasons) and every event."""
-    with journal(db, must_exist=True) as store:
+    with journal(db, must_exist=True, read_only=True) as store:
         snapshot = load_run(store, operation_id, db)
         view = run_view(snapshot, store.events(operation_id))
     if as_json:
@@ -144,6 +146,54 @@ def show_run(
     render_run(console, view)
     console.print()
     render_events(console, view["events"])
+
+
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
+_AGE_UNITS = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_age(text: str) -> float:
+    """Seconds from ``30d``, ``12h``, ``90m`` or ``45s`` (``SagaGuardError`` naming the flag)."""
+    match = _AGE_RE.match(text)
+    if match is None:
+        raise SagaGuardError(f"--older-than {text[:40]!r} is not an age (use e.g. 30d, 12h, 90m)")
+    seconds = float(match.group(1)) * _AGE_UNITS[match.group(2)]
+    if not 0 < seconds <= 100 * 365 * 86_400.0:
+        raise SagaGuardError(
+            f"--older-than {text[:40]!r} must be more than 0 and at most 100 years"
+        )
+    return seconds
+
+
+@runs_app.command("prune")
+def prune_runs(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Remove finished runs last changed longer ago than this (30d, 12h, 90m).",
+            show_default=False,
+        ),
+    ],
+    status: Annotated[
+        list[RunStatus] | None,
+        typer.Option(
+            "--status",
+            help="Only runs with this status (repeatable; default: completed, compensated, "
+            "failed). Runs that are active or need review are never removed.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """Remove finished runs older than AGE, with their steps, events and alerts."""
+    age = parse_age(older_than)
+    with journal(db, must_exist=True) as store:
+        removed = store.prune(older_than=time.time() - age, statuses=status or ())
+    which = ", ".join(s.value for s in status) if status else "finished"
+    noun = "run" if removed == 1 else "runs"
+    write_stdout(f"pruned {removed} {which} {noun} older than {older_than.strip()} from {db}")
 
 
 # -- shared by the journal commands ---------------------------------------------------------
@@ -158,11 +208,12 @@ def sqlite_path(url: str) -> Path | None:
 
 
 @contextmanager
-def journal(url: str, *, must_exist: bool) -> Iterator[JournalStore]:
+def journal(url: str, *, must_exist: bool, read_only: bool = False) -> Iterator[JournalStore]:
     """Open the journal at ``url`` for one command and close it afterwards.
 
     With ``must_exist`` a missing SQLite file is an error (one line naming it) instead of
-    a new empty journal: a mistyped ``--db`` must not look like "no runs".
+    a new empty journal: a mistyped ``--db`` must not look like "no runs". With
+    ``read_only`` nothing is written to it (see ``open_store``).
     """
     path = sqlite_path(url)
     if must_exist and path is not None and not path.exists():
@@ -170,7 +221,7 @@ def journal(url: str, *, must_exist: bool) -> Iterator[JournalStore]:
             f"no journal at {path}: nothing has run with this journal yet "
             f"(pass --db URL or set {DB_ENV})"
         )
-    store = open_store(url)
+    store = open_store(url, read_only=read_only)
     try:
         yield store
     finally:

@@ -3,7 +3,7 @@
 Written as a generator that yields :class:`~sagaguard.engine.calls.Call` and
 :class:`~sagaguard.engine.calls.Sleep` requests, so the sync and the async engine share every
 decision and differ only in how they perform a call. The rules of DESIGN.md section 2 come
-from :func:`sagaguard.rules.decide`, the same function the planner renders.
+from :func:`sagaguard._legacy_rules.decide`, the same function the planner renders.
 
 Write-ahead discipline: a transition is *staged*, and staged transitions are *flushed* (one
 atomic ``record`` call) before any external call, any sleep and any stop. So ``started`` is
@@ -21,6 +21,7 @@ from enum import Enum, auto
 from random import Random
 from typing import Any
 
+from sagaguard._legacy_rules import Decision, Situation, decide
 from sagaguard.engine.alerts import Alert, Notifier
 from sagaguard.engine.calls import Call, Outcome, OutcomeKind, Sleep
 from sagaguard.engine.context import Applied, NotApplied, StepContext
@@ -29,7 +30,6 @@ from sagaguard.engine.outbox import deliver_now
 from sagaguard.engine.retry import backoff_delay
 from sagaguard.engine.saga import Saga
 from sagaguard.model import Step, StepClass
-from sagaguard.rules import Decision, Situation, decide
 from sagaguard.storage.base import (
     Claim,
     JournalStore,

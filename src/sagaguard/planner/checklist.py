@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from sagaguard._legacy_rules import Decision, Situation, decide
 from sagaguard.model import Idempotency, Observability, Process, StateStore, Step, StepClass
 from sagaguard.planner.findings import lookup_place, provider_of
 from sagaguard.planner.plan import Area, ChecklistItem
@@ -21,7 +22,6 @@ from sagaguard.planner.wording import (
     side_effecting,
     single_owner_mechanism,
 )
-from sagaguard.rules import Decision, Situation, decide
 
 __all__ = ["build_checklist"]
 

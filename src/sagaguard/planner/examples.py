@@ -8,6 +8,7 @@ last step.
 
 from __future__ import annotations
 
+from sagaguard._legacy_rules import Decision, Situation, decide
 from sagaguard.model import Process, Step, StepClass
 from sagaguard.planner.plan import ExampleStates, JournalRow, RunStatus, StepStatus
 from sagaguard.planner.scenarios import compensation_failure_target, unknown_outcome_target
@@ -20,7 +21,6 @@ from sagaguard.planner.wording import (
     sample_operation_id,
     verify_text,
 )
-from sagaguard.rules import Decision, Situation, decide
 
 __all__ = ["build_example_states"]
 

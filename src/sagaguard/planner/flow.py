@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import itertools
 
+from sagaguard._legacy_rules import Decision, Situation, decide
 from sagaguard.model import Process, Step, StepClass
 from sagaguard.planner.plan import Flow, FlowEdge, FlowEdgeKind, FlowNode, FlowNodeKind
 from sagaguard.planner.wording import compensation_instruction, mitigation_for, side_effecting
-from sagaguard.rules import Decision, Situation, decide
 
 __all__ = ["build_flow", "reverse_node_id", "step_node_id"]
 

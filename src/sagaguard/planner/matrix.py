@@ -1,14 +1,14 @@
 """Part 4 of the plan: the decision matrix, one entry per step and situation.
 
-Every entry comes from :func:`sagaguard.rules.decide`, the function the engine consults at
+Every entry comes from :func:`sagaguard._legacy_rules.decide`, the function the engine consults at
 run time, so the plan can never promise what the engine does not do.
 """
 
 from __future__ import annotations
 
+from sagaguard._legacy_rules import Situation, decide
 from sagaguard.model import Process
 from sagaguard.planner.plan import DecisionEntry
-from sagaguard.rules import Situation, decide
 
 __all__ = ["build_decision_matrix"]
 

@@ -13,8 +13,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sagaguard._legacy_rules import Decision, Situation
 from sagaguard.model import ChangeKind, Idempotency, Observability, StateStore, StepClass
-from sagaguard.rules import Decision, Situation
 from sagaguard.vocabulary import AlertKind, FaultPoint, RunStatus, StepStatus
 
 __all__ = [
@@ -234,7 +234,7 @@ class RollbackFailurePolicy(_Part):
 
 
 class DecisionEntry(_Part):
-    """One cell of the decision matrix, straight from :func:`sagaguard.rules.decide`."""
+    """One cell of the decision matrix, straight from :func:`sagaguard._legacy_rules.decide`."""
 
     step: str
     situation: Situation

@@ -7,6 +7,7 @@ verified (or handed to a person) before anything is compensated.
 
 from __future__ import annotations
 
+from sagaguard._legacy_rules import Decision, Situation, decide
 from sagaguard.model import Process, Step, StepClass
 from sagaguard.planner.plan import (
     AlertKind,
@@ -28,7 +29,6 @@ from sagaguard.planner.wording import (
     side_effecting,
     verify_text,
 )
-from sagaguard.rules import Decision, Situation, decide
 
 __all__ = ["build_rollback_failure_policy", "build_rollback_sequences", "compensation_order"]
 

@@ -2,11 +2,12 @@
 
 Faults name the engine's fault points (``before_call``, ``after_call``, ``after_commit``,
 ``before_compensation``, ``after_compensation``), so a test of the plan can be run by the
-fault harness as written. Expected states follow :func:`sagaguard.rules.decide`.
+fault harness as written. Expected states follow :func:`sagaguard._legacy_rules.decide`.
 """
 
 from __future__ import annotations
 
+from sagaguard._legacy_rules import Decision, Situation, decide
 from sagaguard.model import Process, Step, StepClass
 from sagaguard.planner.plan import (
     AlertKind,
@@ -30,7 +31,6 @@ from sagaguard.planner.wording import (
     single_owner_mechanism,
     verify_text,
 )
-from sagaguard.rules import Decision, Situation, decide
 
 __all__ = ["build_tests", "compensation_failure_target", "unknown_outcome_target"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sagaguard._legacy_rules import Decision, Situation, after_failure, decide
 from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
 from sagaguard.planner.plan import StepEntry
 from sagaguard.planner.wording import (
@@ -12,7 +13,6 @@ from sagaguard.planner.wording import (
     mitigation_for,
     verify_text,
 )
-from sagaguard.rules import Decision, Situation, after_failure, decide
 
 __all__ = ["build_steps"]
 

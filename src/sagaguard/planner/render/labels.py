@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from sagaguard._legacy_rules import Decision, Situation
 from sagaguard.model import IMPORT_PATH_PATTERN
 from sagaguard.planner.plan import Backoff, Severity, TestCategory
-from sagaguard.rules import Decision, Situation
 
 __all__ = [
     "CATEGORY_LABELS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sagaguard._legacy_rules import Decision, Situation
 from sagaguard.planner.plan import (
     Area,
     ChecklistItem,
@@ -23,7 +24,6 @@ from sagaguard.planner.plan import (
     StepEntry,
 )
 from sagaguard.planner.render.labels import SEVERITY_ORDER
-from sagaguard.rules import Decision, Situation
 
 __all__ = [
     "ReasonGroup",
