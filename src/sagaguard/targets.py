@@ -21,7 +21,7 @@ from sagaguard.exceptions import PlanError, SagaGuardError
 if TYPE_CHECKING:
     from sagaguard.model import Process
 
-__all__ = ["import_target", "is_import_target", "load_process"]
+__all__ = ["import_target", "is_import_target", "is_spec_file_target", "load_process"]
 
 _IMPORT_TARGET = re.compile(
     r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$"
@@ -33,6 +33,22 @@ def is_import_target(target: str) -> bool:
     return _IMPORT_TARGET.match(target) is not None
 
 
+def is_spec_file_target(target: str | Path) -> bool:
+    """True when ``target`` names a spec file: an existing path, or not ``module:attribute``.
+
+    An existing path always wins, so a file literally named ``a:b`` stays a file. A name
+    the system cannot even look up (too long, a NUL byte) is not an existing path.
+    """
+    if isinstance(target, Path):
+        return True
+    text = str(target)
+    try:
+        exists = Path(text).exists()
+    except (OSError, ValueError):
+        exists = False
+    return exists or not is_import_target(text)
+
+
 def load_process(target: str | Path) -> Process:
     """The process named by ``target``: an existing spec file, else ``module:attribute``.
 
@@ -40,8 +56,7 @@ def load_process(target: str | Path) -> Process:
     :class:`~sagaguard.exceptions.PlanError` for a coded saga that cannot be loaded.
     """
     text = str(target)
-    # An existing path always wins, so a file literally named `a:b` stays a file.
-    if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
+    if is_spec_file_target(target):
         from sagaguard.spec import load_spec
 
         return load_spec(text)

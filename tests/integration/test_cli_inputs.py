@@ -160,3 +160,24 @@ def test_a_route_given_twice_is_refused(tmp_path: Path) -> None:
         "--db", str(tmp_path / "journal.sqlite3"),
     )  # fmt: skip
     assert_one_line_error(result, "'finance' is given twice")
+
+
+# --- the shipped example inputs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "status"),
+    [("checkout_order.json", 0, "completed"), ("checkout_order_lost_answer.json", 3, None)],
+)
+def test_the_shipped_checkout_inputs_run_as_the_readme_says(
+    tmp_path: Path, name: str, code: int, status: str | None
+) -> None:
+    journal = str(tmp_path / "journal.sqlite3")
+    order = RUNNABLE.parent / name
+    ran = invoke(
+        "run", str(RUNNABLE), "--operation-id", "o-1", "--input", str(order), "--db", journal
+    )
+    assert ran.exit_code == code, ran.stderr
+    shown = json.loads(invoke("runs", "show", "o-1", "--json", "--db", journal).stdout)
+    assert shown["status"] == (status or "needs_manual_review")
+    assert shown["input"] == json.loads(order.read_text(encoding="utf-8"))
