@@ -1,10 +1,11 @@
 """Journal text cannot drive the terminal: ids, reviewers' names and notes are escaped on output.
 
-An operation id, ``--by`` or ``--note`` holding ``ESC [2J`` (clear the screen), a carriage
-return, a newline followed by a made-up event, a C1 control or a bidi override was printed
-raw by every command that shows the journal. Each is now shown escaped (``\\x1b``), in
-tables, in plain lines, in log lines and in error lines; ``--json`` stays valid JSON that
-reads back to the very same text.
+``--by`` or ``--note`` holding ``ESC [2J`` (clear the screen), a carriage return, a newline
+followed by a made-up event, or a C1 control, and an operation id holding a bidi override,
+were printed raw by every command that shows the journal. Each is now shown escaped
+(``\\x1b``), in tables, in plain lines, in log lines and in error lines; ``--json`` stays valid
+JSON that reads back to the very same text. An operation id with a control character is
+refused at the door (the journal's own rule), with the refusal itself escaped.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ RUNNABLE = Path(__file__).resolve().parents[2] / "examples" / "checkout_runnable
 LOST_AND_UNVERIFIABLE = {"charge_payment": ["answer_lost"], "charge_payment.verify": "down"}
 
 CLEAR = "\x1b[2J"
-HOSTILE_OP = f"order-1{CLEAR}\r\n  7 resolved  by admin\x9b31m\u202e"
+HOSTILE_OP = "order-1\u202e  7 resolved  by admin\u2066"
 HOSTILE_BY = f"mallory{CLEAR}"
 HOSTILE_NOTE = "all good\n 99 run_completed  checkout  by auditor\x07"
 RAW = ("\x1b", "\x9b", "\u202e", "\x07", "\r")
@@ -52,6 +53,16 @@ def start(db: str, tmp_path: Path, op: str, simulate: dict[str, Any]) -> Result:
         json.dumps({"order": {"total_cents": 4990}, "simulate": simulate}), encoding="utf-8"
     )
     return invoke(db, "run", str(RUNNABLE), "--operation-id", op, "--input", str(order))
+
+
+def test_an_operation_id_with_a_control_character_is_refused_escaped(
+    db: str, tmp_path: Path
+) -> None:
+    """The journal accepts no control characters in an id; the refusal names it, escaped."""
+    refused = start(db, tmp_path, f"order-1{CLEAR}\r\n  7 resolved", LOST_AND_UNVERIFIABLE)
+    assert refused.exit_code == 2
+    assert "control character" in refused.stderr
+    assert_no_raw_control(refused.stdout + refused.stderr)
 
 
 @pytest.fixture
@@ -94,7 +105,7 @@ def test_the_review_queue_shows_journal_text_escaped(waiting: str) -> None:
     listed = invoke(waiting, "review", "list")
     assert listed.exit_code == 0, listed.stderr
     assert_no_raw_control(listed.stdout)
-    assert "\\x1b[2J" in listed.stdout
+    assert "\\u202e" in listed.stdout
     as_json = invoke(waiting, "review", "list", "--json")
     assert_no_raw_control(as_json.stdout)
     assert [item["operation_id"] for item in json.loads(as_json.stdout)] == [HOSTILE_OP]
