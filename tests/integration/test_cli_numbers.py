@@ -12,29 +12,19 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from sagaguard.cli import app
 from sagaguard.storage import NewRun
 from sagaguard.storage.sqlite import SQLiteStore
+from tests.integration.cli import assert_one_line_error, invoke
 
 RUNNABLE = Path(__file__).resolve().parents[2] / "examples" / "checkout_runnable.yaml"
 
 
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
 def assert_flag_refused(result: Result, flag: str) -> str:
     """Exit 2, nothing on stdout, one line that names the flag."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
     assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("sagaguard: error: "), lines[0]
-    assert f"'{flag}'" in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
-    return lines[0]
+    return assert_one_line_error(result, f"'{flag}'")
 
 
 @pytest.fixture

@@ -16,26 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
-from sagaguard.cli import app
+from tests.integration.cli import assert_one_line_error, invoke
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPEC = EXAMPLES / "checkout.yaml"
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def assert_refused(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 def test_a_symlink_is_written_through_and_stays_a_link(tmp_path: Path) -> None:
@@ -105,7 +90,7 @@ def test_what_is_not_a_regular_file_is_refused_and_left_as_it_was(
     assert callable(make)
     path: Path = make(tmp_path)
     before = path.lstat()
-    line = assert_refused(invoke("plan", str(SPEC), "-o", str(path)), str(path), kind)
+    line = assert_one_line_error(invoke("plan", str(SPEC), "-o", str(path)), str(path), kind)
     assert "not a regular file" in line or kind == "a directory"
     after = path.lstat()
     assert (after.st_ino, stat.S_IFMT(after.st_mode)) == (
@@ -117,14 +102,14 @@ def test_what_is_not_a_regular_file_is_refused_and_left_as_it_was(
 
 def test_init_refuses_a_fifo_too(tmp_path: Path) -> None:
     fifo = _fifo(tmp_path)
-    assert_refused(invoke("init", str(fifo), "--force"), str(fifo), "named pipe")
+    assert_one_line_error(invoke("init", str(fifo), "--force"), str(fifo), "named pipe")
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
 
 
 @pytest.mark.parametrize("name", ["plan.pdf", "plan", "plan.md.bak"])
 def test_an_unknown_suffix_is_refused_without_format(tmp_path: Path, name: str) -> None:
     target = tmp_path / name
-    assert_refused(invoke("plan", str(SPEC), "-o", str(target)), name, "--format")
+    assert_one_line_error(invoke("plan", str(SPEC), "-o", str(target)), name, "--format")
     assert not target.exists()
 
 
@@ -150,7 +135,7 @@ def test_a_read_only_file_is_not_replaced(tmp_path: Path, monkeypatch: pytest.Mo
                 (mode != os.W_OK or Path(path) != target) and real_access(path, mode)
             ),
         )
-    assert_refused(invoke("plan", str(SPEC), "-o", str(target)), "read-only")
+    assert_one_line_error(invoke("plan", str(SPEC), "-o", str(target)), "read-only")
     assert target.read_text(encoding="utf-8") == "signed-off plan\n"
 
 

@@ -16,11 +16,11 @@ import time
 from typing import Any
 
 import pytest
-from tests import pg
-from tests.pg import schema
 
 from sagaguard.storage import NewRun, StepChange, StepStatus, Transition
 from sagaguard.storage.postgres import PostgresStore
+from tests import pg
+from tests.pg import schema
 
 pytestmark = pytest.mark.postgres
 __all__ = ["schema"]  # the fixture, used by name

@@ -9,11 +9,11 @@ import threading
 from typing import Any
 
 import pytest
-from tests import pg
-from tests.pg import schema
 
 from sagaguard.exceptions import RunBusyError, StoreError
 from sagaguard.storage import NewRun, RunStatus, StepChange, StepStatus, Transition, open_store
+from tests import pg
+from tests.pg import schema
 
 pytestmark = pytest.mark.postgres
 __all__ = ["schema"]  # the fixture, used by name

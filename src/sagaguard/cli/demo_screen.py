@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sagaguard.cli.errors import PROG
+from sagaguard.cli.escapes import printable
 from sagaguard.cli.runs import status_text
 from sagaguard.cli.views import Narrator
 from sagaguard.demo import SCENARIOS, Entry, Played, Scenario, play
@@ -30,7 +31,7 @@ def play_all(console: Console, store: JournalStore, db: Path) -> list[Played]:
         f"{key}={details[key]}" for key in ("journal_mode", "synchronous") if key in details
     )
     console.print(Text(f"{PROG} demo: the checkout incident from the recovery guide", "bold"))
-    console.print(Text(f"journal: {db} (SQLite {durability})"))
+    console.print(Text(printable(f"journal: {db} (SQLite {durability})")))
     console.print(
         Text(
             "saga: create_order > reserve_stock > charge_payment > book_delivery > "
@@ -123,6 +124,6 @@ def show_epilogue(console: Console, played: list[Played], url: str | None) -> No
     if url is None:
         console.print(Text("the temporary journal was removed (use --keep to inspect it)", "dim"))
         return
-    console.print(Text(f"journal kept: {url}"))
+    console.print(Text(printable(f"journal kept: {url}")))
     for result in played:
-        console.print(Text(f"  {PROG} runs show {result.operation_id} --db {url}"))
+        console.print(Text(printable(f"  {PROG} runs show {result.operation_id} --db {url}")))

@@ -25,6 +25,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from sagaguard.cli.escapes import printable
 from sagaguard.cli.output import (
     OutputError,
     flush_stdout,
@@ -40,6 +41,7 @@ __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "MAX_ERROR_CHARS",
     "PROG",
     "SagaGuardGroup",
     "one_line",
@@ -68,10 +70,22 @@ _ClickException: type[Exception] = _CLICK.ClickException
 _UsageError: type[Exception] = _CLICK.UsageError
 
 
+MAX_ERROR_CHARS = 1000
+"""An error line longer than this is cut in the middle: it must fit a person's screen."""
+
+
 def one_line(text: str) -> str:
-    """Fold a message onto one line, so every failure is exactly one line on stderr."""
+    """Fold a message onto one short, printable line: every failure is one line on stderr.
+
+    Control characters and terminal escapes in it (an operation id, a reviewer's note)
+    are escaped, and a line longer than :data:`MAX_ERROR_CHARS` keeps its two ends.
+    """
     parts = [part.strip() for part in str(text).splitlines()]
-    return "; ".join(part for part in parts if part) or "unknown error"
+    line = printable("; ".join(part for part in parts if part) or "unknown error")
+    if len(line) > MAX_ERROR_CHARS:
+        half = MAX_ERROR_CHARS // 2
+        line = f"{line[:half]} ... ({len(line) - 2 * half} characters cut) ... {line[-half:]}"
+    return line
 
 
 def report_error(message: str, *, label: str = "error") -> None:

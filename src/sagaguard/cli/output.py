@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sagaguard.exceptions import SagaGuardError
+from sagaguard.textfile import kind_of
 
 __all__ = [
     "OutputError",
@@ -146,15 +147,6 @@ def write_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path
     return named
 
 
-_KINDS = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
 def _replaceable(named: Path) -> Path:
     """The file a write to ``named`` replaces: ``named``, or the final target of a link.
 
@@ -174,9 +166,8 @@ def _replaceable(named: Path) -> Path:
         if not os.access(target, os.W_OK):
             raise SagaGuardError(f"{named}: is read-only; not replacing it")
         return target
-    kind = next((what for test, what in _KINDS if test(mode)), "not a regular file")
     via = f" (a link to {target})" if target != named else ""
-    raise SagaGuardError(f"{named}{via}: is {kind}, not a regular file; give a file name")
+    raise SagaGuardError(f"{named}{via}: is {kind_of(mode)}, not a regular file; give a file name")
 
 
 def _link_no_clobber(temp: Path, target: Path) -> None:

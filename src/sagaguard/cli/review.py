@@ -17,6 +17,7 @@ import typer
 from sagaguard.cli.app import app
 from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.errors import PROG
+from sagaguard.cli.escapes import printable, printable_view
 from sagaguard.cli.running import parse_json
 from sagaguard.cli.runs import (
     DbOption,
@@ -85,14 +86,14 @@ def list_reviews(
         return
     console = make_console()
     if not items:
-        console.print(Text(f"no run needs review in {db}"))
+        console.print(Text(printable(f"no run needs review in {db}")))
         return
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("run / process / alert", overflow="fold")
     table.add_column("waiting step", no_wrap=True)
     table.add_column("why", overflow="fold")
     table.add_column("resolve --as", no_wrap=True)
-    for item in items:
+    for item in map(printable_view, items):
         run = Text(item["operation_id"])
         run.append(f"\n{item['process']} v{item['version']}", style="dim")
         run.append(f"\nalert: {item['route'] or '-'}")
@@ -154,7 +155,8 @@ def resolve(
         typer.Option(
             "--result",
             metavar="JSON",
-            help='With --as completed: the step\'s result, e.g. \'{"payment_id": "pay_1"}\'.',
+            help="With --as completed: the step's result as a JSON object, e.g. "
+            '\'{"payment_id": "pay_1"}\'; required when the step persists an external id.',
             show_default=False,
         ),
     ] = None,
@@ -202,7 +204,7 @@ def resolve(
         print_json(view)
         return
     console = make_console()
-    console.print(Text(f"resolved {step} of {operation_id} as {outcome.value} by {by}"))
+    console.print(Text(printable(f"resolved {step} of {operation_id} as {outcome.value} by {by}")))
     render_run(console, view)
     console.print(Text(_next_move(resolved, continued=saga is not None)))
 

@@ -21,7 +21,7 @@ import logging
 import signal
 import sys
 import time
-from pathlib import Path
+from collections.abc import Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -31,6 +31,7 @@ import typer
 from sagaguard.cli.app import app
 from sagaguard.cli.bounds import BATCH, INTERVAL, LEASE
 from sagaguard.cli.errors import PROG, report_error
+from sagaguard.cli.escapes import printable
 from sagaguard.cli.runs import (
     DbOption,
     JsonOption,
@@ -43,10 +44,11 @@ from sagaguard.cli.views import run_view
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StaleOwnerError
 from sagaguard.jsontext import NotJSONError, loads_strict
 from sagaguard.storage import DEFAULT_URL
+from sagaguard.textfile import UnreadableFileError, read_text_file
 from sagaguard.vocabulary import RunStatus
 
 if TYPE_CHECKING:
-    from sagaguard.engine import Notifier
+    from sagaguard.engine import Notifier, Saga
     from sagaguard.storage import JournalStore, RunSnapshot
     from sagaguard.storage.base import JSONValue
 
@@ -152,7 +154,7 @@ def run(
         raise SagaGuardError("--operation-id must not be empty")
     payload = read_json_input(input_file)
     saga = load_saga(target)
-    notifier = make_notifier(webhook, webhook_route or [])
+    notifier = make_notifier(webhook, webhook_route or [], known=alert_routes([saga]))
     configure_logging(logging.WARNING)
     with (
         journal(db, must_exist=False) as store,
@@ -175,9 +177,9 @@ def run(
     else:
         console = make_console()
         if before is not None:
-            console.print(_duplicate_note(operation_id, before, snapshot.run.status))
+            console.print(printable(_duplicate_note(operation_id, before, snapshot.run.status)))
         render_run(console, view)
-        console.print(_next_move(snapshot))
+        console.print(printable(_next_move(snapshot)))
     raise typer.Exit(exit_code_for(snapshot.run.status))
 
 
@@ -221,7 +223,7 @@ def worker(
     from sagaguard.engine.loading import load_sagas
 
     sagas = load_sagas(targets)
-    notifier = make_notifier(webhook, webhook_route or [])
+    notifier = make_notifier(webhook, webhook_route or [], known=alert_routes(sagas))
     configure_logging(logging.INFO)
     stop = _StopFlag()
     with (
@@ -267,15 +269,9 @@ def read_json_input(source: str | None) -> JSONValue:
         text = sys.stdin.read()
     else:
         try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SagaGuardError(f"--input {source}: no such file") from None
-        except IsADirectoryError:
-            raise SagaGuardError(f"--input {source}: is a directory, not a JSON file") from None
-        except UnicodeDecodeError as exc:
-            raise SagaGuardError(f"--input {source}: not UTF-8 text (byte {exc.start})") from None
-        except OSError as exc:
-            raise SagaGuardError(f"--input {source}: cannot be read ({exc.strerror})") from None
+            text = read_text_file(source)
+        except UnreadableFileError as exc:
+            raise SagaGuardError(f"--input {source}: {exc}") from None
     return parse_json(text, f"--input {name}")
 
 
@@ -284,13 +280,15 @@ def parse_json(text: str, what: str) -> JSONValue:
     if not text.strip():
         raise SagaGuardError(f"{what}: empty; expected JSON (use null for no input)")
     try:
-        value: JSONValue = loads_strict(text)
+        value: JSONValue = loads_strict(text, unique_keys=True)
     except json.JSONDecodeError as exc:
         raise SagaGuardError(
             f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except NotJSONError as exc:
         raise SagaGuardError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise SagaGuardError(f"{what}: invalid JSON: nested too deeply") from None
     return value
 
 
@@ -303,16 +301,36 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def make_notifier(webhook: str | None, routes: list[str] | None = None) -> Notifier:
-    """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging."""
+def alert_routes(sagas: Iterable[Saga]) -> set[str]:
+    """Every alert route the sagas' ``alerts`` maps name (``finance``, ``shop-oncall``)."""
+    return {route for saga in sagas for route in saga.process.alerts.values()}
+
+
+def make_notifier(
+    webhook: str | None, routes: list[str] | None = None, *, known: set[str] | None = None
+) -> Notifier:
+    """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging.
+
+    With ``known`` (the routes the sagas can raise alerts on), a ``--webhook-route`` for any
+    other route is refused: a typo there would send that team's alerts to the default URL.
+    """
     from sagaguard.engine.alerts import LoggingNotifier, WebhookNotifier
 
     route_urls: dict[str, str] = {}
     for item in routes or []:
         route, sep, url = item.partition("=")
-        if not sep or not route.strip():
+        route = route.strip()
+        if not sep or not route:
             raise SagaGuardError(f"--webhook-route {item!r}: expected ROUTE=URL")
-        route_urls[route.strip()] = _http_url(url.strip(), "--webhook-route")
+        if known is not None and route not in known:
+            names = ", ".join(sorted(known)) or "none: the process has no alerts map"
+            raise SagaGuardError(
+                f"--webhook-route {item!r}: no alert goes to route {route!r} "
+                f"(the routes of the process: {names})"
+            )
+        if route in route_urls:
+            raise SagaGuardError(f"--webhook-route {item!r}: route {route!r} is given twice")
+        route_urls[route] = _http_url(url.strip(), "--webhook-route")
     if webhook is None:
         if route_urls:
             raise SagaGuardError(
@@ -326,6 +344,14 @@ def _http_url(url: str, flag: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise SagaGuardError(f"{flag} {url!r}: expected an http:// or https:// URL")
     return url
+
+
+class _PrintableFormatter(logging.Formatter):
+    # A log line quotes journal text (operation ids, reasons): escape what could drive the
+    # terminal, in the message only, so a traceback keeps its lines.
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class _StderrHandler(logging.Handler):
@@ -345,7 +371,7 @@ def configure_logging(level: int) -> None:
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
+            _PrintableFormatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
         )
         root.addHandler(handler)
 

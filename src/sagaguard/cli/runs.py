@@ -9,19 +9,19 @@ the same dicts.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import typer
 
 from sagaguard.cli.app import app
 from sagaguard.cli.bounds import LIMIT
+from sagaguard.cli.escapes import json_text, printable, printable_view
 from sagaguard.cli.output import write_stdout
 from sagaguard.cli.views import run_summary, run_view
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StoreError
@@ -39,6 +39,7 @@ __all__ = [
     "DbOption",
     "JsonOption",
     "journal",
+    "journal_url",
     "load_run",
     "make_console",
     "print_json",
@@ -50,13 +51,25 @@ __all__ = [
 
 DB_ENV = "SAGAGUARD_DB"
 
+
+def journal_url(value: str) -> str:
+    """A ``--db`` value as a journal URL: a URL as given, a plain file path as ``sqlite:///``."""
+    if "://" in value:
+        return value
+    if not value.strip():
+        raise typer.BadParameter("expected a file path or a journal URL, not an empty value")
+    return "sqlite:///" + quote(value, safe="/")
+
+
 DbOption = Annotated[
     str,
     typer.Option(
         "--db",
-        metavar="URL",
+        metavar="PATH|URL",
         envvar=DB_ENV,
-        help=f"The journal: sqlite:///path.sqlite3. Default: ${DB_ENV}, else {DEFAULT_URL}.",
+        callback=journal_url,
+        help="The journal: a file path, or sqlite:///path.sqlite3. "
+        f"Default: ${DB_ENV}, else {DEFAULT_URL}.",
         show_default=False,
         show_envvar=False,
     ),
@@ -109,7 +122,7 @@ def list_runs(
     console = make_console()
     if not rows:
         which = f" with status {status.value}" if status else ""
-        console.print(Text(f"no runs{which} in {db}"))
+        console.print(Text(printable(f"no runs{which} in {db}")))
         return
     render_run_list(console, rows)
 
@@ -224,8 +237,8 @@ def load_run(store: JournalStore, operation_id: str, url: str) -> RunSnapshot:
 
 
 def print_json(value: Any) -> None:
-    """Print a view as indented JSON (UTF-8, whatever the locale)."""
-    write_stdout(json.dumps(value, indent=2, ensure_ascii=False))
+    """Print a view as indented JSON (UTF-8, whatever the locale, no raw control character)."""
+    write_stdout(json_text(value))
 
 
 def make_console() -> Console:
@@ -247,6 +260,7 @@ def render_run(console: Console, view: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    view = printable_view(view)
     header = Text()
     header.append(f"run {view['operation_id']}", style="bold")
     header.append(f"  {view['process']} v{view['version']}  ")
@@ -284,6 +298,7 @@ def render_events(console: Console, events: Sequence[dict[str, Any]]) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    events = [printable_view(event) for event in events]
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("time (UTC)", no_wrap=True)
@@ -316,7 +331,7 @@ def render_run_list(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     table.add_column("status", no_wrap=True)
     table.add_column("updated (UTC)", no_wrap=True)
     table.add_column("reason", overflow="fold")
-    for row in rows:
+    for row in map(printable_view, rows):
         run = Text(row["operation_id"])
         run.append(f"\n{row['process']} v{row['version']}", style="dim")
         table.add_row(
