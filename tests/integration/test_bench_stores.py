@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests import pg
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
