@@ -517,7 +517,9 @@ class PostgresStore:
 
     @contextmanager
     def _transaction(self, *, snapshot: bool) -> Iterator[sql.Conn]:
-        with self._pool.connection() as conn:
+        # Pipeline mode: the writes after a call's first read, and its commit, travel in
+        # one round trip; a read that needs its rows still waits for them.
+        with self._pool.connection() as conn, conn.pipeline():
             if snapshot:
                 conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
@@ -528,10 +530,15 @@ class PostgresStore:
                 raise
             try:
                 conn.commit()
-            except psycopg.Error as exc:
+            except psycopg.OperationalError as exc:
                 if snapshot:
                     raise  # a read: nothing was at stake, it may run again
+                # The connection went while the commit was on its way: it may have landed.
                 raise _CommitUnknown() from exc
+            except psycopg.Error:
+                if not conn.closed and not conn.broken:
+                    conn.rollback()
+                raise
 
     def _shown(self) -> str:
         """The URL without its password, for messages."""

@@ -111,6 +111,7 @@ class SQLiteStore:
         self.read_only = read_only
         self._immutable = False
         self._identity: tuple[int, int] | None = None
+        self._guard: files.FileGuard | None = None
         self._work = WorkSignal()
         try:
             if read_only:
@@ -120,7 +121,11 @@ class SQLiteStore:
                 files.check_not_foreign(conn, self.path)
                 self._use_wal(conn)
                 self.schema_version = migrate(conn, path=self.path)
-            self._identity = files.identity(self.path)
+            if read_only:
+                self._identity = files.identity(self.path)
+            else:
+                self._guard = files.FileGuard(self.path)
+                self._identity = self._guard.identity
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
@@ -446,6 +451,8 @@ class SQLiteStore:
             self._connections.clear()
         for connection in held:
             connection.close()
+        if self._guard is not None:
+            self._guard.close()
 
     # -- connections and transactions ------------------------------------------------------
 
@@ -507,8 +514,8 @@ class SQLiteStore:
                 raise StoreError(f"journal {self.path}: cannot begin a write: {exc}") from exc
             try:
                 # A write to a journal deleted or replaced meanwhile would be lost: refuse it.
-                assert self._identity is not None
-                files.check_same_file(self.path, self._identity)
+                assert self._guard is not None
+                self._guard.check()
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:

@@ -112,8 +112,10 @@ def state_and_steps(
 
 def write(conn: sqlite3.Connection, operation_id: str, folded: Folded) -> None:
     """Write what :func:`journal.fold` decided: step rows, the run's row, events, alerts."""
-    for w in folded.steps:
-        conn.execute(UPDATE_STEP, (*w.values(), operation_id, w.step_id))
+    if folded.steps:
+        conn.executemany(
+            UPDATE_STEP, [(*w.values(), operation_id, w.step_id) for w in folded.steps]
+        )
     write_state(conn, operation_id, folded.run, moved=folded.run_changed)
     append(conn, folded.events)
     for alert in folded.alerts:
