@@ -2,7 +2,8 @@
 
 Each refusal is a ``SagaGuardError`` that names the problem, raised before anything is
 written, identical on every backend (a raw ``UnicodeEncodeError`` on one store and silent
-acceptance on another would make the same call mean two things).
+acceptance on another would make the same call mean two things). The door is where a run
+is created: a read or a claim refuses nothing the journal may already hold.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import Any
 import pytest
 
 from sagaguard.exceptions import InvalidOperationIdError, PayloadError, RunNotFoundError
-from sagaguard.storage import JournalStore
+from sagaguard.storage import JournalStore, RunStatus, journal
 from sagaguard.storage.journal import MAX_OPERATION_ID_LENGTH
 
-from .helpers import LEASE, T0, new_run
+from .helpers import LEASE, T0, new_run, run_becomes, start
 
 
 def _deep(levels: int) -> Any:
@@ -42,10 +43,45 @@ def test_an_operation_id_the_journal_cannot_hold_is_refused_alike_everywhere(
 ) -> None:
     with pytest.raises(InvalidOperationIdError, match=problem):
         store.create_run(new_run(operation_id), owner="w", now=T0, lease_s=LEASE)
-    with pytest.raises(InvalidOperationIdError, match=problem):
+    # A read refuses nothing: the id is simply not in the journal.
+    with pytest.raises(RunNotFoundError):
         store.load(operation_id)
+    with pytest.raises(RunNotFoundError):
+        store.events(operation_id)
+    with pytest.raises(RunNotFoundError):
+        store.claim(operation_id, owner="w", now=T0, lease_s=LEASE)
 
     assert store.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    "operation_id",
+    ["order-9\x1b[2J\r\n  7 resolved  by admin\x9b31m", "x" * (MAX_OPERATION_ID_LENGTH + 50)],
+    ids=["control_characters", "too_long"],
+)
+def test_a_run_an_older_journal_holds_under_a_now_refused_id_is_read_and_resumed(
+    store: JournalStore, operation_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids are checked where runs are created; whatever the journal already holds stays usable.
+
+    A journal written before ids were checked may hold any text. Refusing it on a read made
+    ``review list`` fail on the whole queue, and the run could be neither shown, resolved nor
+    recovered by its id.
+    """
+    with monkeypatch.context() as older_version:
+        older_version.setattr(journal, "check_operation_id", lambda given: given)
+        claim = start(store, operation_id)
+    claim = store.record(
+        claim, [run_becomes(RunStatus.NEEDS_MANUAL_REVIEW, reason="verify down")], now=T0,
+        lease_s=LEASE, release=True,
+    )  # fmt: skip
+
+    assert [run.operation_id for run in store.list_runs()] == [operation_id]
+    assert store.load(operation_id).run.status is RunStatus.NEEDS_MANUAL_REVIEW
+    assert [event.kind for event in store.events(operation_id)][-1] == "released"
+    taken = store.claim(operation_id, owner="review:ada", now=T0 + 1, lease_s=LEASE)
+    store.record(taken, [run_becomes(RunStatus.RUNNING)], now=T0 + 2, lease_s=LEASE)
+    assert store.load(operation_id).run.status is RunStatus.RUNNING
 
 
 def test_the_longest_allowed_operation_id_and_any_printable_text_are_accepted(

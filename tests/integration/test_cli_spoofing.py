@@ -161,6 +161,50 @@ def test_an_id_an_older_journal_holds_is_listed_escaped(db: str, tmp_path: Path)
     assert [row["operation_id"] for row in json.loads(as_json.stdout)] == [OLD_HOSTILE_OP]
 
 
+def test_a_waiting_run_under_an_id_an_older_journal_holds_is_queued_shown_and_resolved(
+    db: str, tmp_path: Path
+) -> None:
+    """Reads never refuse what the journal holds: one such id used to fail the whole queue."""
+    assert start(db, tmp_path, "order-9", LOST_AND_UNVERIFIABLE).exit_code == 3
+    assert start(db, tmp_path, "order-10", LOST_AND_UNVERIFIABLE).exit_code == 3
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:  # as an older version wrote it
+        for table in ("runs", "steps", "alerts"):
+            conn.execute(
+                f"UPDATE {table} SET operation_id = ? WHERE operation_id = 'order-9'",
+                (OLD_HOSTILE_OP,),
+            )
+        # The event log is append-only while its run exists: copy the trail, drop the old one.
+        conn.execute(
+            "INSERT INTO events SELECT ?, seq, at, actor, kind, step_id, from_status, "
+            "to_status, reason, data FROM events WHERE operation_id = 'order-9'",
+            (OLD_HOSTILE_OP,),
+        )
+        conn.execute("DELETE FROM events WHERE operation_id = 'order-9'")
+
+    queue = invoke(db, "review", "list", "--json")
+    assert queue.exit_code == 0, queue.stderr
+    assert_no_raw_control(queue.stdout)
+    assert {item["operation_id"] for item in json.loads(queue.stdout)} == {
+        OLD_HOSTILE_OP,
+        "order-10",
+    }
+    table = invoke(db, "review", "list")
+    assert table.exit_code == 0, table.stderr
+    assert_no_raw_control(table.stdout)
+    assert "order-9\\x1b[2J" in table.stdout
+    shown = invoke(db, "runs", "show", OLD_HOSTILE_OP)
+    assert shown.exit_code == 0, shown.stderr
+    assert_no_raw_control(shown.stdout)
+    resolved = invoke(
+        db, "review", "resolve", OLD_HOSTILE_OP, "--step", "charge_payment", "--as",
+        "completed", "--result", '{"payment_id": "pay_1"}', "--by", "ada", "--note", "seen",
+        str(RUNNABLE),
+    )  # fmt: skip
+    assert resolved.exit_code == 0, resolved.stderr
+    assert_no_raw_control(resolved.stdout)
+    assert "the run is now completed" in resolved.stdout
+
+
 def test_an_error_line_quoting_journal_text_is_escaped(db: str, tmp_path: Path) -> None:
     assert start(db, tmp_path, "order-2", {}).exit_code == 0
     result = invoke(db, "runs", "show", f"nope{CLEAR}\nsagaguard: fake line")

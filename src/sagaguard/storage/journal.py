@@ -5,7 +5,8 @@ it. The rules live here and nowhere else:
 
 - what a new run looks like (:func:`first_rows`, :func:`created_event`) and whether a
   request under an existing operation id is the same request (:func:`check_same_request`);
-- which operation ids the journal accepts (:func:`check_operation_id`);
+- which operation ids the journal accepts for a new run (:func:`check_operation_id`), and
+  which it looks up (:func:`lookup_id`: any text it may already hold);
 - who may take a run, and what a takeover writes (:func:`check_claimable`, :func:`take`);
 - whether a claim is still current (:func:`check_current`);
 - how a call's transitions fold into step rows, the run's row, events and alerts
@@ -83,6 +84,7 @@ __all__ = [
     "initial_state",
     "lease_live",
     "let_go",
+    "lookup_id",
     "merge",
     "prepare",
     "prunable",
@@ -103,7 +105,8 @@ def check_operation_id(operation_id: object) -> str:
 
     An operation id is 1..200 characters of printable text: no control characters (they
     would spoof terminal output and audit lines), no line separators, no lone surrogates
-    (no database can store them). Every store checks it the same way.
+    (no database can store them). Every store checks it the same way, when it creates a
+    run; looking a run up takes any id the journal may already hold (:func:`lookup_id`).
     """
     if not isinstance(operation_id, str):
         raise InvalidOperationIdError(
@@ -124,6 +127,28 @@ def check_operation_id(operation_id: object) -> str:
             f"operation_id holds {what} (U+{code:04X}) at position {bad.start()}"
         )
     return operation_id
+
+
+def lookup_id(operation_id: object) -> str:
+    """The id of a run to look up (load, events, claim), or the error a lookup gives.
+
+    Only a new run's id is checked (:func:`check_operation_id`, at create): a journal an
+    older version wrote may hold ids that check now refuses (control characters, any
+    length), and those runs must stay readable, resolvable and recoverable, so a lookup
+    refuses nothing the journal may hold. An id no journal can hold at all (one with a lone
+    surrogate, which no database encodes) is a run that does not exist:
+    ``RunNotFoundError`` on every store alike, never a driver's encoding error.
+    """
+    if not isinstance(operation_id, str):
+        raise InvalidOperationIdError(
+            f"operation_id must be a string, not {type(operation_id).__name__}"
+        )
+    if _SURROGATE.search(operation_id):
+        raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
+    return operation_id
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- creating a run ---------------------------------------------------------------------------

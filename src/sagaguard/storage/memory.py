@@ -322,7 +322,7 @@ class InMemoryStore:
 
     def _get(self, operation_id: str) -> _Run:
         self._check_open()
-        run = self._runs.get(journal.check_operation_id(operation_id))
+        run = self._runs.get(journal.lookup_id(operation_id))
         if run is None:
             raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
         return run

@@ -173,7 +173,7 @@ class PostgresStore:
 
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
-        journal.check_operation_id(operation_id)
+        journal.lookup_id(operation_id)
         return self._run(lambda conn: sql.snapshot(conn, self._sql, operation_id), snapshot=True)
 
     def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
@@ -190,7 +190,7 @@ class PostgresStore:
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
-        journal.check_operation_id(operation_id)
+        journal.lookup_id(operation_id)
         rows = self._run(
             lambda conn: conn.execute(self._sql.select_events, (operation_id,)).fetchall()
         )
@@ -295,7 +295,7 @@ class PostgresStore:
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
-        journal.check_operation_id(operation_id)
+        journal.lookup_id(operation_id)
 
         def take(conn: sql.Conn) -> Claim:
             row = conn.execute(self._sql.lock_state, (self._now(now), operation_id)).fetchone()

@@ -197,7 +197,7 @@ class SQLiteStore:
 
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
-        journal.check_operation_id(operation_id)
+        journal.lookup_id(operation_id)
         with self._reading() as conn:
             return sql.snapshot(conn, operation_id)
 
@@ -216,7 +216,7 @@ class SQLiteStore:
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
-        journal.check_operation_id(operation_id)
+        journal.lookup_id(operation_id)
         with self._reading() as conn:
             rows = conn.execute(sql.SELECT_EVENTS, (operation_id,)).fetchall()
             # Every run has its run_created event, so no events means no run.
@@ -290,7 +290,7 @@ class SQLiteStore:
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
-        journal.check_operation_id(operation_id)
+        journal.lookup_id(operation_id)
         with self._writing() as conn:
             before = sql.run_state(conn, operation_id)
             if before is None:
