@@ -57,6 +57,7 @@ from sagaguard.storage.base import (
     alert_settled_event,
     dumps,
 )
+from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
 from sagaguard.storage.postgres_listen import Listener
 from sagaguard.storage.rows import (
     STEP_STATUS,
@@ -96,6 +97,8 @@ class PostgresStore:
     ) -> None:
         if clock not in ("server", "caller"):
             raise StoreError(f"clock must be server or caller, not {clock!r}")
+        pool_size = int(POOL_SIZE.check(pool_size))
+        reconnect_s = RECONNECT_S.check(reconnect_s)
         self.schema = schema_name
         self._quoted = schema.quoted_schema(schema_name)
         self.clock = clock
@@ -120,7 +123,7 @@ class PostgresStore:
             psycopg_pool.ConnectionPool(
                 conninfo,
                 min_size=1,
-                max_size=max(pool_size, 1),
+                max_size=pool_size,
                 open=True,
                 check=psycopg_pool.ConnectionPool.check_connection,
                 configure=self._configure,
@@ -140,7 +143,8 @@ class PostgresStore:
 
         sagaguard's own query options are removed before the URL reaches libpq: ``schema``
         (default ``sagaguard``), ``clock`` (``server``, the default, or ``caller``),
-        ``pool_size`` (default 8) and ``reconnect_s`` (default 30). Any other option is
+        ``pool_size`` (1 to 1000 connections, default 8) and ``reconnect_s`` (0.1 to 86400
+        seconds, default 30; see :mod:`sagaguard.storage.options`). Any other option is
         libpq's (``sslmode``, ``connect_timeout``, ...).
         """
         parts = urlsplit(url)
@@ -154,11 +158,8 @@ class PostgresStore:
             else:
                 theirs.append((key, value))
         conninfo = urlunsplit(parts._replace(query=urlencode(theirs)))
-        try:
-            pool_size = int(ours.get("pool_size", "8"))
-            reconnect_s = float(ours.get("reconnect_s", "30"))
-        except ValueError as exc:
-            raise StoreError(f"pool_size or reconnect_s in {url!r} is not a number") from exc
+        pool_size = int(POOL_SIZE.parse(ours.get("pool_size", "8")))
+        reconnect_s = RECONNECT_S.parse(ours.get("reconnect_s", "30"))
         return cls(
             conninfo=conninfo,
             schema_name=ours.get("schema", "sagaguard"),

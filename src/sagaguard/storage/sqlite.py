@@ -43,6 +43,7 @@ from sagaguard.storage.base import (
     dumps,
 )
 from sagaguard.storage.migrations import current_version, migrate
+from sagaguard.storage.options import BUSY_TIMEOUT_S
 from sagaguard.storage.rows import (
     RUN_COLUMNS,
     EventRow,
@@ -100,7 +101,7 @@ class SQLiteStore:
         if self.synchronous not in _SYNCHRONOUS:
             raise StoreError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
         self.path = os.path.abspath(given)
-        self.busy_timeout_s = busy_timeout_s
+        self.busy_timeout_s = BUSY_TIMEOUT_S.check(busy_timeout_s)
         suffix = "" if self.synchronous == "FULL" else f"?synchronous={self.synchronous}"
         self.url = f"sqlite:///{given}{suffix}"
         self._local = threading.local()
@@ -170,7 +171,8 @@ class SQLiteStore:
     def from_url(cls, url: str, *, read_only: bool = False) -> SQLiteStore:
         """Open the store named by ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``.
 
-        Query options: ``synchronous`` (OFF, NORMAL, FULL, EXTRA) and ``busy_timeout_s``.
+        Query options: ``synchronous`` (OFF, NORMAL, FULL, EXTRA) and ``busy_timeout_s``
+        (0 to 86400 seconds, default 30; see :mod:`sagaguard.storage.options`).
         ``read_only`` opens an existing journal for reading only (see ``open_store``).
         """
         parts = urlsplit(url)
@@ -180,10 +182,7 @@ class SQLiteStore:
         unknown = sorted(set(options) - {"synchronous", "busy_timeout_s"})
         if unknown:
             raise StoreError(f"unknown option {unknown[0]!r} in journal URL {url!r}: {_URL_HELP}")
-        try:
-            timeout = float(options.get("busy_timeout_s", ["30"])[-1])
-        except ValueError as exc:
-            raise StoreError(f"busy_timeout_s in {url!r} is not a number") from exc
+        timeout = BUSY_TIMEOUT_S.parse(options.get("busy_timeout_s", ["30"])[-1])
         store = cls(
             path=unquote(parts.path[1:]),
             synchronous=options.get("synchronous", ["FULL"])[-1],
