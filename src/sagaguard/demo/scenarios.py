@@ -23,6 +23,7 @@ from sagaguard.demo.saga import build_saga
 from sagaguard.engine import Engine, RecordingNotifier
 from sagaguard.exceptions import RunNotFoundError
 from sagaguard.storage.base import (
+    AlertBacklog,
     Claim,
     CreateResult,
     Event,
@@ -266,6 +267,22 @@ class JournalTap:
     def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
         """Delegate."""
         return self._store.list_runs(status=status, limit=limit)
+
+    def load_many(self, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+        """Delegate."""
+        return self._store.load_many(operation_ids)
+
+    def count_runs(self) -> dict[RunStatus, int]:
+        """Delegate."""
+        return self._store.count_runs()
+
+    def oldest_run(self, *, status: RunStatus) -> RunRecord | None:
+        """Delegate."""
+        return self._store.oldest_run(status=status)
+
+    def alert_backlog(self) -> AlertBacklog:
+        """Delegate."""
+        return self._store.alert_backlog()
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
         """Delegate."""

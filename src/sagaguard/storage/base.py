@@ -204,6 +204,17 @@ class OutboxAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertBacklog:
+    """The alerts in the journal's outbox that no notifier has delivered yet."""
+
+    undelivered: int
+    failing: int
+    """Of those, how many failed at least one delivery attempt."""
+    oldest_created_at: float | None
+    """When the oldest of them was raised (``None`` when there is none)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """One state change of a run, and the event that records it."""
 
@@ -318,6 +329,30 @@ class JournalStore(Protocol):
 
     def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs, newest first, optionally only those with ``status``."""
+        ...
+
+    def load_many(self, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+        """The runs named that exist, with their steps, in the order named, in one read.
+
+        An id of no run is left out, never an error; an id named twice is returned once.
+        What a page of runs needs beyond :meth:`list_runs`, without one read per run.
+        """
+        ...
+
+    def count_runs(self) -> dict[RunStatus, int]:
+        """How many runs the journal holds in each status, in one read (none: left out)."""
+        ...
+
+    def oldest_run(self, *, status: RunStatus) -> RunRecord | None:
+        """The run with ``status`` whose last change is the oldest (ties: created first).
+
+        In ``needs_manual_review`` that is the run waiting longest for a person. One read
+        over the runs with that status only; ``None`` when there is none.
+        """
+        ...
+
+    def alert_backlog(self) -> AlertBacklog:
+        """The outbox's alerts not delivered yet, counted in one read (see AlertBacklog)."""
         ...
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
@@ -462,6 +497,7 @@ class StoreInfo:
 __all__ = [
     "NOTIFIER_ACTOR",
     "SUBMITTER_ACTOR",
+    "AlertBacklog",
     "Claim",
     "CreateResult",
     "EncodedJSON",

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Collection, Container, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,7 @@ __all__ = [
     "lease_live",
     "let_go",
     "lookup_id",
+    "lookup_ids",
     "merge",
     "prepare",
     "prunable",
@@ -146,6 +147,20 @@ def lookup_id(operation_id: object) -> str:
     if _SURROGATE.search(operation_id):
         raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
     return operation_id
+
+
+def lookup_ids(operation_ids: Iterable[object]) -> tuple[str, ...]:
+    """The ids of runs to look up together, each once, in the order given.
+
+    As :func:`lookup_id`, except that an id no journal can hold is left out: it names no run.
+    """
+    wanted: dict[str, None] = {}
+    for operation_id in operation_ids:
+        try:
+            wanted[lookup_id(operation_id)] = None
+        except RunNotFoundError:
+            continue
+    return tuple(wanted)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

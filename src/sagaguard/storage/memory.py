@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from sagaguard.exceptions import RunNotFoundError, StoreError
 from sagaguard.storage import journal
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
+    AlertBacklog,
     Claim,
     CreateResult,
     Event,
@@ -86,6 +88,40 @@ class InMemoryStore:
             runs = [r for r in self._runs.values() if status is None or r.state.status == status]
             runs.sort(key=lambda r: (r.identity.created_at, r.order), reverse=True)
             return [_run_record(run) for run in runs[: max(limit, 0)]]
+
+    def load_many(self, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+        """The runs named that exist, with their steps, in the order named, in one read."""
+        wanted = journal.lookup_ids(operation_ids)
+        with self._lock:
+            self._check_open()
+            return [_snapshot(self._runs[op]) for op in wanted if op in self._runs]
+
+    def count_runs(self) -> dict[RunStatus, int]:
+        """How many runs there are in each status (a status with none is left out)."""
+        with self._lock:
+            self._check_open()
+            return dict(Counter(run.state.status for run in self._runs.values()))
+
+    def oldest_run(self, *, status: RunStatus) -> RunRecord | None:
+        """The run with ``status`` whose last change is the oldest (ties: created first)."""
+        with self._lock:
+            self._check_open()
+            runs = [run for run in self._runs.values() if run.state.status == status]
+            if not runs:
+                return None
+            oldest = min(runs, key=lambda r: (r.state.updated_at, r.identity.created_at, r.order))
+            return _run_record(oldest)
+
+    def alert_backlog(self) -> AlertBacklog:
+        """The outbox's alerts not delivered yet: how many, how many failing, the oldest."""
+        with self._lock:
+            self._check_open()
+            waiting = [alert for alert in self._alerts.values() if alert.delivered_at is None]
+            return AlertBacklog(
+                undelivered=len(waiting),
+                failing=sum(1 for alert in waiting if alert.attempts),
+                oldest_created_at=min((a.row.created_at for a in waiting), default=None),
+            )
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""

@@ -44,6 +44,7 @@ from sagaguard.storage import postgres_schema as schema
 from sagaguard.storage import postgres_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
+    AlertBacklog,
     Claim,
     CreateResult,
     Event,
@@ -60,6 +61,7 @@ from sagaguard.storage.base import (
 from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
 from sagaguard.storage.postgres_listen import Listener
 from sagaguard.storage.rows import (
+    RUN_STATUS,
     STEP_STATUS,
     EventRow,
     event_record,
@@ -188,6 +190,30 @@ class PostgresStore:
             return [run_record(row) for row in rows.fetchall()]
 
         return self._run(read)
+
+    def load_many(self, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+        """The runs named that exist, with their steps, in the order named, in one read."""
+        wanted = journal.lookup_ids(operation_ids)
+        if not wanted:
+            return []
+        return self._run(lambda conn: sql.snapshots(conn, self._sql, wanted), snapshot=True)
+
+    def count_runs(self) -> dict[RunStatus, int]:
+        """How many runs there are in each status (a status with none is left out)."""
+        rows = self._run(lambda conn: conn.execute(self._sql.count_runs).fetchall())
+        return {RUN_STATUS[status]: int(count) for status, count in rows}
+
+    def oldest_run(self, *, status: RunStatus) -> RunRecord | None:
+        """The run with ``status`` whose last change is the oldest (ties: created first)."""
+        row = self._run(lambda conn: conn.execute(self._sql.oldest_run, (status.value,)).fetchone())
+        return None if row is None else run_record(row)
+
+    def alert_backlog(self) -> AlertBacklog:
+        """The outbox's alerts not delivered yet: how many, how many failing, the oldest."""
+        row = self._run(lambda conn: conn.execute(self._sql.alert_backlog).fetchone())
+        assert row is not None
+        oldest = None if row[2] is None else float(row[2])
+        return AlertBacklog(int(row[0]), int(row[1]), oldest)
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""

@@ -19,6 +19,7 @@ from sagaguard.storage import journal
 from sagaguard.storage.base import (
     Claim,
     RunSnapshot,
+    StepRecord,
 )
 from sagaguard.storage.journal import Folded
 from sagaguard.storage.rows import (
@@ -130,6 +131,22 @@ class Statements:
             f"SELECT {RUN_COLUMNS} FROM {q}.runs WHERE status = %s "
             "ORDER BY created_at DESC, created_order DESC LIMIT %s"
         )
+        self.select_runs = f"SELECT {RUN_COLUMNS} FROM {q}.runs WHERE operation_id = ANY(%s)"
+        self.select_steps_of = (
+            f"SELECT {STEP_COLUMNS} FROM {q}.steps WHERE operation_id = ANY(%s) "
+            "ORDER BY operation_id, position"
+        )
+        self.count_runs = f"SELECT status, count(*) FROM {q}.runs GROUP BY status"
+        # Through runs_by_status: only the runs with that status are read.
+        self.oldest_run = (
+            f"SELECT {RUN_COLUMNS} FROM {q}.runs WHERE status = %s "
+            "ORDER BY updated_at, created_at, created_order LIMIT 1"
+        )
+        # Through alerts_due, which holds only the undelivered alerts.
+        self.alert_backlog = (
+            "SELECT count(*), count(*) FILTER (WHERE attempts > 0), min(created_at) "
+            f"FROM {q}.alerts WHERE delivered_at IS NULL"
+        )
         self.prune = (
             f"DELETE FROM {q}.runs WHERE operation_id IN (SELECT operation_id FROM {q}.runs AS r "
             "WHERE status = ANY(%s) AND updated_at < %s AND NOT EXISTS (SELECT 1 FROM "
@@ -208,3 +225,17 @@ def snapshot(conn: Conn, sql: Statements, operation_id: str) -> RunSnapshot:
         raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
     steps = conn.execute(sql.select_steps, (operation_id,)).fetchall()
     return RunSnapshot(run=run_record(row), steps=tuple(step_record(s) for s in steps))
+
+
+def snapshots(conn: Conn, sql: Statements, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+    """The runs of ``operation_ids`` that exist, with their steps, in the order given."""
+    ids = list(operation_ids)
+    steps: dict[str, list[StepRecord]] = {}
+    for row in conn.execute(sql.select_steps_of, (ids,)).fetchall():
+        record = step_record(row)
+        steps.setdefault(record.operation_id, []).append(record)
+    runs = {}
+    for row in conn.execute(sql.select_runs, (ids,)).fetchall():
+        run = run_record(row)
+        runs[run.operation_id] = RunSnapshot(run, tuple(steps.get(run.operation_id, ())))
+    return [runs[op] for op in ids if op in runs]

@@ -29,6 +29,7 @@ from sagaguard.storage import sqlite_files as files
 from sagaguard.storage import sqlite_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
+    AlertBacklog,
     Claim,
     CreateResult,
     Event,
@@ -46,6 +47,7 @@ from sagaguard.storage.migrations import current_version, migrate
 from sagaguard.storage.options import BUSY_TIMEOUT_S
 from sagaguard.storage.rows import (
     RUN_COLUMNS,
+    RUN_STATUS,
     EventRow,
     event_record,
     outbox_alert,
@@ -212,6 +214,29 @@ class SQLiteStore:
                     (status.value, max(limit, 0)),
                 )
             return [run_record(row) for row in rows.fetchall()]
+
+    def load_many(self, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+        """The runs named that exist, with their steps, in the order named, in one read."""
+        wanted = journal.lookup_ids(operation_ids)
+        with self._reading() as conn:
+            return sql.snapshots(conn, wanted)
+
+    def count_runs(self) -> dict[RunStatus, int]:
+        """How many runs there are in each status (a status with none is left out)."""
+        with self._reading() as conn:
+            return {RUN_STATUS[status]: count for status, count in conn.execute(sql.COUNT_RUNS)}
+
+    def oldest_run(self, *, status: RunStatus) -> RunRecord | None:
+        """The run with ``status`` whose last change is the oldest (ties: created first)."""
+        with self._reading() as conn:
+            row = conn.execute(sql.OLDEST_RUN, (status.value,)).fetchone()
+        return None if row is None else run_record(row)
+
+    def alert_backlog(self) -> AlertBacklog:
+        """The outbox's alerts not delivered yet: how many, how many failing, the oldest."""
+        with self._reading() as conn:
+            undelivered, failing, oldest = conn.execute(sql.ALERT_BACKLOG).fetchone()
+        return AlertBacklog(undelivered, failing, oldest)
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""

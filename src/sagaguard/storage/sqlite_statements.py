@@ -18,6 +18,7 @@ from sagaguard.storage.base import (
     Claim,
     RunSnapshot,
     RunStatus,
+    StepRecord,
     StepStatus,
 )
 from sagaguard.storage.journal import Folded
@@ -70,6 +71,17 @@ DUE_ALERTS = (
     "WHERE delivered_at IS NULL AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?"
 )
 APPEND_SEQ = "UPDATE runs SET last_seq = last_seq + 1 WHERE operation_id = ? RETURNING last_seq"
+COUNT_RUNS = "SELECT status, COUNT(*) FROM runs GROUP BY status"
+# Through runs_by_status: only the runs with that status are read.
+OLDEST_RUN = (
+    f"SELECT {RUN_COLUMNS} FROM runs WHERE status = ? "
+    "ORDER BY updated_at, created_at, rowid LIMIT 1"
+)
+# Through alerts_due, which holds only the undelivered alerts.
+ALERT_BACKLOG = (
+    "SELECT COUNT(*), COALESCE(SUM(attempts > 0), 0), MIN(created_at) FROM alerts "
+    "WHERE delivered_at IS NULL"
+)
 EXPIRED = (
     f"SELECT operation_id, {STATE_COLUMNS} FROM runs "
     "WHERE status IN ('running', 'compensating') "
@@ -176,6 +188,33 @@ def snapshot(conn: sqlite3.Connection, operation_id: str) -> RunSnapshot:
         raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
     steps = conn.execute(SELECT_STEPS, (operation_id,)).fetchall()
     return RunSnapshot(run=run_record(row), steps=tuple(step_record(s) for s in steps))
+
+
+_MANY = 500
+"""Ids per statement when reading many runs: well below SQLite's limit on parameters."""
+
+
+def snapshots(conn: sqlite3.Connection, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+    """The runs of ``operation_ids`` that exist, with their steps, in the order given."""
+    runs: dict[str, RunSnapshot] = {}
+    for start in range(0, len(operation_ids), _MANY):
+        chunk = operation_ids[start : start + _MANY]
+        marks = ", ".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT {RUN_COLUMNS} FROM runs WHERE operation_id IN ({marks})", chunk
+        ).fetchall()
+        steps: dict[str, list[StepRecord]] = {}
+        for row in conn.execute(
+            f"SELECT {STEP_COLUMNS} FROM steps WHERE operation_id IN ({marks}) "
+            "ORDER BY operation_id, position",
+            chunk,
+        ):
+            record = step_record(row)
+            steps.setdefault(record.operation_id, []).append(record)
+        for row in rows:
+            run = run_record(row)
+            runs[run.operation_id] = RunSnapshot(run, tuple(steps.get(run.operation_id, ())))
+    return [runs[op] for op in operation_ids if op in runs]
 
 
 def prune_batch(
