@@ -2,7 +2,8 @@
 
 A run waits in ``needs_manual_review`` when a step's outcome cannot be known (no verify, or
 verify failed) or when undoing a step failed. ``review list`` shows each waiting run, the
-step, why, who was alerted and which resolutions fit. ``review resolve`` records what the
+step, why, who was alerted and which resolutions fit (the queue is
+:func:`sagaguard.operator.review_queue`'s). ``review resolve`` records what the
 person found (audited as a ``resolved`` event with their name and note) and, given the
 saga's TARGET, continues the run at once, forward or backward; without it the run is left
 for ``sagaguard worker``.
@@ -29,14 +30,16 @@ from sagaguard.cli.runs import (
     render_run,
     status_text,
 )
-from sagaguard.cli.views import review_item, run_view, waiting_step
+from sagaguard.cli.views import run_view
 from sagaguard.engine.resolution import Resolution
 from sagaguard.exceptions import SagaGuardError
+from sagaguard.operator.review import review_queue
 from sagaguard.storage import DEFAULT_URL
 from sagaguard.vocabulary import RunStatus
 
 if TYPE_CHECKING:
-    from sagaguard.engine import Engine, Saga
+    from sagaguard.engine import Engine
+    from sagaguard.operator.review import ReviewItem
     from sagaguard.storage import RunSnapshot
 
 __all__ = ["list_reviews", "resolve"]
@@ -74,13 +77,10 @@ def list_reviews(
 
     from sagaguard.engine.loading import load_sagas
 
-    sagas = {(saga.process.name, saga.process.version): saga for saga in load_sagas(targets or [])}
+    sagas = load_sagas(targets or [])
     with journal(db, must_exist=True, read_only=True) as store:
-        items = []
-        for record in store.list_runs(status=RunStatus.NEEDS_MANUAL_REVIEW, limit=limit):
-            snapshot = store.load(record.operation_id)
-            route = _route(sagas.get((record.process, record.version)), snapshot)
-            items.append(review_item(snapshot, store.events(record.operation_id), route=route))
+        queue = review_queue(store, limit=limit, processes=[saga.process for saga in sagas])
+    items = [_listed(item) for item in queue]
     if as_json:
         print_json(items)
         return
@@ -217,14 +217,24 @@ def _result(text: str | None, outcome: Resolution) -> Any:
     return parse_json(text, "--result")
 
 
-def _route(saga: Saga | None, snapshot: RunSnapshot) -> str | None:
-    step = waiting_step(snapshot)
-    if saga is None or step is None:
-        return None
-    try:
-        return saga.process.alert_route(saga.process.step(step.step_id))
-    except KeyError:
-        return None
+_LISTED = (
+    "operation_id",
+    "process",
+    "version",
+    "waiting_since",
+    "step_id",
+    "step_status",
+    "reason",
+    "route",
+    "resolve_as",
+)
+"""What ``review list`` prints of each item (the alert's delivery and each outcome's needs
+are the library's, for pages that show them)."""
+
+
+def _listed(item: ReviewItem) -> dict[str, Any]:
+    view = item.to_json()
+    return {key: view[key] for key in _LISTED}
 
 
 def _continue(engine: Engine, operation_id: str) -> RunSnapshot:

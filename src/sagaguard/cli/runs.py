@@ -3,8 +3,8 @@
 Also what every journal command shares: the ``--db`` option (``$SAGAGUARD_DB``), opening the
 journal (a read-only command never creates an empty file by mistake), ``--json`` output, and
 the rich tables of a run (header, step timeline, events) that ``run``, ``review`` and
-``demo`` print too. Tables render the dicts of :mod:`sagaguard.cli.views`; ``--json`` prints
-the same dicts.
+``demo`` print too. The views are :mod:`sagaguard.operator`'s: tables render their
+``to_json()`` dicts, escaped; ``--json`` prints the same dicts.
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from sagaguard.cli.app import app
 from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.escapes import json_text, printable, printable_view
 from sagaguard.cli.output import write_stdout
-from sagaguard.cli.views import run_summary, run_view
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StoreError
+from sagaguard.operator.oddities import OddityKind
+from sagaguard.operator.runs import list_runs as run_rows
+from sagaguard.operator.runs import run_detail
 from sagaguard.storage import DEFAULT_URL, open_store
 from sagaguard.vocabulary import RunStatus
 
@@ -42,6 +44,8 @@ __all__ = [
     "journal_url",
     "load_run",
     "make_console",
+    "not_found",
+    "oddity_text",
     "print_json",
     "render_events",
     "render_run",
@@ -115,7 +119,7 @@ def list_runs(
     from rich.text import Text
 
     with journal(db, must_exist=True, read_only=True) as store:
-        rows = [run_summary(run) for run in store.list_runs(status=status, limit=limit)]
+        rows = [row.to_json() for row in run_rows(store, status=status, limit=limit)]
     if as_json:
         print_json(rows)
         return
@@ -137,8 +141,10 @@ def show_run(
 ) -> None:
     """Show one run: its steps (status, attempts, external ids, reasons) and every event."""
     with journal(db, must_exist=True, read_only=True) as store:
-        snapshot = load_run(store, operation_id, db)
-        view = run_view(snapshot, store.events(operation_id))
+        try:
+            view = run_detail(store, operation_id).to_json()
+        except RunNotFoundError:
+            raise not_found(operation_id, db) from None
     if as_json:
         print_json(view)
         return
@@ -237,7 +243,12 @@ def load_run(store: JournalStore, operation_id: str, url: str) -> RunSnapshot:
     try:
         return store.load(operation_id)
     except RunNotFoundError:
-        raise RunNotFoundError(f"no run has operation_id {operation_id!r} in {url}") from None
+        raise not_found(operation_id, url) from None
+
+
+def not_found(operation_id: str, url: str) -> RunNotFoundError:
+    """The error for an operation id of no run: one line naming it and the journal."""
+    return RunNotFoundError(f"no run has operation_id {operation_id!r} in {url}")
 
 
 def print_json(value: Any) -> None:
@@ -272,6 +283,8 @@ def render_run(console: Console, view: dict[str, Any]) -> None:
     console.print(header)
     if view.get("reason"):
         console.print(Text(f"reason: {view['reason']}"))
+    for odd in view.get("oddities", ()):
+        console.print(Text(oddity_text(odd), style="bold yellow"))
     if view.get("owner"):
         console.print(Text(f"owner: {view['owner']} (lease until {view['lease_expires_at']})"))
     console.print(Text(f"created {view['created_at']}  updated {view['updated_at']}", style="dim"))
@@ -338,10 +351,20 @@ def render_run_list(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     for row in map(printable_view, rows):
         run = Text(row["operation_id"])
         run.append(f"\n{row['process']} v{row['version']}", style="dim")
+        why = Text(row["reason"] or "")
+        for odd in row.get("oddities", ()):
+            why.append(("\n" if why else "") + oddity_text(odd), style="yellow")
         table.add_row(
             run,
             status_text(row["status"]),
             (row["updated_at"] or "")[:16].replace("T", " "),
-            Text(row["reason"] or ""),
+            why,
         )
     console.print(table)
+
+
+def oddity_text(odd: dict[str, Any]) -> str:
+    """One line for what is odd about a run (a view's ``oddities`` entry, escaped already)."""
+    kind, step, reason = odd["kind"], odd["step_id"], odd["reason"]
+    what = "failed" if kind == OddityKind.BEST_EFFORT_FAILED else "outcome unknown"
+    return f"best-effort {step} {what}" + (f": {reason}" if reason else "")
