@@ -47,6 +47,20 @@ from sagaguard.testing import (
 
 OP = "op-1"
 
+
+class FakeClock:
+    """Time that moves only when the engine sleeps: retry windows pass without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 PROCESS = Process.model_validate(
     {
         "process": "checkout",
@@ -219,9 +233,9 @@ def checkout_saga(ledger: MemoryLedger, effects: dict[str, Any]) -> Saga:
     ids=["happy", "timeout-verified", "rollback", "refund-fails"],
 )
 def test_real_engine_runs_pass_every_check(scenario: dict[str, Any], expected: RunStatus) -> None:
-    ledger, notifier = MemoryLedger(), RecordingNotifier()
+    ledger, notifier, clock = MemoryLedger(), RecordingNotifier(), FakeClock()
     saga = checkout_saga(ledger, {})
-    with Engine(store="memory://", notifier=notifier, sleep=lambda s: None) as engine:
+    with Engine(store="memory://", notifier=notifier, clock=clock, sleep=clock.sleep) as engine:
         snapshot = engine.run(saga, operation_id=OP, input=scenario)
         assert snapshot.run.status is expected
         violations = check_invariants(
