@@ -8,24 +8,9 @@ from typing import Any
 
 from sagaguard import StepFailed
 from sagaguard.engine import Applied, NotApplied, Saga, StepContext
+from sagaguard.testing import FakeClock
 
-
-class FakeClock:
-    """Time that moves only when told to (or when the engine sleeps)."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+__all__ = ["CHECKOUT_STEPS", "Entry", "FakeClock", "Provider", "checkout"]
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from sagaguard.storage.base import (
 from sagaguard.storage.memory import InMemoryStore
 from sagaguard.testing import (
     CrashAt,
+    FakeClock,
     FaultPoint,
     LedgerEntry,
     LedgerKind,
@@ -46,19 +47,6 @@ from sagaguard.testing import (
 )
 
 OP = "op-1"
-
-
-class FakeClock:
-    """Time that moves only when the engine sleeps: retry windows pass without waiting."""
-
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 PROCESS = Process.model_validate(
