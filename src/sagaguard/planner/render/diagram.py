@@ -199,12 +199,13 @@ def _slots(flow: Flow, rows: dict[str, int], last_row: int) -> dict[str, tuple[i
 def _text(node: FlowNode, width: float) -> tuple[str | None, tuple[str, ...]]:
     template = _HEADERS.get(node.kind)
     header = template.format(step=node.step) if template and node.step else None
-    if header and node.pivot:
-        header += " (pivot)"
-    elif header and not node.required:
-        header += " (best-effort)"
     chars = max(8, int((width - 16) / _CHAR_W))
     lines = textwrap.wrap(node.label, chars, break_long_words=True) or [""]
+    # The role reads on a line of its own, so a long step id keeps its full size.
+    if header and node.pivot:
+        lines.insert(0, "(pivot: the point of no return)")
+    elif header and not node.required:
+        lines.insert(0, "(best-effort)")
     return header, tuple(lines)
 
 
@@ -274,7 +275,7 @@ def _route(
 ) -> Arrow:
     kind = edge.kind.value.replace("_", "-")
     s_row, s_col = slots[edge.source]
-    t_row, t_col = slots[edge.target]
+    t_col = slots[edge.target][1]
     points: list[tuple[float, float]]
     if edge.kind is FlowEdgeKind.FORWARD:
         points = [(source.cx, source.y + source.h), (target.cx, target.y)]
@@ -296,16 +297,19 @@ def _route(
         y = min(y, target.y + target.h - 8)
         points = [(x, source.y + source.h), (x, y), (target.x, y)]
     else:
-        points = _failure_route(source, target, t_row, t_col, grid)
+        points = _failure_route(source, target, s_row, t_col, grid)
     return Arrow(d=_path(points), kind=kind, label=edge.label or None)
 
 
 def _failure_route(
-    source: Box, target: Box, t_row: int, t_col: int, grid: _Grid
+    source: Box, target: Box, s_row: int, t_col: int, grid: _Grid
 ) -> list[tuple[float, float]]:
-    """From a step's right side up the channel beside it, into the target's left side."""
+    """From a step's right side up the channel beside it, into the target's left side.
+
+    Neighbouring steps climb the channel a few pixels apart, so their arrows stay apart.
+    """
     x0, y0 = source.x + source.w, source.cy - 6
-    gap = grid.gap(0)
+    gap = grid.gap(0) + (s_row % 3 - 1) * 8
     if t_col == 1:
         return [(x0, y0), (gap, y0), (gap, target.cy), (target.x, target.cy)]
     # An end in the right column: over the row of the first undo, then down into it.
