@@ -9,7 +9,9 @@ catch a failure. Each class's docstring is its default message.
     ├── PlanError                  a process cannot be planned (a coded saga fails to import)
     ├── StoreError                 the journal store failed (driver error wrapped)
     │   ├── UnsupportedStoreError  no store for that URL scheme
-    │   └── SchemaVersionError     the journal was written by a newer sagaguard
+    │   ├── SchemaVersionError     the journal was written by a newer sagaguard
+    │   └── PayloadError           an input, result or event payload is not storable JSON
+    ├── InvalidOperationIdError    an operation_id is empty, too long or holds unprintable text
     ├── RunNotFoundError           no run under that operation_id
     ├── OperationConflictError     the operation_id exists with a different input or process
     ├── StaleOwnerError            this owner lost the run's lease: its write was rejected (fencing)
@@ -51,6 +53,14 @@ class UnsupportedStoreError(StoreError):
 
 class SchemaVersionError(StoreError):
     """The journal was written by a newer version of sagaguard."""
+
+
+class PayloadError(StoreError):
+    """A payload is not JSON the journal can store."""
+
+
+class InvalidOperationIdError(SagaGuardError):
+    """The operation_id is not one the journal accepts."""
 
 
 class RunNotFoundError(SagaGuardError):

@@ -14,11 +14,12 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sagaguard.exceptions import PlanError, SagaGuardError
-from sagaguard.model import Process
-from sagaguard.spec import load_spec
+
+if TYPE_CHECKING:
+    from sagaguard.model import Process
 
 __all__ = [
     "BoundProcess",
@@ -48,6 +49,8 @@ def load_process(target: str | Path) -> Process:
     text = str(target)
     # An existing path always wins, so a file literally named `a:b` stays a file.
     if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
+        from sagaguard.spec import load_spec
+
         return load_spec(text)
     return import_target(text)
 
@@ -76,6 +79,8 @@ def verify_bound_of(target: str | Path, process: Process) -> frozenset[str] | No
     text = str(target)
     if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
         return None
+    from sagaguard.model import Process
+
     found = _import_attribute(text)  # imported already by load_process: a cache hit
     handlers = getattr(found, "handlers", None)
     if isinstance(found, Process) or not callable(handlers):
@@ -148,6 +153,8 @@ def _import_module(target: str, module_name: str) -> Any:
 
 
 def _as_process(target: str, found: Any) -> Process:
+    from sagaguard.model import Process
+
     if isinstance(found, Process):
         return found
     try:

@@ -223,3 +223,13 @@ def test_a_bad_first_transition_creates_nothing(store: JournalStore, transition:
     with pytest.raises(RunNotFoundError):
         store.load("op-1")
     assert store.list_runs() == []
+
+
+def test_the_same_input_under_another_version_is_a_conflict(store: JournalStore) -> None:
+    """A request names one version of a process: another version's run is not its run."""
+    start(store)
+    before = journal(store)
+
+    with pytest.raises(OperationConflictError, match="v1, not v2"):
+        store.create_run(new_run(version="2"), owner="w", now=T0, lease_s=LEASE)
+    assert journal(store) == before

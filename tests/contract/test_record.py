@@ -322,3 +322,71 @@ def test_the_renewed_claim_keeps_writing_and_the_lease_keeps_others_out(
     with pytest.raises(RunBusyError):
         store.claim("op-1", owner="worker-b", now=T0 + LEASE + 1, lease_s=LEASE)
     store.record(claim, [completed("reserve", seq=1)], now=T0 + LEASE + 2, lease_s=LEASE)
+
+
+def test_the_step_window_fields_persist_and_a_none_keeps_each_of_them(
+    store: JournalStore,
+) -> None:
+    """Schema v3's fields: retry and settle windows, verify count, compensation window, kept."""
+    claim = start(store)
+    claim = store.record(
+        claim,
+        [
+            step(
+                "outcome_unknown",
+                "charge",
+                StepStatus.UNKNOWN,
+                first_attempt_at=T0 + 1,
+                unknown_since=T0 + 2,
+                verify_attempts=2,
+                compensation_first_at=T0 + 3,
+                kept=True,
+            )
+        ],
+        now=T0 + 4,
+        lease_s=LEASE,
+    )
+    store.record(
+        claim, [step("verify_called", "charge", StepStatus.UNKNOWN)], now=T0 + 5, lease_s=LEASE
+    )
+
+    charge = store.load("op-1").step("charge")
+    assert (charge.first_attempt_at, charge.unknown_since, charge.compensation_first_at) == (
+        T0 + 1,
+        T0 + 2,
+        T0 + 3,
+    )
+    assert (charge.verify_attempts, charge.kept) == (2, True)
+    untouched = store.load("op-1").step("ship")
+    assert (untouched.first_attempt_at, untouched.verify_attempts, untouched.kept) == (
+        None,
+        0,
+        False,
+    )
+
+
+def test_two_changes_of_one_step_in_one_record_apply_in_order(store: JournalStore) -> None:
+    """The later change wins for each field it gives; the earlier one's other fields stay."""
+    claim = start(store)
+
+    store.record(
+        claim,
+        [
+            step("step_started", "charge", StepStatus.STARTED, attempts=1, first_attempt_at=T0),
+            completed("charge", seq=1, result={"payment_id": "p-1"}, external_id="p-1"),
+            step("note", "charge", StepStatus.COMPLETED, failure_reason="slow answer"),
+        ],
+        now=T0 + 1,
+        lease_s=LEASE,
+    )
+
+    charge = store.load("op-1").step("charge")
+    assert charge.status is StepStatus.COMPLETED
+    assert (charge.attempts, charge.first_attempt_at, charge.completed_seq) == (1, T0, 1)
+    assert (charge.result, charge.external_id, charge.failure_reason) == (
+        {"payment_id": "p-1"},
+        "p-1",
+        "slow answer",
+    )
+    moves = [(e.from_status, e.to_status) for e in store.events("op-1")[1:]]
+    assert moves == [("pending", "started"), ("started", "completed"), ("completed", "completed")]

@@ -321,3 +321,61 @@ def test_open_files_do_not_grow_with_the_threads_that_used_the_store(tmp_path: P
     finally:
         store.close()
     assert _open_files(path) == 0
+
+
+def test_a_journal_deleted_while_a_run_goes_on_refuses_the_next_write(tmp_path: Path) -> None:
+    """Writing on to an unlinked file would report `completed` for a run nobody can find."""
+    path = tmp_path / "journal.sqlite3"
+    store = SQLiteStore(path=path)
+    try:
+        claim = store.create_run(_new(), owner="w", now=T0, lease_s=LEASE).claim
+        assert claim is not None
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        started = Transition("step_started", StepChange("reserve", StepStatus.STARTED))
+
+        with pytest.raises(StoreError, match="was deleted while it was open"):
+            store.record(claim, [started], now=T0 + 1, lease_s=LEASE)
+        with pytest.raises(StoreError, match="was deleted while it was open"):
+            store.create_run(_new("op-2"), owner="w", now=T0 + 1, lease_s=LEASE)
+    finally:
+        store.close()
+    assert not path.exists()
+
+
+def test_a_journal_replaced_by_another_file_refuses_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite3"
+    store = SQLiteStore(path=path)
+    try:
+        claim = store.create_run(_new(), owner="w", now=T0, lease_s=LEASE).claim
+        assert claim is not None
+        SQLiteStore(path=tmp_path / "other.sqlite3").close()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(tmp_path / "other.sqlite3", path)
+
+        with pytest.raises(StoreError, match="was replaced by another file"):
+            store.heartbeat(claim, now=T0 + 1, lease_s=LEASE)
+    finally:
+        store.close()
+    reopened = SQLiteStore(path=path)
+    try:
+        assert reopened.list_runs() == [], "nothing was written into the replacement"
+    finally:
+        reopened.close()
+
+
+def test_another_applications_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A mistyped --db must not add sagaguard's tables or switch someone's file to WAL."""
+    path = tmp_path / "app.db"
+    with closing(_raw(path)) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers (name) VALUES ('Ada')")
+    before = path.read_bytes()
+
+    with pytest.raises(StoreError, match=r"app\.db is not a sagaguard journal.*customers"):
+        SQLiteStore(path=path)
+
+    assert path.read_bytes() == before
+    with closing(_raw(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"

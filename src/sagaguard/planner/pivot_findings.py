@@ -154,6 +154,10 @@ def _around_the_pivot(ctx: Planning) -> list[tuple[int, Finding]]:
                 ),
             )
         )
+    if not ctx.process.pivot_declared and not pivot.compensation_declared:
+        # The pivot only stands because a compensation is missing: SG002 asks for it, and
+        # once it is declared the point of no return moves; what follows is moot until then.
+        return found
     for step in ctx.steps[at + 1 :]:
         if not step.required or not any(k in _REFUSABLE_KINDS for k in step.changes):
             continue

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from sagaguard.exceptions import StoreError
+from sagaguard.exceptions import PayloadError
 from sagaguard.vocabulary import EventKind, RunStatus, StepStatus
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 JSONValue = Any
 """A value that survives ``json.dumps``/``json.loads`` unchanged (payloads are never pickled)."""
@@ -30,9 +33,12 @@ def idempotency_key(operation_id: str, step_id: str) -> str:
 
 
 def input_hash(value: JSONValue) -> str:
-    """A stable digest of a run's input, to tell a duplicate request from a conflicting one."""
-    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """A stable digest of a run's input, to tell a duplicate request from a conflicting one.
+
+    Raises :class:`~sagaguard.exceptions.PayloadError` for an input that is not JSON.
+    """
+    canonical = _encode(value, "input", sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,43 +148,14 @@ class NewRun:
         """Digest of the input (see :func:`input_hash`)."""
         return input_hash(self.input)
 
-    def snapshot(self, *, owner: str, now: float, lease_s: float) -> RunSnapshot:
+    def snapshot(self, *, owner: str | None, now: float, lease_s: float) -> RunSnapshot:
         """The run exactly as :meth:`JournalStore.create_run` writes it, before any transition.
 
         Lets an owner plan the run's first transitions before the commit that creates it.
         """
-        run = RunRecord(
-            operation_id=self.operation_id,
-            process=self.process,
-            version=self.version,
-            input=self.input,
-            input_hash=self.input_hash,
-            status=RunStatus.RUNNING,
-            owner=owner,
-            lease_expires_at=now + lease_s,
-            fencing_token=1,
-            created_at=now,
-            updated_at=now,
-        )
-        steps = tuple(
-            StepRecord(
-                operation_id=self.operation_id,
-                step_id=step_id,
-                position=position,
-                status=StepStatus.PENDING,
-                attempts=0,
-                last_attempt_at=None,
-                idempotency_key=idempotency_key(self.operation_id, step_id),
-                external_id=None,
-                result=None,
-                failure_reason=None,
-                compensation_attempts=0,
-                completed_seq=None,
-                external_id_field=self.external_id_fields.get(step_id),
-            )
-            for position, step_id in enumerate(self.step_ids)
-        )
-        return RunSnapshot(run=run, steps=steps)
+        from sagaguard.storage.journal import first_rows  # journal builds on these records
+
+        return first_rows(self, owner=owner, now=now, lease_s=lease_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +239,7 @@ class JournalStore(Protocol):
         self,
         new: NewRun,
         *,
-        owner: str,
+        owner: str | None,
         now: float,
         lease_s: float,
         transitions: Sequence[Transition] = (),
@@ -273,10 +250,14 @@ class JournalStore(Protocol):
         a lease until ``now + lease_s`` and a ``run_created`` event; then ``transitions`` are
         applied under the new claim exactly as :meth:`record` would; all in one transaction,
         so a run and the ``started`` of its first step cost one commit. The snapshot shows the
-        run after them. If ``operation_id`` exists with the same process and input hash, the
-        existing run is returned unchanged (``created=False``, no claim, ``transitions`` not
-        applied). If it exists with a different process or input,
+        run after them. If ``operation_id`` exists with the same process, version and input
+        hash, the existing run is returned unchanged (``created=False``, no claim,
+        ``transitions`` not applied). If it exists with a different process, version or input,
         :class:`~sagaguard.exceptions.OperationConflictError` is raised.
+
+        ``owner=None`` submits the run without running it: it is created unowned (no lease,
+        fencing token 0, actor ``submitter``), so any worker's :meth:`claim_expired` takes it
+        at once, with token 1; ``transitions`` must then be empty. Same dedupe and conflicts.
         """
         ...
 
@@ -360,6 +341,27 @@ class JournalStore(Protocol):
         """
         ...
 
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until claimable work may have appeared, or ``timeout_s`` passed.
+
+        True when woken early: a run was submitted or released, or (for stores shared by
+        processes) the journal changed. False on timeout. Waking is a hint, never a claim:
+        a lease that simply runs out wakes nobody, so a worker still polls
+        :meth:`claim_expired` at least once per lease.
+        """
+        ...
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Remove finished runs last changed before ``older_than``; returns how many.
+
+        Each run goes with its steps, events and alerts, atomically. Only terminal statuses
+        may be named (``completed``, ``compensated``, ``failed``; all three when none are
+        given; anything else raises ``StoreError``): a run that is active or waits for review
+        is never removed, nor one with an alert not delivered yet. The audit trail of every
+        run that stays is untouched.
+        """
+        ...
+
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
         ...
@@ -375,6 +377,9 @@ class JournalStore(Protocol):
 
 NOTIFIER_ACTOR = "notifier"
 """The actor of the events that alert delivery appends to a run's trail."""
+
+SUBMITTER_ACTOR = "submitter"
+"""The actor of the ``run_created`` event of a run submitted without an owner."""
 
 
 def alert_settled_event(
@@ -393,12 +398,51 @@ def alert_settled_event(
     return "alert_failed", f"{kind} alert not delivered: {error}", {"alert_id": alert_id}
 
 
-def dumps(value: JSONValue) -> str:
-    """Serialize a payload as JSON, or raise ``StoreError`` naming what cannot be stored."""
+def dumps(value: JSONValue, *, what: str = "payload") -> str:
+    """Serialize a payload as JSON, or raise ``PayloadError`` naming what cannot be stored.
+
+    ``PayloadError`` is a ``StoreError``. Too deep a value (a ``RecursionError`` inside the
+    encoder) and text no database can hold (lone surrogates) are refused the same way, so a
+    caller has one error to catch and send the value to a person.
+    """
+    return _encode(value, what)
+
+
+def _encode(value: JSONValue, what: str, *, sort_keys: bool = False) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+            sort_keys=sort_keys,
+        )
+    except RecursionError:
+        raise PayloadError(f"{what} is nested too deeply to store as JSON") from None
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"payload is not JSON-serializable: {exc}") from exc
+        raise PayloadError(f"{what} is not JSON-serializable: {exc}") from exc
+    if _SURROGATE.search(text):
+        raise PayloadError(f"{what} holds a lone surrogate, which no journal can store")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedJSON:
+    """A payload encoded once: its JSON text, and the value every reader decodes from it.
+
+    Give one as a :class:`StepChange` ``result`` and the store writes ``text`` as it is
+    instead of encoding the value again; ``value`` is what a resumed run will read (tuples
+    become lists, int keys strings), so the caller can hand it on at once.
+    """
+
+    text: str
+    value: JSONValue
+
+    @classmethod
+    def of(cls, value: JSONValue, *, what: str = "payload") -> EncodedJSON:
+        """Encode ``value`` (``PayloadError`` if it is not storable JSON) and decode it back."""
+        text = dumps(value, what=what)
+        return cls(text, json.loads(text))
 
 
 def loads(text: str | None) -> JSONValue:
@@ -417,8 +461,10 @@ class StoreInfo:
 
 __all__ = [
     "NOTIFIER_ACTOR",
+    "SUBMITTER_ACTOR",
     "Claim",
     "CreateResult",
+    "EncodedJSON",
     "Event",
     "EventKind",
     "JSONValue",

@@ -16,16 +16,16 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from sagaguard.exceptions import (
-    OperationConflictError,
-    RunBusyError,
     RunNotFoundError,
     StoreError,
 )
+from sagaguard.storage import journal
+from sagaguard.storage import sqlite_files as files
 from sagaguard.storage import sqlite_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
@@ -41,10 +41,17 @@ from sagaguard.storage.base import (
     Transition,
     alert_settled_event,
     dumps,
-    idempotency_key,
-    loads,
 )
 from sagaguard.storage.migrations import current_version, migrate
+from sagaguard.storage.rows import (
+    RUN_COLUMNS,
+    EventRow,
+    event_record,
+    outbox_alert,
+    run_record,
+    run_state,
+)
+from sagaguard.storage.wakeup import WorkSignal
 
 __all__ = ["SQLiteStore"]
 
@@ -84,6 +91,7 @@ class SQLiteStore:
         path: str | os.PathLike[str],
         synchronous: str = "FULL",
         busy_timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         given = os.fspath(path)
         if given in ("", ":memory:"):
@@ -100,16 +108,47 @@ class SQLiteStore:
         self._registry_lock = threading.Lock()
         self._connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._closed = False
+        self.read_only = read_only
+        self._immutable = False
+        self._identity: tuple[int, int] | None = None
+        self._guard: files.FileGuard | None = None
+        self._work = WorkSignal()
         try:
-            conn = self._connect(create=True)
-            self._use_wal(conn)
-            self.schema_version = migrate(conn, path=self.path)
+            if read_only:
+                self.schema_version = self._open_read_only()
+            else:
+                conn = self._connect(create=True)
+                files.check_not_foreign(conn, self.path)
+                self._use_wal(conn)
+                self.schema_version = migrate(conn, path=self.path)
+            if read_only:
+                self._identity = files.identity(self.path)
+            else:
+                self._guard = files.FileGuard(self.path)
+                self._identity = self._guard.identity
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
         except BaseException:
             self.close()
             raise
+
+    def _open_read_only(self) -> int:
+        """Open an existing journal without writing to it: no create, migrate or mode change.
+
+        A WAL journal needs its shared-memory file; where it cannot be made (a read-only
+        directory, another user's file) the file is read as it stands (``immutable``): what
+        a live writer still holds in its WAL file is not seen then.
+        """
+        if not os.path.isfile(self.path):
+            raise StoreError(f"no journal at {self.path}")
+        try:
+            conn = self._connect(create=False)
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except (sqlite3.OperationalError, StoreError):
+            self._immutable = True
+            conn = self._connect(create=False)
+        return files.check_journal(conn, self.path)
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         """Put the file in WAL mode (it stays so), waiting out openers that hold it."""
@@ -128,10 +167,11 @@ class SQLiteStore:
             raise StoreError(f"journal {self.path} cannot use WAL mode (got {mode!r})")
 
     @classmethod
-    def from_url(cls, url: str) -> SQLiteStore:
+    def from_url(cls, url: str, *, read_only: bool = False) -> SQLiteStore:
         """Open the store named by ``sqlite:///relative.db`` or ``sqlite:////abs/path.db``.
 
         Query options: ``synchronous`` (OFF, NORMAL, FULL, EXTRA) and ``busy_timeout_s``.
+        ``read_only`` opens an existing journal for reading only (see ``open_store``).
         """
         parts = urlsplit(url)
         if parts.scheme.lower() != "sqlite" or parts.netloc or len(parts.path) < 2:
@@ -148,6 +188,7 @@ class SQLiteStore:
             path=unquote(parts.path[1:]),
             synchronous=options.get("synchronous", ["FULL"])[-1],
             busy_timeout_s=timeout,
+            read_only=read_only,
         )
         store.url = url
         return store
@@ -156,6 +197,7 @@ class SQLiteStore:
 
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
+        journal.check_operation_id(operation_id)
         with self._reading() as conn:
             return sql.snapshot(conn, operation_id)
 
@@ -164,22 +206,23 @@ class SQLiteStore:
         order = "ORDER BY created_at DESC, rowid DESC LIMIT ?"
         with self._reading() as conn:
             if status is None:
-                rows = conn.execute(f"SELECT {sql.RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
+                rows = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
             else:
                 rows = conn.execute(
-                    f"SELECT {sql.RUN_COLUMNS} FROM runs WHERE status = ? {order}",
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE status = ? {order}",
                     (status.value, max(limit, 0)),
                 )
-            return [sql.run_record(row) for row in rows.fetchall()]
+            return [run_record(row) for row in rows.fetchall()]
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
+        journal.check_operation_id(operation_id)
         with self._reading() as conn:
             rows = conn.execute(sql.SELECT_EVENTS, (operation_id,)).fetchall()
             # Every run has its run_created event, so no events means no run.
             if not rows:
                 raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-            return [sql.event(row) for row in rows]
+            return [event_record(row) for row in rows]
 
     def info(self) -> StoreInfo:
         """The file, and the journal mode and durability setting actually in effect."""
@@ -206,63 +249,54 @@ class SQLiteStore:
         self,
         new: NewRun,
         *,
-        owner: str,
+        owner: str | None,
         now: float,
         lease_s: float,
         transitions: Sequence[Transition] = (),
     ) -> CreateResult:
         """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
-        input_text = dumps(new.input)
+        actor = journal.creator(new, owner, transitions)
         digest = new.input_hash
-        if len(set(new.step_ids)) != len(new.step_ids):
-            raise StoreError(f"run {new.operation_id!r} lists a step id twice: {new.step_ids}")
-        op, lease = new.operation_id, now + lease_s
-        run_row = (
-            op, new.process, new.version, input_text, digest, "running", owner, lease, 1, now,
-            now, None,
-        )  # fmt: skip
-        fields = new.external_id_fields
-        step_rows = [
-            (op, sid, pos, "pending", 0, None, idempotency_key(op, sid), None, None, None, 0, None,
-             fields.get(sid), None, None, 0, None, 0)
-            for pos, sid in enumerate(new.step_ids)
-        ]  # fmt: skip
-        created = dumps({"process": new.process, "version": new.version})
-        claim = Claim(op, owner, 1, lease)
-        prepared = sql.prepare(claim, transitions, now)
+        first = journal.first_rows(new, owner=owner, now=now, lease_s=lease_s, input_hash=digest)
+        input_text = dumps(new.input, what="input")
+        prepared = journal.prepare(transitions)
+        op = new.operation_id
         with self._writing() as conn:
-            row = conn.execute(sql.SELECT_IDENTITY, (op,)).fetchone()
+            row = conn.execute(sql.SELECT_RUN, (op,)).fetchone()
             if row is not None:
-                if row[0] != new.process or row[1] != digest:
-                    raise OperationConflictError(
-                        f"operation {op!r} already exists for process {row[0]!r} "
-                        "with a different input or process"
-                    )
+                journal.check_same_request(new, run_record(row), input_hash=digest)
                 return CreateResult(snapshot=sql.snapshot(conn, op), created=False, claim=None)
-            conn.execute(sql.INSERT_RUN, run_row)
-            conn.executemany(sql.INSERT_STEP, step_rows)
-            event = (op, 1, now, owner, "run_created", None, None, "running", None, created)
-            conn.execute(sql.INSERT_EVENT, event)
-            if not transitions:
-                snapshot = RunSnapshot(
-                    sql.run_record(run_row), tuple(sql.step_record(s) for s in step_rows)
+            sql.insert_run(conn, first, input_text)
+            sql.append(conn, [journal.created_event(new, actor=actor, now=now)])
+            if owner is None:
+                created = CreateResult(snapshot=first, created=True, claim=None)
+            else:
+                claim = Claim(op, owner, 1, now + lease_s)
+                folded = journal.fold(
+                    claim,
+                    prepared,
+                    run=journal.initial_state(first),
+                    steps={s.step_id: s.status for s in first.steps},
+                    now=now,
+                    lease_s=lease_s,
                 )
-                return CreateResult(snapshot=snapshot, created=True, claim=claim)
-            sql.apply_transitions(conn, claim, prepared, now=now, lease=lease, release=False)
-            return CreateResult(snapshot=sql.snapshot(conn, op), created=True, claim=claim)
+                if transitions:
+                    sql.write(conn, op, folded)
+                return CreateResult(
+                    snapshot=journal.after(first, folded), created=True, claim=claim
+                )
+        self._work.notify()
+        return created
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
+        journal.check_operation_id(operation_id)
         with self._writing() as conn:
-            row = conn.execute(
-                "SELECT owner, lease_expires_at FROM runs WHERE operation_id = ?", (operation_id,)
-            ).fetchone()
-            if row is None:
+            before = sql.run_state(conn, operation_id)
+            if before is None:
                 raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-            holder, lease = row
-            if holder is not None and holder != owner and lease is not None and lease > now:
-                raise RunBusyError(f"run {operation_id!r} is held by {holder!r} until {lease}")
-            return sql.take(conn, operation_id, holder, owner, now, now + lease_s)
+            journal.check_claimable(operation_id, before, owner=owner, now=now)
+            return sql.take(conn, operation_id, before, owner=owner, now=now, lease_s=lease_s)
 
     def claim_expired(
         self, *, owner: str, now: float, lease_s: float, limit: int = 10
@@ -270,7 +304,10 @@ class SQLiteStore:
         """Claim up to ``limit`` active runs whose owner is gone or whose lease expired."""
         with self._writing() as conn:
             rows = conn.execute(sql.EXPIRED, (now, max(limit, 0))).fetchall()
-            return [sql.take(conn, op, holder, owner, now, now + lease_s) for op, holder in rows]
+            return [
+                sql.take(conn, row[0], run_state(row[1:]), owner=owner, now=now, lease_s=lease_s)
+                for row in rows
+            ]
 
     def record(
         self,
@@ -281,15 +318,31 @@ class SQLiteStore:
         lease_s: float,
         release: bool = False,
     ) -> Claim:
-        """Apply ``transitions`` under ``claim`` and renew (or release) it, in one transaction."""
+        """Apply ``transitions`` under ``claim`` and renew (or release) it, in one transaction.
+
+        Reads the run's row and the rows of the steps the transitions change, nothing else.
+        """
         if not transitions and not release:
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         # Encode payloads before taking the write lock: a bad one fails with nothing begun.
-        prepared = sql.prepare(claim, transitions, now)
-        lease = now + lease_s
+        prepared = journal.prepare(transitions)
+        op = claim.operation_id
         with self._writing() as conn:
-            sql.apply_transitions(conn, claim, prepared, now=now, lease=lease, release=release)
-        return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
+            state, steps = sql.state_and_steps(conn, op, prepared.step_ids)
+            before = journal.check_current(claim, state)
+            folded = journal.fold(
+                claim,
+                prepared,
+                run=before,
+                steps=steps,
+                now=now,
+                lease_s=lease_s,
+                release=release,
+            )
+            sql.write(conn, op, folded)
+        if release:
+            self._work.notify()
+        return Claim(op, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
         """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
@@ -304,12 +357,40 @@ class SQLiteStore:
 
     def release(self, claim: Claim, *, now: float) -> None:
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
-        op = claim.operation_id
         with self._writing() as conn:
-            rows = conn.execute(sql.RELEASE, (now, op, claim.fencing_token, claim.owner)).fetchall()
-            if not rows:
-                sql.raise_unowned(conn, claim)
-            conn.execute(sql.INSERT_EVENT, sql.released_event(claim, rows[0][0], now))
+            before = journal.check_current(claim, sql.run_state(conn, claim.operation_id))
+            after, event = journal.let_go(claim, before, now=now)
+            sql.write_state(conn, claim.operation_id, after)
+            sql.append(conn, [event])
+        self._work.notify()
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until a run is submitted or released, or the file changes, or time is up.
+
+        Other processes' commits are seen by polling ``PRAGMA data_version`` (a counter in
+        shared memory: no read of the file) every 50 ms.
+        """
+        conn = self._conn()
+        seen = conn.execute("PRAGMA data_version").fetchone()[0]
+
+        def changed() -> bool:
+            return bool(conn.execute("PRAGMA data_version").fetchone()[0] != seen)
+
+        try:
+            return self._work.wait(timeout_s, changed=changed)
+        except sqlite3.Error as exc:
+            raise StoreError(f"journal {self.path}: {exc}") from exc
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Remove finished runs last changed before ``older_than``, a batch per transaction."""
+        chosen = journal.prunable_statuses(statuses)
+        removed = 0
+        while True:
+            with self._writing() as conn:
+                batch = sql.prune_batch(conn, older_than, chosen, limit=500)
+            removed += batch
+            if batch < 500:
+                return removed
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
         """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""
@@ -319,18 +400,7 @@ class SQLiteStore:
                 "UPDATE alerts SET next_attempt_at = ? WHERE alert_id = ?",
                 [(now + lease_s, row[0]) for row in rows],
             )
-        return [
-            OutboxAlert(
-                alert_id=row[0],
-                operation_id=row[1],
-                kind=row[2],
-                payload=loads(row[3]),
-                created_at=row[4],
-                attempts=row[5],
-                last_error=row[6],
-            )
-            for row in rows
-        ]
+        return [outbox_alert(row) for row in rows]
 
     def settle_alert(
         self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
@@ -359,8 +429,19 @@ class SQLiteStore:
             if event is not None:
                 (seq,) = conn.execute(sql.APPEND_SEQ, (op,)).fetchone()
                 kind_of_event, reason, data = event
-                row = (op, seq, now, NOTIFIER_ACTOR, kind_of_event, None, None, None, reason)
-                conn.execute(sql.INSERT_EVENT, (*row, dumps(data)))
+                row = EventRow(
+                    op,
+                    seq,
+                    now,
+                    NOTIFIER_ACTOR,
+                    kind_of_event,
+                    None,
+                    None,
+                    None,
+                    reason,
+                    dumps(data),
+                )
+                sql.append(conn, [row])
 
     def close(self) -> None:
         """Close every connection this process opened; the store is unusable afterwards."""
@@ -370,6 +451,8 @@ class SQLiteStore:
             self._connections.clear()
         for connection in held:
             connection.close()
+        if self._guard is not None:
+            self._guard.close()
 
     # -- connections and transactions ------------------------------------------------------
 
@@ -381,7 +464,9 @@ class SQLiteStore:
                 f"cannot open journal {self.path}: directory {directory} does not exist "
                 "(moved or renamed?)"
             )
-        mode = "rwc" if create else "rw"
+        mode = "rwc" if create else "ro" if self.read_only else "rw"
+        if self._immutable:
+            mode += "&immutable=1"
         try:
             conn = sqlite3.connect(
                 f"file:{quote(self.path)}?mode={mode}",
@@ -402,6 +487,8 @@ class SQLiteStore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
+        if self._identity is not None:
+            files.check_same_file(self.path, self._identity)
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -417,6 +504,8 @@ class SQLiteStore:
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+        if self.read_only:
+            raise StoreError(f"journal {self.path} is open read-only: nothing can be written")
         conn = self._conn()
         with self._write_lock:
             try:
@@ -424,6 +513,9 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"journal {self.path}: cannot begin a write: {exc}") from exc
             try:
+                # A write to a journal deleted or replaced meanwhile would be lost: refuse it.
+                assert self._guard is not None
+                self._guard.check()
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:

@@ -1,90 +1,69 @@
-"""The SQLite journal's statements, and the row work of each write inside a transaction.
+"""The SQLite journal's statements, and the reads and writes of each call inside a transaction.
 
 :class:`~sagaguard.storage.sqlite.SQLiteStore` owns connections and transactions; the
-functions here run inside a transaction it opened, and turn rows into the records of
-:mod:`sagaguard.storage.base` and back. Payloads are JSON text, never pickle.
+functions here run inside a transaction it opened. They read the rows a call needs, let
+:mod:`sagaguard.storage.journal` decide what to write, and write it. A ``record`` touches the
+run's row and the rows of the steps it changes, never the others. Payloads are JSON text.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from sagaguard.exceptions import RunNotFoundError, StaleOwnerError, StoreError
+from sagaguard.exceptions import RunNotFoundError
+from sagaguard.storage import journal
 from sagaguard.storage.base import (
     Claim,
-    Event,
-    NewAlert,
-    RunRecord,
     RunSnapshot,
     RunStatus,
-    StepRecord,
     StepStatus,
-    Transition,
-    dumps,
-    loads,
 )
+from sagaguard.storage.journal import Folded
+from sagaguard.storage.rows import (
+    ALERT_COLUMNS,
+    EVENT_COLUMNS,
+    KEPT_UNLESS_GIVEN,
+    RUN_COLUMNS,
+    STATE_COLUMNS,
+    STEP_COLUMNS,
+    STEP_STATUS,
+    EventRow,
+    RunState,
+    run_record,
+    run_row,
+    step_record,
+    step_row,
+)
+from sagaguard.storage.rows import run_state as state
 
-RUN_COLUMNS = (
-    "operation_id, process, version, input, input_hash, status, owner, lease_expires_at, "
-    "fencing_token, created_at, updated_at, reason"
-)
-STEP_COLUMNS = (
-    "operation_id, step_id, position, status, attempts, last_attempt_at, idempotency_key, "
-    "external_id, result, failure_reason, compensation_attempts, completed_seq, "
-    "external_id_field, first_attempt_at, unknown_since, verify_attempts, "
-    "compensation_first_at, kept"
-)
-EVENT_COLUMNS = "operation_id, seq, at, actor, kind, step_id, from_status, to_status, reason, data"
-
+_STATE_OF_RUN = ", ".join(f"r.{name}" for name in STATE_COLUMNS.split(", "))
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE operation_id = ?"
 SELECT_STEPS = f"SELECT {STEP_COLUMNS} FROM steps WHERE operation_id = ? ORDER BY position"
 SELECT_EVENTS = f"SELECT {EVENT_COLUMNS} FROM events WHERE operation_id = ? ORDER BY seq"
-SELECT_IDENTITY = "SELECT process, input_hash FROM runs WHERE operation_id = ?"
+SELECT_STATE = f"SELECT {STATE_COLUMNS} FROM runs WHERE operation_id = ?"
 INSERT_RUN = f"INSERT INTO runs ({RUN_COLUMNS}, last_seq) VALUES ({', '.join('?' * 12)}, 1)"
 INSERT_STEP = f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({', '.join('?' * 18)})"
 INSERT_EVENT = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_ALERT = f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+# Status is indexed and changes a few times per run; the lease and counters change on every
+# write. Only a write that moves the status sets it, so that renewing rewrites no index page.
+WRITE_OWNERSHIP = (
+    "UPDATE runs SET owner = ?, lease_expires_at = ?, fencing_token = ?, updated_at = ?, "
+    "last_seq = ? WHERE operation_id = ?"
+)
+WRITE_STATE = (
+    "UPDATE runs SET owner = ?, lease_expires_at = ?, fencing_token = ?, updated_at = ?, "
+    "last_seq = ?, status = ?, reason = ? WHERE operation_id = ?"
+)
 OWNED = "WHERE operation_id = ? AND fencing_token = ? AND owner = ?"
-# record(): the fenced write renews the lease and reserves event numbers; then one read of the
-# statuses the new events leave. (RETURNING would fold the two but costs more than the read.)
-RENEW_FOR_RECORD = (
-    f"UPDATE runs SET lease_expires_at = ?, updated_at = ?, last_seq = last_seq + ? {OWNED}"
-)
-CURRENT = (
-    "SELECT r.status, r.reason, r.last_seq, s.step_id, s.status FROM runs AS r "
-    "LEFT JOIN steps AS s ON s.operation_id = r.operation_id WHERE r.operation_id = ?"
-)
 RENEW = f"UPDATE runs SET lease_expires_at = ? {OWNED}"
-RELEASE = (
-    "UPDATE runs SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
-    f"last_seq = last_seq + 1 {OWNED} RETURNING last_seq"
-)
-TAKE = (
-    "UPDATE runs SET owner = ?, fencing_token = fencing_token + 1, lease_expires_at = ?, "
-    "updated_at = ?, last_seq = last_seq + 1 WHERE operation_id = ? "
-    "RETURNING fencing_token, last_seq"
-)
+# "A None field keeps the stored value": journal.KEPT_UNLESS_GIVEN, as COALESCE.
 UPDATE_STEP = (
-    "UPDATE steps SET status = ?, attempts = COALESCE(?, attempts), "
-    "last_attempt_at = COALESCE(?, last_attempt_at), external_id = COALESCE(?, external_id), "
-    "result = COALESCE(?, result), failure_reason = COALESCE(?, failure_reason), "
-    "compensation_attempts = COALESCE(?, compensation_attempts), "
-    "completed_seq = COALESCE(?, completed_seq), "
-    "first_attempt_at = COALESCE(?, first_attempt_at), "
-    "unknown_since = COALESCE(?, unknown_since), "
-    "verify_attempts = COALESCE(?, verify_attempts), "
-    "compensation_first_at = COALESCE(?, compensation_first_at), "
-    "kept = COALESCE(?, kept) WHERE operation_id = ? AND step_id = ?"
-)
-RELEASE_FOR_RECORD = (
-    "UPDATE runs SET owner = NULL, lease_expires_at = NULL, updated_at = ?, "
-    f"last_seq = last_seq + ? {OWNED}"
-)
-INSERT_ALERT = (
-    "INSERT INTO alerts (alert_id, operation_id, kind, payload, created_at, next_attempt_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "UPDATE steps SET status = ?, "
+    + "".join(f"{name} = COALESCE(?, {name}), " for name in KEPT_UNLESS_GIVEN)
+    + "result = COALESCE(?, result) WHERE operation_id = ? AND step_id = ?"
 )
 DUE_ALERTS = (
     "SELECT alert_id, operation_id, kind, payload, created_at, attempts, last_error FROM alerts "
@@ -92,138 +71,103 @@ DUE_ALERTS = (
 )
 APPEND_SEQ = "UPDATE runs SET last_seq = last_seq + 1 WHERE operation_id = ? RETURNING last_seq"
 EXPIRED = (
-    "SELECT operation_id, owner FROM runs WHERE status IN ('running', 'compensating') "
+    f"SELECT operation_id, {STATE_COLUMNS} FROM runs "
+    "WHERE status IN ('running', 'compensating') "
     "AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
     "ORDER BY created_at, rowid LIMIT ?"
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """Transitions with their payloads already encoded, ready to be written."""
-
-    transitions: tuple[tuple[Transition, str | None, str | None], ...]
-    alert_rows: tuple[tuple[Any, ...], ...]
+def run_state(conn: sqlite3.Connection, operation_id: str) -> RunState | None:
+    """The changing part of a run's row, or ``None`` for an unknown run."""
+    row = conn.execute(SELECT_STATE, (operation_id,)).fetchone()
+    return None if row is None else state(row)
 
 
-def prepare(claim: Claim, transitions: Sequence[Transition], now: float) -> Prepared:
-    """Encode every payload up front: a bad one fails before any write begins."""
-    return Prepared(
-        transitions=tuple(
-            (t, None if t.step is None else encode(t.step.result), encode(t.data))
-            for t in transitions
-        ),
-        alert_rows=tuple(
-            alert_row(claim.operation_id, t.alert, now) for t in transitions if t.alert is not None
-        ),
+@functools.cache
+def _state_and_steps(count: int) -> str:
+    marks = ", ".join("?" * count)
+    return (
+        f"SELECT {_STATE_OF_RUN}, s.step_id, s.status FROM runs AS r LEFT JOIN steps AS s "
+        f"ON s.operation_id = r.operation_id AND s.step_id IN ({marks}) "
+        "WHERE r.operation_id = ?"
     )
 
 
-def apply_transitions(
-    conn: sqlite3.Connection,
-    claim: Claim,
-    prepared: Prepared,
-    *,
-    now: float,
-    lease: float,
-    release: bool,
+def state_and_steps(
+    conn: sqlite3.Connection, operation_id: str, step_ids: tuple[str, ...]
+) -> tuple[RunState | None, dict[str, StepStatus]]:
+    """The run's state and the status of each of ``step_ids`` it has, in one indexed read.
+
+    Only the rows named are read, so a record costs the same in a run of 5 steps or 500.
+    """
+    if not step_ids:
+        return run_state(conn, operation_id), {}
+    rows = conn.execute(_state_and_steps(len(step_ids)), (*step_ids, operation_id)).fetchall()
+    if not rows:
+        return None, {}
+    statuses = {row[7]: STEP_STATUS[row[8]] for row in rows if row[7] is not None}
+    return state(rows[0][:7]), statuses
+
+
+def write(conn: sqlite3.Connection, operation_id: str, folded: Folded) -> None:
+    """Write what :func:`journal.fold` decided: step rows, the run's row, events, alerts."""
+    if folded.steps:
+        conn.executemany(
+            UPDATE_STEP, [(*w.values(), operation_id, w.step_id) for w in folded.steps]
+        )
+    write_state(conn, operation_id, folded.run, moved=folded.run_changed)
+    append(conn, folded.events)
+    for alert in folded.alerts:
+        conn.execute(INSERT_ALERT, alert)
+
+
+def write_state(
+    conn: sqlite3.Connection, operation_id: str, after: RunState, *, moved: bool = False
 ) -> None:
-    """Within the caller's write transaction: the fenced part of ``record``."""
-    op, owner = claim.operation_id, claim.owner
-    events = len(prepared.transitions) + (1 if release else 0)
-    if release:
-        fenced = conn.execute(RELEASE_FOR_RECORD, (now, events, op, claim.fencing_token, owner))
+    """Overwrite the changing part of a run's row; status and reason only when ``moved``."""
+    values = (
+        after.owner, after.lease_expires_at, after.fencing_token, after.updated_at,
+        after.last_seq,
+    )  # fmt: skip
+    if moved:
+        conn.execute(WRITE_STATE, (*values, after.status.value, after.reason, operation_id))
     else:
-        fenced = conn.execute(
-            RENEW_FOR_RECORD, (lease, now, events, op, claim.fencing_token, owner)
-        )
-    if fenced.rowcount == 0:
-        raise_unowned(conn, claim)
-    current = conn.execute(CURRENT, (op,)).fetchall()
-    run_status, run_reason, last_seq = current[0][:3]
-    before = (run_status, run_reason)
-    steps = {row[3]: row[4] for row in current if row[3] is not None}
-    step_rows = []
-    event_rows = []
-    seq = last_seq - events
-    for transition, result_text, data_text in prepared.transitions:
-        seq += 1
-        change = transition.step
-        from_status = to_status = step_id = None
-        if change is not None:
-            step_id = change.step_id
-            if step_id not in steps:
-                raise StoreError(f"run {op!r} has no step {step_id!r}")
-            from_status, to_status = steps[step_id], change.status.value
-            steps[step_id] = to_status
-            step_rows.append(
-                (to_status, change.attempts, change.last_attempt_at, change.external_id,
-                 result_text, change.failure_reason, change.compensation_attempts,
-                 change.completed_seq, change.first_attempt_at, change.unknown_since,
-                 change.verify_attempts, change.compensation_first_at,
-                 None if change.kept is None else int(change.kept), op, step_id)
-            )  # fmt: skip
-        if transition.run_status is not None:
-            # The event shows the step's move when there is one, else the run's.
-            if from_status == to_status:
-                from_status, to_status = run_status, transition.run_status.value
-            run_status, run_reason = transition.run_status.value, transition.run_reason
-        elif transition.run_reason is not None:
-            run_reason = transition.run_reason
-        event_rows.append(
-            (op, seq, now, owner, transition.kind, step_id, from_status, to_status,
-             transition.reason, data_text)
-        )  # fmt: skip
-    if step_rows:
-        conn.executemany(UPDATE_STEP, step_rows)
-    if (run_status, run_reason) != before:
-        conn.execute(
-            "UPDATE runs SET status = ?, reason = ? WHERE operation_id = ?",
-            (run_status, run_reason, op),
-        )
-    if release:
-        event_rows.append(released_event(claim, seq + 1, now))
-    conn.executemany(INSERT_EVENT, event_rows)
-    if prepared.alert_rows:
-        conn.executemany(INSERT_ALERT, prepared.alert_rows)
+        conn.execute(WRITE_OWNERSHIP, (*values, operation_id))
 
 
 def take(
-    conn: sqlite3.Connection, op: str, holder: str | None, owner: str, now: float, lease: float
+    conn: sqlite3.Connection,
+    operation_id: str,
+    before: RunState,
+    *,
+    owner: str,
+    now: float,
+    lease_s: float,
 ) -> Claim:
-    """Give the run to ``owner`` with the next fencing token and a ``claimed`` event."""
-    token, seq = conn.execute(TAKE, (owner, lease, now, op)).fetchall()[0]
-    reason = None if holder is None or holder == owner else f"lease of {holder} expired"
-    data = dumps({"fencing_token": token, "previous_owner": holder})
-    conn.execute(INSERT_EVENT, (op, seq, now, owner, "claimed", None, None, None, reason, data))
-    return Claim(op, owner, token, lease)
+    """Give the run to ``owner``: the journal's takeover, written."""
+    after, event, claim = journal.take(operation_id, before, owner=owner, now=now, lease_s=lease_s)
+    write_state(conn, operation_id, after)
+    conn.execute(INSERT_EVENT, event)
+    return claim
 
 
-def released_event(claim: Claim, seq: int, now: float) -> tuple[Any, ...]:
-    data = dumps({"fencing_token": claim.fencing_token})
-    return (claim.operation_id, seq, now, claim.owner, "released", None, None, None, None, data)
+def insert_run(conn: sqlite3.Connection, snapshot: RunSnapshot, input_text: str) -> None:
+    """Insert a new run's row and its steps' rows (as :func:`journal.first_rows` built them)."""
+    conn.execute(INSERT_RUN, run_row(snapshot.run, input_text))
+    conn.executemany(INSERT_STEP, [step_row(record) for record in snapshot.steps])
 
 
-def alert_row(op: str, alert: NewAlert, now: float) -> tuple[Any, ...]:
-    return (alert.alert_id, op, alert.kind, dumps(alert.payload), now, alert.deliver_after)
-
-
-def encode(value: object) -> str | None:
-    """JSON text of a payload; ``None`` stays SQL NULL (nothing to store, nothing to encode)."""
-    return None if value is None else dumps(value)
+def append(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> None:
+    if len(rows) == 1:
+        conn.execute(INSERT_EVENT, rows[0])
+    else:
+        conn.executemany(INSERT_EVENT, rows)
 
 
 def raise_unowned(conn: sqlite3.Connection, claim: Claim) -> None:
     """Explain why a fenced write matched no row: the run is gone, or the claim is stale."""
-    row = conn.execute(
-        "SELECT fencing_token FROM runs WHERE operation_id = ?", (claim.operation_id,)
-    ).fetchone()
-    if row is None:
-        raise RunNotFoundError(f"no run has operation_id {claim.operation_id!r}")
-    raise StaleOwnerError(
-        f"{claim.owner!r} no longer holds run {claim.operation_id!r} "
-        f"(token {claim.fencing_token}, current {row[0]})"
-    )
+    journal.check_current(claim, run_state(conn, claim.operation_id))
 
 
 def snapshot(conn: sqlite3.Connection, operation_id: str) -> RunSnapshot:
@@ -234,23 +178,17 @@ def snapshot(conn: sqlite3.Connection, operation_id: str) -> RunSnapshot:
     return RunSnapshot(run=run_record(row), steps=tuple(step_record(s) for s in steps))
 
 
-def run_record(row: Any) -> RunRecord:
-    """A ``runs`` row (columns as in ``RUN_COLUMNS``) as a record."""
-    values = list(row)
-    values[3], values[5] = loads(values[3]), RunStatus(values[5])
-    return RunRecord(*values)
-
-
-def step_record(row: Any) -> StepRecord:
-    """A ``steps`` row (columns as in ``STEP_COLUMNS``) as a record."""
-    values = list(row)
-    values[3], values[8] = StepStatus(values[3]), loads(values[8])
-    values[17] = bool(values[17])
-    return StepRecord(*values)
-
-
-def event(row: Any) -> Event:
-    """An ``events`` row (columns as in ``EVENT_COLUMNS``) as a record."""
-    values = list(row)
-    values[9] = loads(values[9])
-    return Event(*values)
+def prune_batch(
+    conn: sqlite3.Connection, older_than: float, statuses: tuple[RunStatus, ...], *, limit: int
+) -> int:
+    """Remove up to ``limit`` prunable runs: the run's row first, so its events may go."""
+    marks = ", ".join("?" * len(statuses))
+    rows = conn.execute(
+        f"SELECT operation_id FROM runs WHERE status IN ({marks}) AND updated_at < ? "
+        "AND NOT EXISTS (SELECT 1 FROM alerts AS a WHERE a.operation_id = runs.operation_id "
+        "AND a.delivered_at IS NULL) ORDER BY updated_at LIMIT ?",
+        (*(status.value for status in statuses), older_than, limit),
+    ).fetchall()
+    for table in ("runs", "steps", "events", "alerts"):
+        conn.executemany(f"DELETE FROM {table} WHERE operation_id = ?", rows)
+    return len(rows)
