@@ -7,7 +7,7 @@ from typing import Any
 from sagaguard.model import Process
 from sagaguard.planner import plan
 from sagaguard.planner.plan import AlertKind, Plan, RollbackSequence, RunStatus
-from sagaguard.planner.render.view import Rollbacks, procedure
+from sagaguard.planner.render.rollbacks import Rollbacks, procedure
 from sagaguard.rules import Decision
 
 

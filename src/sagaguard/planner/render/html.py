@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 
 from sagaguard.planner.plan import FlowEdgeKind, Plan
 from sagaguard.planner.render.diagram import layout
+from sagaguard.planner.render.expectations import expectation_view
 from sagaguard.planner.render.labels import (
     ANSWER_LABELS,
     CATEGORY_LABELS,
@@ -36,19 +37,15 @@ from sagaguard.planner.render.labels import (
     role_label,
     words,
 )
+from sagaguard.planner.render.rollbacks import Rollbacks, policy_intro, procedure, rollback_intro
 from sagaguard.planner.render.view import (
-    Rollbacks,
     checklist_by_area,
     duplicate_entry,
-    expectation_view,
     findings_by_severity,
     flow_legend,
     legend_example,
     matrix_tables,
-    policy_intro,
-    procedure,
     reason_groups,
-    rollback_intro,
     severity_counts,
 )
 
