@@ -25,6 +25,7 @@ __all__ = [
     "BoundProcess",
     "import_target",
     "is_import_target",
+    "is_spec_file_target",
     "load_bound",
     "load_process",
     "verify_bound_of",
@@ -40,6 +41,22 @@ def is_import_target(target: str) -> bool:
     return _IMPORT_TARGET.match(target) is not None
 
 
+def is_spec_file_target(target: str | Path) -> bool:
+    """True when ``target`` names a spec file: an existing path, or not ``module:attribute``.
+
+    An existing path always wins, so a file literally named ``a:b`` stays a file. A name
+    the system cannot even look up (too long, a NUL byte) is not an existing path.
+    """
+    if isinstance(target, Path):
+        return True
+    text = str(target)
+    try:
+        exists = Path(text).exists()
+    except (OSError, ValueError):
+        exists = False
+    return exists or not is_import_target(text)
+
+
 def load_process(target: str | Path) -> Process:
     """The process named by ``target``: an existing spec file, else ``module:attribute``.
 
@@ -47,8 +64,7 @@ def load_process(target: str | Path) -> Process:
     :class:`~sagaguard.exceptions.PlanError` for a coded saga that cannot be loaded.
     """
     text = str(target)
-    # An existing path always wins, so a file literally named `a:b` stays a file.
-    if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
+    if is_spec_file_target(target):
         from sagaguard.spec import load_spec
 
         return load_spec(text)
@@ -76,9 +92,9 @@ def verify_bound_of(target: str | Path, process: Process) -> frozenset[str] | No
     lost answers the engine can settle by asking. A spec file says so itself
     (``verify: module:function``), so for a file the answer is None.
     """
-    text = str(target)
-    if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
+    if is_spec_file_target(target):
         return None
+    text = str(target)
     from sagaguard.model import Process
 
     found = _import_attribute(text)  # imported already by load_process: a cache hit

@@ -160,3 +160,56 @@ def test_a_route_given_twice_is_refused(tmp_path: Path) -> None:
         "--db", str(tmp_path / "journal.sqlite3"),
     )  # fmt: skip
     assert_one_line_error(result, "'finance' is given twice")
+
+
+# --- the shipped example inputs ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "status"),
+    [("checkout_order.json", 0, "completed"), ("checkout_order_lost_answer.json", 3, None)],
+)
+def test_the_shipped_checkout_inputs_run_as_the_readme_says(
+    tmp_path: Path, name: str, code: int, status: str | None
+) -> None:
+    journal = str(tmp_path / "journal.sqlite3")
+    order = RUNNABLE.parent / name
+    ran = invoke(
+        "run", str(RUNNABLE), "--operation-id", "o-1", "--input", str(order), "--db", journal
+    )
+    assert ran.exit_code == code, ran.stderr
+    shown = json.loads(invoke("runs", "show", "o-1", "--json", "--db", journal).stdout)
+    assert shown["status"] == (status or "needs_manual_review")
+    assert shown["input"] == json.loads(order.read_text(encoding="utf-8"))
+
+
+# --- what the fuzz found: a name too long for the file system --------------------------------
+
+LONG = "9" * 400
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", LONG],
+        ["plan", LONG],
+        ["plan", str(RUNNABLE.parent / "checkout.yaml"), "-o", f"{LONG}.md"],
+        ["init", f"{LONG}.yaml"],
+        ["run", LONG, "--operation-id", "o-1"],
+        ["run", str(RUNNABLE), "--operation-id", "o-1", "--input", LONG],
+        ["runs", "list", "--db", LONG],
+        ["runs", "show", "o-1", "--db", LONG],
+        ["review", "list", "--db", LONG],
+        ["demo", "--db", LONG],
+    ],
+    ids=["check", "plan", "plan_output", "init", "run", "run_input", "runs_list", "runs_show",
+         "review_list", "demo"],
+)  # fmt: skip
+def test_a_name_too_long_for_the_file_system_is_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """ENAMETOOLONG from a mere existence check used to end as an internal error."""
+    monkeypatch.chdir(tmp_path)
+    line = assert_one_line_error(invoke(*args))
+    assert "internal error" not in line
+    assert list(tmp_path.iterdir()) == []

@@ -122,3 +122,75 @@ def test_a_journal_holding_an_absurd_lease_still_lists_and_shows(db: str, stored
         shown = invoke(*args, "--db", db)
         assert shown.exit_code == 0, (args, shown.stderr)
         assert "o-inf" in shown.stdout
+
+
+# --- the spec's numbers: bounded in the model, refused by every command that reads a spec ---
+
+SPEC_HEAD = "process: shop\nstate_store: database\nobservability: [logs]\n"
+
+
+def _spec_with(step_extra: str = "", head_extra: str = "", steps: int = 1) -> str:
+    body = "".join(
+        f"  - id: s{n}\n    changes: [database]\n    idempotent: yes\n{step_extra}"
+        for n in range(steps)
+    )
+    return SPEC_HEAD + head_extra + "steps:\n" + body
+
+
+SPEC_NUMBERS = [
+    ("timeout_inf", _spec_with("    timeout: .inf\n"), "steps[0].timeout"),
+    ("timeout_minus_inf", _spec_with("    timeout: -.inf\n"), "steps[0].timeout"),
+    ("timeout_nan", _spec_with("    timeout: .nan\n"), "steps[0].timeout"),
+    ("timeout_absurd", _spec_with("    timeout: 99999999999999999999h\n"), "steps[0].timeout"),
+    ("attempts_huge", _spec_with("    max_attempts: 1000000000000\n"), "steps[0].max_attempts"),
+    ("attempts_bool", _spec_with("    max_attempts: true\n"), "steps[0].max_attempts"),
+    ("attempts_text", _spec_with('    max_attempts: "3"\n'), "steps[0].max_attempts"),
+    (
+        "backoff_inverted",
+        _spec_with(head_extra="defaults: {backoff_base: 2s, backoff_max: 1s}\n"),
+        "backoff_base",
+    ),
+    ("too_many_steps", _spec_with(steps=1001), "steps"),
+]
+
+
+@pytest.mark.parametrize("command", ["check", "plan"])
+@pytest.mark.parametrize(
+    ("text", "field"), [(t, f) for _, t, f in SPEC_NUMBERS], ids=[n for n, _, _ in SPEC_NUMBERS]
+)
+def test_a_spec_number_out_of_bounds_is_one_line_naming_the_field(
+    tmp_path: Path, command: str, text: str, field: str
+) -> None:
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(text, encoding="utf-8")
+    line = assert_one_line_error(invoke(command, str(spec)), str(spec), field)
+    assert len(line) < 300
+
+
+def test_a_json_spec_number_beyond_a_float_names_the_file(tmp_path: Path) -> None:
+    spec = tmp_path / "shop.json"
+    spec.write_text(
+        json.dumps({"process": "shop", "state_store": "database", "observability": ["logs"]})[:-1]
+        + ', "steps": [{"id": "a", "changes": ["database"], "idempotent": "yes",'
+        ' "timeout": 1e999}]}',
+        encoding="utf-8",
+    )
+    assert_one_line_error(invoke("plan", str(spec), "--format", "json"), str(spec), "1e999")
+
+
+def test_run_refuses_an_unbounded_spec_before_journaling(db: str, tmp_path: Path) -> None:
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(_spec_with("    timeout: .inf\n"), encoding="utf-8")
+    result = invoke("run", str(spec), "--operation-id", "o-1", "--db", db)
+    assert_one_line_error(result, "steps[0].timeout")
+    assert not (tmp_path / "journal.sqlite3").exists()
+
+
+def test_a_plan_at_the_bounds_is_json_without_infinity(tmp_path: Path) -> None:
+    spec = tmp_path / "shop.yaml"
+    spec.write_text(_spec_with("    timeout: 2160h\n    max_attempts: 1000\n"), encoding="utf-8")
+    result = invoke("plan", str(spec), "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "Infinity" not in result.stdout
+    assert "NaN" not in result.stdout
+    json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"{name} in the plan"))

@@ -1,17 +1,19 @@
 """Journal text cannot drive the terminal: ids, reviewers' names and notes are escaped on output.
 
-``--by`` or ``--note`` holding ``ESC [2J`` (clear the screen), a carriage return, a newline
-followed by a made-up event, or a C1 control, and an operation id holding a bidi override,
-were printed raw by every command that shows the journal. Each is now shown escaped
-(``\\x1b``), in tables, in plain lines, in log lines and in error lines; ``--json`` stays valid
-JSON that reads back to the very same text. An operation id with a control character is
-refused at the door (the journal's own rule), with the refusal itself escaped.
+An operation id, ``--by`` or ``--note`` holding ``ESC [2J`` (clear the screen), a carriage
+return, a newline followed by a made-up event, a C1 control or a bidi override was printed
+raw by every command that shows the journal. Each is now shown escaped (``\\x1b``), in
+tables, in plain lines, in log lines and in error lines; ``--json`` stays valid JSON that
+reads back to the very same text. The journal refuses a new operation id with a control
+character, but still accepts a bidi override, and a journal written before that check may
+hold anything: both are shown escaped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,10 @@ RUNNABLE = Path(__file__).resolve().parents[2] / "examples" / "checkout_runnable
 LOST_AND_UNVERIFIABLE = {"charge_payment": ["answer_lost"], "charge_payment.verify": "down"}
 
 CLEAR = "\x1b[2J"
-HOSTILE_OP = "order-1\u202e  7 resolved  by admin\u2066"
+HOSTILE_OP = "order-1\u202egnp.exe\u2066"
+"""What the journal accepts as an operation id, yet reads backwards on a terminal."""
+OLD_HOSTILE_OP = f"order-9{CLEAR}\r\n  7 resolved  by admin\x9b31m"
+"""An id a journal written before ids were checked may hold."""
 HOSTILE_BY = f"mallory{CLEAR}"
 HOSTILE_NOTE = "all good\n 99 run_completed  checkout  by auditor\x07"
 RAW = ("\x1b", "\x9b", "\u202e", "\x07", "\r")
@@ -53,16 +58,6 @@ def start(db: str, tmp_path: Path, op: str, simulate: dict[str, Any]) -> Result:
         json.dumps({"order": {"total_cents": 4990}, "simulate": simulate}), encoding="utf-8"
     )
     return invoke(db, "run", str(RUNNABLE), "--operation-id", op, "--input", str(order))
-
-
-def test_an_operation_id_with_a_control_character_is_refused_escaped(
-    db: str, tmp_path: Path
-) -> None:
-    """The journal accepts no control characters in an id; the refusal names it, escaped."""
-    refused = start(db, tmp_path, f"order-1{CLEAR}\r\n  7 resolved", LOST_AND_UNVERIFIABLE)
-    assert refused.exit_code == 2
-    assert "control character" in refused.stderr
-    assert_no_raw_control(refused.stdout + refused.stderr)
 
 
 @pytest.fixture
@@ -98,7 +93,8 @@ def test_tables_show_journal_text_escaped(reviewed: str, args: list[str]) -> Non
     result = invoke(reviewed, *args)
     assert result.exit_code == 0, result.stderr
     assert_no_raw_control(result.stdout)
-    assert "\\x1b[2J" in result.stdout
+    assert "\\u202e" in result.stdout
+    assert "mallory\\x1b[2J" in result.stdout or args[:2] == ["runs", "list"]
 
 
 def test_the_review_queue_shows_journal_text_escaped(waiting: str) -> None:
@@ -140,6 +136,29 @@ def test_json_escapes_every_control_and_reads_back_the_same_text(
         (resolved,) = [e for e in document["events"] if e["kind"] == "resolved"]
         assert resolved["data"]["by"] == HOSTILE_BY
         assert resolved["data"]["note"] == HOSTILE_NOTE
+
+
+def test_a_new_operation_id_with_a_control_character_is_refused_escaped(
+    db: str, tmp_path: Path
+) -> None:
+    result = start(db, tmp_path, OLD_HOSTILE_OP, {})
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert_no_raw_control(result.stderr)
+    assert "control character" in result.stderr
+
+
+def test_an_id_an_older_journal_holds_is_listed_escaped(db: str, tmp_path: Path) -> None:
+    assert start(db, tmp_path, "order-9", {}).exit_code == 0
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as conn:  # what `runs list` reads
+        conn.execute("UPDATE runs SET operation_id = ?", (OLD_HOSTILE_OP,))
+    listed = invoke(db, "runs", "list")
+    assert listed.exit_code == 0, listed.stderr
+    assert_no_raw_control(listed.stdout)
+    assert "order-9\\x1b[2J" in listed.stdout
+    as_json = invoke(db, "runs", "list", "--json")
+    assert_no_raw_control(as_json.stdout)
+    assert [row["operation_id"] for row in json.loads(as_json.stdout)] == [OLD_HOSTILE_OP]
 
 
 def test_an_error_line_quoting_journal_text_is_escaped(db: str, tmp_path: Path) -> None:

@@ -84,6 +84,10 @@ def _demo_path(db: str) -> Path:
             )
     else:
         path = Path(db)
-    if path.is_dir():
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:  # a name the system cannot even look up (too long)
+        raise SagaGuardError(f"--db {db!r}: cannot be used ({exc.strerror or exc})") from None
+    if is_dir:
         raise SagaGuardError(f"--db {db!r}: is a directory; give a file path")
     return path

@@ -216,7 +216,11 @@ def journal(url: str, *, must_exist: bool, read_only: bool = False) -> Iterator[
     ``read_only`` nothing is written to it (see ``open_store``).
     """
     path = sqlite_path(url)
-    if must_exist and path is not None and not path.exists():
+    try:
+        missing = must_exist and path is not None and not path.exists()
+    except OSError as exc:  # a name the system cannot even look up (too long)
+        raise StoreError(f"{path}: cannot be a journal ({exc.strerror or exc})") from None
+    if missing:
         raise StoreError(
             f"no journal at {path}: nothing has run with this journal yet "
             f"(pass --db URL or set {DB_ENV})"
