@@ -1,6 +1,12 @@
-"""sagaguard: plan, run and prove multi-step processes that are safe to fail."""
+"""sagaguard: plan, run and prove multi-step processes that are safe to fail.
+
+The names below are imported on first use (PEP 562), so ``import sagaguard`` and
+``sagaguard --version`` do not pay for pydantic, the planner or the engine.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from sagaguard.exceptions import (
     OperationConflictError,
@@ -14,13 +20,35 @@ from sagaguard.exceptions import (
     StepFailed,
     StoreError,
 )
-from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
-from sagaguard.planner import Plan, plan
-from sagaguard.planner.render import render, render_html, render_json, render_markdown
-from sagaguard.rules import Decision, Situation, decide
-from sagaguard.spec import load_spec, parse_spec
+from sagaguard.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
+    from sagaguard.planner import Plan, plan
+    from sagaguard.planner.render import render, render_html, render_json, render_markdown
+    from sagaguard.rules import Decision, Situation, decide
+    from sagaguard.spec import load_spec, parse_spec
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "ChangeKind": "sagaguard.model",
+    "Idempotency": "sagaguard.model",
+    "Process": "sagaguard.model",
+    "Step": "sagaguard.model",
+    "StepClass": "sagaguard.model",
+    "Plan": "sagaguard.planner",
+    "plan": "sagaguard.planner",
+    "render": "sagaguard.planner.render",
+    "render_html": "sagaguard.planner.render",
+    "render_json": "sagaguard.planner.render",
+    "render_markdown": "sagaguard.planner.render",
+    "Decision": "sagaguard.rules",
+    "Situation": "sagaguard.rules",
+    "decide": "sagaguard.rules",
+    "load_spec": "sagaguard.spec",
+    "parse_spec": "sagaguard.spec",
+}
 
 __all__ = [
     "ChangeKind",
@@ -50,3 +78,5 @@ __all__ = [
     "render_json",
     "render_markdown",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

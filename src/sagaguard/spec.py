@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,14 +31,32 @@ from sagaguard.model import (
     Step,
     UnknownAlertRouteError,
 )
+from sagaguard.textfile import UnreadableFileError, read_text_file
 
-__all__ = ["Syntax", "load_spec", "parse_spec"]
+__all__ = [
+    "MAX_SPEC_DEPTH",
+    "MAX_SPEC_VALUES",
+    "Syntax",
+    "clip",
+    "load_spec",
+    "parse_spec",
+    "shown",
+]
 
 Syntax = Literal["yaml", "json"]
 """How spec text is written: YAML (which reads JSON too, leniently) or strict JSON."""
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+MAX_SPEC_VALUES = 100_000
+"""The most values (every key, item and scalar, once YAML aliases are expanded) a spec holds."""
+MAX_SPEC_DEPTH = 32
+"""The deepest nesting a spec may use; a real one needs five levels."""
+
+# libyaml parses ten times faster than pure Python, and bounds nesting by itself.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[valid-type,misc]
     """A safe loader that refuses a key given twice in one mapping (a silent typo otherwise)."""
 
 
@@ -46,11 +64,13 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        mark = key_node.start_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        if not isinstance(key, Hashable):
+            # `? [a, b]: x`: YAML allows a list or a mapping as a key; a spec never does.
+            raise SpecError(f"{where}: a key must be a plain value, not {_type_name(key)}")
         if key in seen:
-            mark = key_node.start_mark
-            raise SpecError(
-                f"line {mark.line + 1}, column {mark.column + 1}: key {key!r} appears twice"
-            )
+            raise SpecError(f"{where}: key {shown(key)} appears twice")
         seen.add(key)
     return loader.construct_mapping(node)
 
@@ -61,19 +81,26 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def shown(value: Any, *, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error quotes a value, not a megabyte."""
+    return clip(repr(value), limit)
+
+
+def clip(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def load_spec(path: str | Path) -> Process:
-    """Read and validate a spec file; raise :class:`SpecError` with one clear line."""
+    """Read and validate a spec file; raise :class:`SpecError` with one clear line.
+
+    Only a regular file of at most 16 MiB is read (a FIFO would block, a device never end).
+    """
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise SpecError(f"{source}: is a directory, not a spec file") from None
-    except UnicodeDecodeError as exc:
-        raise SpecError(f"{source}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise SpecError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+        text = read_text_file(source)
+    except UnreadableFileError as exc:
+        raise SpecError(f"{source}: {exc}") from None
     syntax: Syntax = "json" if source.suffix.lower() == ".json" else "yaml"
     return parse_spec(text, source=str(source), syntax=syntax)
 
@@ -89,6 +116,7 @@ def parse_spec(text: str, *, source: str = "<spec>", syntax: Syntax = "yaml") ->
             f"{source}: the file is empty; expected a mapping with `process` and `steps`"
         )
     data = _parse_json(text, source) if syntax == "json" else _parse_yaml(text, source)
+    _check_shape(data, source)
     if data is None and syntax == "json":
         raise SpecError(
             f"{source}: the top level must be an object with `process` and `steps`, not null"
@@ -129,6 +157,9 @@ def _parse_json(text: str, source: str) -> Any:
 def _parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        # Only the pure-Python parser gets here; libyaml stops at 1000 levels itself.
+        raise SpecError(f"{source}: invalid YAML: nested too deeply") from None
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
     except yaml.MarkedYAMLError as exc:
@@ -138,6 +169,33 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise SpecError(f"{source}: {where}invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{source}: invalid YAML: {exc}") from None
+
+
+def _check_shape(data: Any, source: str) -> None:
+    """Refuse data too large or too deep for a spec, before anything walks it recursively.
+
+    YAML aliases let a few lines stand for a billion values (each alias reuses one object,
+    so parsing is cheap, but validating or quoting it is not): the values are counted as
+    they would be expanded, and the count stops at the bound.
+    """
+    count = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_SPEC_VALUES:
+            raise SpecError(
+                f"{source}: holds more than {MAX_SPEC_VALUES} values once YAML aliases are "
+                "expanded; a spec is far smaller"
+            )
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError(f"{source}: nested more than {MAX_SPEC_DEPTH} levels deep")
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                stack.append((key, depth + 1))
+                stack.append((item, depth + 1))
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend((item, depth + 1) for item in value)
 
 
 def validate_spec(data: Mapping[str, Any], *, source: str = "<spec>") -> Process:
@@ -163,7 +221,7 @@ def describe_validation_error(exc: ValidationError, data: Mapping[str, Any]) -> 
     error = leaves[0]
     more = len(leaves) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return _describe(error, data) + suffix
+    return clip(_describe(error, data), 400) + suffix
 
 
 def _describe(error: ErrorDetails, data: Mapping[str, Any]) -> str:
@@ -178,13 +236,13 @@ def _describe(error: ErrorDetails, data: Mapping[str, Any]) -> str:
     path = format_path(loc)
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{path}: unknown key {loc[-1]!r}{_did_you_mean(loc, data)}"
+        return f"{path}: unknown key {shown(loc[-1])}{_did_you_mean(loc, data)}"
     if kind == "missing":
         return f"{path}: required field is missing"
     value = error.get("input")
     if kind == "enum":
         expected = (error.get("ctx") or {}).get("expected", "")
-        return f"{path}: {value!r} is not one of {expected}"
+        return f"{path}: {shown(value)} is not one of {expected}"
     if kind in ("too_short",) and isinstance(value, Sequence) and not value:
         return f"{path}: must not be empty"
     message = str(error["msg"]).removeprefix("Value error, ")
@@ -197,8 +255,8 @@ def _describe(error: ErrorDetails, data: Mapping[str, Any]) -> str:
         pattern = (error.get("ctx") or {}).get("pattern", "")
         message = f"must match {pattern}"
     if _printable(value) and not message.startswith(repr(value)):
-        return f"{path}: {value!r}: {message}"
-    return f"{path}: {message}"
+        return f"{path}: {shown(value)}: {clip(message, 200)}"
+    return f"{path}: {clip(message, 200)}"
 
 
 def _strip_union_tags(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
@@ -230,7 +288,7 @@ def format_path(loc: Sequence[int | str]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            name = "process" if part == "name" and not path else part
+            name = "process" if part == "name" and not path else clip(str(part), 40)
             path += f".{name}" if path else name
     return path or "(top level)"
 
@@ -251,7 +309,14 @@ def _printable(value: Any) -> bool:
 
 
 def _type_name(value: Any) -> str:
-    names = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+    names = {
+        list: "a list",
+        dict: "a mapping",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+    }
     return names.get(type(value), type(value).__name__)
 
 

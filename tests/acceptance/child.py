@@ -7,7 +7,8 @@ With ``--crash`` the process kills itself with SIGKILL at that point (no cleanup
 with ``--die-on-alert`` it does so the moment it would hand an alert to its notifier.
 Otherwise it prints one JSON line: what it did (statuses, recovered runs, busy), its pid and
 the alerts it sent. ``--clock-offset`` shifts its clock, so it sees earlier leases expired
-without the test waiting for them; ``--start-at`` makes racing processes begin together.
+without the test waiting for them; with ``--barrier`` it prints ``ready`` once set up and
+waits for a line on stdin, so racing processes begin together (the test releases them).
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--clock-offset", type=float, default=0.0, help="seconds added to now")
     parser.add_argument("--lease-s", type=float, default=60.0)
-    parser.add_argument("--start-at", type=float, help="wall-clock time to begin at")
+    parser.add_argument(
+        "--barrier", action="store_true", help="print ready, then wait for a line on stdin"
+    )
     return parser.parse_args(argv)
 
 
@@ -75,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         owner=f"child-{os.getpid()}",
         lease_s=args.lease_s,
     )
-    if args.start_at is not None:
-        time.sleep(max(0.0, args.start_at - time.time()))
+    if args.barrier:
+        print("ready", flush=True)
+        sys.stdin.readline()
     report: dict[str, Any] = {"pid": os.getpid(), "owner": engine.owner}
     with engine:
         if args.action == "run" and args.count is not None:

@@ -67,7 +67,7 @@ class Shop:
         input: Any = None,
         crash: str | None = None,
         clock_offset: float = 0.0,
-        start_at: float | None = None,
+        barrier: bool = False,
         count: int | None = None,
         die_on_alert: bool = False,
     ) -> subprocess.Popen[str]:
@@ -81,15 +81,32 @@ class Shop:
         ]  # fmt: skip
         if crash is not None:
             command += ["--crash", crash]
-        if start_at is not None:
-            command += ["--start-at", str(start_at)]
+        if barrier:
+            command.append("--barrier")
         if count is not None:
             command += ["--count", str(count)]
         if die_on_alert:
             command.append("--die-on-alert")
         return subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            cwd=ROOT,
+            stdin=subprocess.PIPE if barrier else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
+
+    @staticmethod
+    def release(processes: list[subprocess.Popen[str]]) -> None:
+        """Wait until every child spawned with ``barrier`` is ready, then let all of them go."""
+        for process in processes:
+            assert process.stdout is not None
+            line = process.stdout.readline()
+            assert line == "ready\n", f"child {process.args} did not get ready: {line!r}"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
 
     @staticmethod
     def finish(process: subprocess.Popen[str]) -> Finished:

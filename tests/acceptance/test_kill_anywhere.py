@@ -8,6 +8,7 @@ run the journal holds, and every invariant must hold for each of them.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -23,11 +24,17 @@ pytestmark = pytest.mark.slow
 
 MakeShop = Callable[[str], Shop]
 
+SEED_ENV = "SAGAGUARD_TEST_SEED"
+"""Set it to replay a failed run: the seed is printed by every run (pytest shows it on failure)."""
+
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_kill_at_any_moment_leaves_every_run_recoverable_and_consistent(
     shop: MakeShop, kind: str
 ) -> None:
+    seed = int(os.environ.get(SEED_ENV) or random.SystemRandom().randrange(2**32))
+    print(f"{SEED_ENV}={seed}")
+    rng = random.Random(seed)
     s = shop(kind)
     child = s.spawn("run", op="burst", count=500)
     # Wait for the first run to exist, then let the child work a random while.
@@ -35,10 +42,10 @@ def test_a_kill_at_any_moment_leaves_every_run_recoverable_and_consistent(
     while not s.journal.exists() or not s.ledger.entries():
         assert time.time() < deadline, "the child never started a run"
         time.sleep(0.02)
-    time.sleep(random.uniform(0.05, 0.4))
+    time.sleep(rng.uniform(0.05, 0.4))  # the kill lands wherever the child is by then
     child.send_signal(signal.SIGKILL)
     died = s.finish(child)
-    assert died.returncode == KILLED, f"the child finished before the kill: {died.report}"
+    assert died.returncode == KILLED, f"the child finished before the kill (seed {seed})"
 
     store = s.store()
     runs = store.list_runs(limit=1000)
@@ -49,6 +56,7 @@ def test_a_kill_at_any_moment_leaves_every_run_recoverable_and_consistent(
     assert len(recovered) <= 1, "one run at a time was in flight when the process died"
     for run in runs:
         snapshot = store.load(run.operation_id)
-        assert not snapshot.run.status.active, f"{run.operation_id} left {snapshot.run.status}"
+        where = f"{run.operation_id} ({SEED_ENV}={seed})"
+        assert not snapshot.run.status.active, f"{where} left {snapshot.run.status}"
         violations = s.violations(run.operation_id)
-        assert violations == [], "\n".join(map(str, violations))
+        assert violations == [], f"{where}: " + "\n".join(map(str, violations))

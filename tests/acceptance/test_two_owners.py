@@ -100,8 +100,8 @@ def test_two_processes_racing_for_one_expired_run_exactly_one_drives_it(
     died = s.child("run", op=OP, input={"charge_delay": 0.3}, crash="before_call:charge")
     assert died.killed, died.stderr
     dead_pids = {e.pid for e in s.ledger.entries()}
-    start_at = time.time() + 1.5  # both children are up and importing is done by then
-    racers = [s.spawn(action, op=OP, clock_offset=LATER, start_at=start_at) for _ in range(2)]
+    racers = [s.spawn(action, op=OP, clock_offset=LATER, barrier=True) for _ in range(2)]
+    s.release(racers)  # both are set up: they start their run together
     results = [s.finish(racer) for racer in racers]
     reports = [r.report for r in results]
     assert all(r is not None for r in reports), [r.stderr for r in results]

@@ -13,6 +13,7 @@ import pytest
 
 from sagaguard.engine import Engine, RecordingNotifier
 from sagaguard.storage import JournalStore
+from tests import pg
 from tests.behaviour.sagas import FakeClock
 from tests.contract.conftest import STORE_FACTORIES, StoreFactory
 
@@ -21,9 +22,8 @@ from tests.contract.conftest import STORE_FACTORIES, StoreFactory
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JournalStore]:
     """A fresh journal of the backend under test."""
     factory: StoreFactory = request.param
-    reason = factory.skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
+    if factory.skip_reason() is not None:
+        pg.require()  # skips with the reason, or fails where PostgreSQL is required
     opened = factory.open(tmp_path)
     try:
         yield opened

@@ -2,7 +2,8 @@
 
 To run the suite against a new backend, append one :class:`StoreFactory` to
 ``STORE_FACTORIES`` (with ``marks=(pytest.mark.postgres,)`` and a ``skip_reason`` when it needs
-a server); nothing else changes.
+a server); nothing else changes. PostgreSQL runs on the caller's (fake) clock here, in a
+schema of its own per store, dropped when the store closes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest
 from sagaguard.storage import JournalStore
 from sagaguard.storage.memory import InMemoryStore
 from sagaguard.storage.sqlite import SQLiteStore
+from tests import pg
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,24 @@ class StoreFactory:
     """Why this backend cannot run here (None: it can)."""
 
 
+def _postgres(tmp_path: Path) -> JournalStore:
+    """A PostgreSQL store on the caller's clock in a fresh schema, dropped on close."""
+    from sagaguard.storage.postgres import PostgresStore
+
+    name = pg.fresh_schema()
+
+    class DisposableStore(PostgresStore):
+        def close(self) -> None:
+            super().close()
+            pg.drop_schema(name)
+
+    return DisposableStore.from_url(pg.store_url(name, clock="caller", pool_size="4"))
+
+
 STORE_FACTORIES: list[StoreFactory] = [
     StoreFactory("memory", lambda tmp_path: InMemoryStore()),
     StoreFactory("sqlite", lambda tmp_path: SQLiteStore(path=tmp_path / "journal.sqlite3")),
+    StoreFactory("postgres", _postgres, marks=(pytest.mark.postgres,), skip_reason=pg.unavailable),
 ]
 
 
@@ -42,9 +59,8 @@ STORE_FACTORIES: list[StoreFactory] = [
 def store_factory(request: pytest.FixtureRequest) -> StoreFactory:
     """The backend under test."""
     factory: StoreFactory = request.param
-    reason = factory.skip_reason()
-    if reason is not None:
-        pytest.skip(reason)
+    if factory.skip_reason() is not None:
+        pg.require()  # skips with the reason, or fails where PostgreSQL is required
     return factory
 
 

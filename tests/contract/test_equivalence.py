@@ -1,6 +1,7 @@
 """Every backend answers any sequence of calls exactly as the in-memory reference does.
 
-Hypothesis drives random sequences of creates (with first transitions or without), claims,
+Hypothesis drives random sequences of creates (with first transitions or without, owned or
+submitted unowned), prunes, claims,
 recoveries, records (releasing or not, raising alerts or not), heartbeats, releases (stale
 claims included) and the alert outbox's claims and settlements through each store, and
 compares every answer, every error and the whole journal (runs, steps, events and the
@@ -76,6 +77,13 @@ calls = st.one_of(
         st.sampled_from(INPUTS),
         st.lists(transitions, max_size=3),
     ),
+    st.tuples(
+        st.just("submit"),
+        st.sampled_from(OPS),
+        st.sampled_from(("p", "q")),
+        st.sampled_from(INPUTS),
+    ),
+    st.tuples(st.just("prune"), st.sampled_from((0.0, 5.0)), st.sampled_from(((), ("failed",)))),
     st.tuples(st.just("claim"), st.sampled_from(OPS), st.sampled_from(OWNERS)),
     st.tuples(st.just("claim_expired"), st.sampled_from(OWNERS), st.integers(0, 3)),
     st.tuples(
@@ -101,6 +109,12 @@ def _call(store: JournalStore, call: tuple[Any, ...], claims: list[Claim], now: 
             operation_id, process, payload, first = args
             new = new_run(operation_id, process=process, input=payload)
             return store.create_run(new, owner="creator", now=now, lease_s=10.0, transitions=first)
+        if kind == "submit":
+            operation_id, process, payload = args
+            new = new_run(operation_id, process=process, input=payload)
+            return store.create_run(new, owner=None, now=now, lease_s=10.0)
+        if kind == "prune":
+            return store.prune(older_than=now - args[0], statuses=[RunStatus(s) for s in args[1]])
         if kind == "claim":
             return store.claim(args[0], owner=args[1], now=now, lease_s=10.0)
         if kind == "claim_expired":

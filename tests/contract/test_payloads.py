@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sagaguard.exceptions import RunNotFoundError
-from sagaguard.storage import JournalStore, RunSnapshot, StepStatus, Transition
+from sagaguard.storage import JournalStore, RunSnapshot, StepChange, StepStatus, Transition
 from sagaguard.storage.base import EncodedJSON
 
 from .helpers import LEASE, T0, completed, new_run, start, started, step
@@ -174,3 +174,24 @@ def test_a_result_encoded_once_by_the_caller_is_stored_as_given(store: JournalSt
 
     charge = store.load("op-1").step("charge")
     assert charge.result == payload.value == {"payment_id": "p-1", "legs": [1, 2], "7": "seven"}
+
+
+def test_a_nul_character_in_a_reason_is_stored_alike_everywhere(store: JournalStore) -> None:
+    """PostgreSQL cannot hold NUL in text: every store writes it as U+FFFD."""
+    claim = start(store)
+
+    store.record(
+        claim,
+        [
+            Transition(
+                "step_failed",
+                StepChange("charge", StepStatus.FAILED, failure_reason="bad\x00byte"),
+                reason="bad\x00byte",
+            )
+        ],
+        now=T0,
+        lease_s=LEASE,
+    )
+
+    assert store.load("op-1").step("charge").failure_reason == "bad\ufffdbyte"
+    assert store.events("op-1")[-1].reason == "bad\ufffdbyte"

@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -187,9 +186,8 @@ def test_demo_in_a_missing_directory_exits_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_as_a_real_process_is_fast() -> None:
-    """``python -m sagaguard demo`` exits 0 and the whole demo takes well under 3 seconds."""
-    started = time.monotonic()
+def test_demo_as_a_real_process_exits_0_and_rolls_back() -> None:
+    """``python -m sagaguard demo`` plays both scenarios (its speed is in bench/startup.py)."""
     done = subprocess.run(
         [sys.executable, "-m", "sagaguard", "demo"],
         capture_output=True,
@@ -197,7 +195,5 @@ def test_demo_as_a_real_process_is_fast() -> None:
         timeout=60,
         check=False,
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert "run order-1002: compensated" in done.stdout
-    assert elapsed < 3.0

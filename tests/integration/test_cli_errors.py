@@ -203,14 +203,14 @@ def test_file_without_read_permission_is_unreadable(
     if os.access(spec, os.R_OK):
         # Root reads a chmod 000 file (CI runs as root): make the read fail as the OS would
         # for anyone else, so the error path under test is still the loader's own.
-        real_read_text = Path.read_text
+        real_open = os.open
 
-        def denied(self: Path, *args: Any, **kwargs: Any) -> str:
-            if self == spec:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real_read_text(self, *args, **kwargs)
+        def denied(path: Any, *args: Any, **kwargs: Any) -> int:
+            if Path(path) == spec:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr(Path, "read_text", denied)
+        monkeypatch.setattr(os, "open", denied)
     try:
         result = runner.invoke(app, ["check", str(spec)])
     finally:

@@ -174,6 +174,51 @@ def test_resolve_completed_continues_forward_without_charging_again(shop: Shop) 
     assert "now completed" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("result", "fragment"),
+    [
+        (None, "not no result"),
+        ("[1]", "not an array"),
+        ('"pay_1"', "not a string"),
+        ('{"id": "pay_1"}', "its keys: id"),
+        ('{"payment_id": null}', "non-empty"),
+        ('{"payment_id": ""}', "non-empty"),
+        ('{"payment_id": {"nested": 1}}', "non-empty"),
+    ],
+    ids=["missing", "array", "string", "other_key", "null", "empty", "object"],
+)
+def test_resolve_completed_needs_the_external_id_the_refund_reads(
+    shop: Shop, result: str | None, fragment: str
+) -> None:
+    """charge_payment persists payment_id: without it the refund could never be made."""
+    shop.start("o-1", LOST_AND_UNVERIFIABLE)
+    extra = [] if result is None else ["--result", result]
+
+    refused = shop.resolve("o-1", "charge_payment", "completed", *extra, str(RUNNABLE))
+
+    assert_one_line_error(refused, "charge_payment", "payment_id", fragment)
+    snapshot, events = shop.journal("o-1")
+    assert snapshot.run.status.value == "needs_manual_review"
+    assert snapshot.run.owner is None
+    assert [e for e in events if e.kind == "resolved"] == []
+    assert shop.effects()[("carrier", "book")] == 0
+
+
+def test_a_completion_with_its_id_lets_a_later_rollback_refund_it(shop: Shop) -> None:
+    """The id given by the reviewer is what the compensation uses: the refund goes through."""
+    lost_then_no_carrier = LOST_AND_UNVERIFIABLE | {"book_delivery": "carrier_down"}
+    shop.start("o-1", lost_then_no_carrier)
+
+    result = shop.resolve(
+        "o-1", "charge_payment", "completed", "--result", '{"payment_id": "pay_7"}', str(RUNNABLE)
+    )
+
+    assert result.exit_code == 0, result.stderr
+    snapshot, _ = shop.journal("o-1")
+    assert snapshot.run.status.value == "compensated"
+    assert shop.effects()[("psp", "refund")] == 1
+
+
 def test_resolve_not_applied_retries_the_step_within_its_bound(shop: Shop) -> None:
     """Nothing was charged: resolved not applied, the charge is retried once and succeeds."""
     shop.start("o-1", NEVER_SENT_AND_UNVERIFIABLE)
@@ -233,7 +278,9 @@ def test_resolve_without_target_leaves_the_run_for_the_worker(shop: Shop) -> Non
     """Without TARGET the resolution is recorded and a worker pass continues the run."""
     shop.start("o-1", LOST_AND_UNVERIFIABLE)
 
-    result = shop.resolve("o-1", "charge_payment", "completed")
+    result = shop.resolve(
+        "o-1", "charge_payment", "completed", "--result", '{"payment_id": "pay_1"}'
+    )
 
     assert result.exit_code == 0, result.stderr
     assert "sagaguard worker" in result.stdout

@@ -260,7 +260,7 @@ def test_bad_json_on_stdin_names_stdin(world: Path, db: str) -> None:
     ("args", "fragments"),
     [
         (["--input", "missing.json"], ("missing.json", "no such file")),
-        (["--db", "postgres://nowhere/x"], ("unsupported journal URL",)),
+        (["--db", "mysql://nowhere/x"], ("unsupported journal URL",)),
         (["--db", "sqlite:////no/such/dir/j.sqlite3"], ("/no/such/dir",)),
         (["--webhook", "ftp://example.com"], ("--webhook", "http")),
         (["--webhook-route", "finance"], ("--webhook-route", "ROUTE=URL")),

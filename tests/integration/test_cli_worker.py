@@ -52,20 +52,40 @@ class Shop:
         self.db = f"sqlite:///{tmp_path}/journal.sqlite3"
         self.ledger = tmp_path / "ledger.jsonl"
 
-    def crash(self, op: str, point: FaultPoint, step_id: str, *, skew: float = -HOUR) -> None:
+    def crash(
+        self,
+        op: str,
+        point: FaultPoint,
+        step_id: str,
+        *,
+        skew: float = -HOUR,
+        lease_s: float = 0.05,
+    ) -> None:
         """Start a run with an owner that dies at ``point``; its clock is off by ``skew``."""
         clock: Callable[[], float] = lambda: time.time() + skew  # noqa: E731
         with (
             Engine(
                 store=self.db,
                 owner="crashed-owner",
-                lease_s=0.05,
+                lease_s=lease_s,
                 clock=clock,
                 faults=CrashAt(point, step_id),
             ) as engine,
             pytest.raises(SimulatedCrash),
         ):
             engine.run(load_saga(RUNNABLE), operation_id=op, input=ORDER)
+
+    def lapse(self, op: str) -> None:
+        """The dead owner's lease runs out now: it claims its run again, with a lease in the past.
+
+        A live worker must not see the lease expire while the owner still drives the run
+        (it would take over mid-run); this is the point after which it may.
+        """
+        store = open_store(self.db)
+        try:
+            store.claim(op, owner="crashed-owner", now=time.time() - HOUR, lease_s=0.05)
+        finally:
+            store.close()
 
     def worker(self, *args: str) -> Result:
         return CliRunner().invoke(app, ["worker", str(RUNNABLE), "--db", self.db, *args])
@@ -229,7 +249,10 @@ def test_running_worker_recovers_a_crashed_run_then_stops_on_sigterm(
     with _start_worker(shop, tmp_path) as process:
         try:
             _wait_for_line(process, "started")
-            shop.crash("o-1", FaultPoint.AFTER_CALL, "charge_payment")
+            # Its lease holds while it drives the run, so the worker cannot take over mid-run;
+            # it lapses once the owner is dead.
+            shop.crash("o-1", FaultPoint.AFTER_CALL, "charge_payment", skew=0.0, lease_s=HOUR)
+            shop.lapse("o-1")
             log = _wait_for_line(process, "recovered run o-1", timeout=15)
             process.send_signal(signal.SIGTERM)
             process.communicate(timeout=5)

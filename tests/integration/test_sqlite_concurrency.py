@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,15 @@ LATER = T0 + 100.0
 
 _CHILD = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, sys, time
     from sagaguard.exceptions import RunBusyError
     from sagaguard.storage.sqlite import SQLiteStore
 
-    path, go, mode, runs, now, owner, reverse = sys.argv[1:8]
+    path, mode, runs, now, owner, reverse = sys.argv[1:7]
     store = SQLiteStore(path=path)
-    while not os.path.exists(go):
-        time.sleep(0.0005)
+    # The start line: say so, then wait until the test lets every process go at once.
+    print("ready", flush=True)
+    sys.stdin.readline()
     won, busy = [], 0
     if mode == "claim":
         # Owners walk the runs in opposite directions, so they meet and contend mid-way.
@@ -64,21 +64,26 @@ def _journal_with_expired_runs(path: Path, runs: int) -> None:
         store.close()
 
 
-def _race(path: Path, tmp_path: Path, mode: str, owners: list[str], runs: int) -> dict[str, Any]:
+def _race(path: Path, mode: str, owners: list[str], runs: int) -> dict[str, Any]:
     """Start one process per owner, release them together, and collect what each reports."""
-    go = tmp_path / "go"
-    argv = [sys.executable, "-c", _CHILD, str(path), str(go), mode, str(runs), repr(LATER)]
+    argv = [sys.executable, "-c", _CHILD, str(path), mode, str(runs), repr(LATER)]
     children = {
         owner: subprocess.Popen(
             [*argv, owner, str(index % 2)],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for index, owner in enumerate(owners)
     }
-    time.sleep(0.3)  # let every child open the store and wait at the start line
-    go.touch()
+    for owner, child in children.items():  # every child has opened the store
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n", f"{owner}: {child.stderr}"
+    for child in children.values():  # then all go together
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
     taken: dict[str, Any] = {}
     for owner, child in children.items():
         out, err = child.communicate(timeout=60)
@@ -94,7 +99,7 @@ def test_two_processes_claiming_the_same_runs_each_run_goes_to_exactly_one(
     path, runs = tmp_path / "journal.sqlite3", 40
     _journal_with_expired_runs(path, runs)
 
-    reports = _race(path, tmp_path, "claim", ["proc-a", "proc-b"], runs)
+    reports = _race(path, "claim", ["proc-a", "proc-b"], runs)
 
     winners = Counter(op for report in reports.values() for op, _ in report["won"])
     assert sorted(winners) == sorted(f"op-{n}" for n in range(runs))
@@ -117,7 +122,7 @@ def test_processes_recovering_together_never_receive_the_same_run(tmp_path: Path
     path, runs = tmp_path / "journal.sqlite3", 120
     _journal_with_expired_runs(path, runs)
 
-    reports = _race(path, tmp_path, "recover", [f"proc-{i}" for i in range(4)], runs)
+    reports = _race(path, "recover", [f"proc-{i}" for i in range(4)], runs)
 
     handed_out = Counter(op for report in reports.values() for op, _ in report["won"])
     assert sorted(handed_out) == sorted(f"op-{n}" for n in range(runs))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -24,6 +23,7 @@ from sagaguard.cli.errors import (
     debug_enabled,
     report_error,
 )
+from sagaguard.cli.output import silence_stdout
 from sagaguard.exceptions import SagaGuardError
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         sys.exit(EXIT_INTERNAL)
     except Exception as exc:
         if debug_enabled():
@@ -62,13 +62,3 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
         sys.exit(EXIT_INTERNAL)
     sys.exit(0)
-
-
-def _silence_stdout() -> None:
-    # The reader went away (`sagaguard plan x | head`): point stdout at /dev/null so the
-    # interpreter's final flush does not print a second error.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass

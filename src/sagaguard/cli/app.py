@@ -15,6 +15,7 @@ import typer
 
 from sagaguard import __version__
 from sagaguard.cli.errors import PROG, SagaGuardGroup
+from sagaguard.cli.output import write_stdout
 
 __all__ = ["app"]
 
@@ -25,13 +26,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's help panels cost ~100 ms of imports on every `--help`.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
 def _show_version(value: bool) -> None:
     if value:
-        typer.echo(f"{PROG} {__version__}")
+        write_stdout(f"{PROG} {__version__}")
         raise typer.Exit()
 
 

@@ -4,7 +4,8 @@ Exit codes are a contract scripts rely on:
 
     0    the command did its job
     1    the command ran and found a problem (``check`` met an error finding)
-    2    bad input: a usage error, or any :class:`~sagaguard.exceptions.SagaGuardError`
+    2    bad input: a usage error, or any :class:`~sagaguard.exceptions.SagaGuardError`;
+         also output that cannot be written (``-o`` to a device, stdout on a full disk)
     130  interrupted (Ctrl-C); nothing more is printed, the terminal already shows it
 
 :class:`SagaGuardGroup` is the click group behind the shared typer app. It runs every
@@ -24,6 +25,14 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+from sagaguard.cli.escapes import printable
+from sagaguard.cli.output import (
+    OutputError,
+    flush_stdout,
+    raised_writing,
+    silence_stdout,
+    write_stdout,
+)
 from sagaguard.exceptions import SagaGuardError
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "MAX_ERROR_CHARS",
     "PROG",
     "SagaGuardGroup",
     "one_line",
@@ -60,10 +70,22 @@ _ClickException: type[Exception] = _CLICK.ClickException
 _UsageError: type[Exception] = _CLICK.UsageError
 
 
+MAX_ERROR_CHARS = 1000
+"""An error line longer than this is cut in the middle: it must fit a person's screen."""
+
+
 def one_line(text: str) -> str:
-    """Fold a message onto one line, so every failure is exactly one line on stderr."""
+    """Fold a message onto one short, printable line: every failure is one line on stderr.
+
+    Control characters and terminal escapes in it (an operation id, a reviewer's note)
+    are escaped, and a line longer than :data:`MAX_ERROR_CHARS` keeps its two ends.
+    """
     parts = [part.strip() for part in str(text).splitlines()]
-    return "; ".join(part for part in parts if part) or "unknown error"
+    line = printable("; ".join(part for part in parts if part) or "unknown error")
+    if len(line) > MAX_ERROR_CHARS:
+        half = MAX_ERROR_CHARS // 2
+        line = f"{line[:half]} ... ({len(line) - 2 * half} characters cut) ... {line[-half:]}"
+    return line
 
 
 def report_error(message: str, *, label: str = "error") -> None:
@@ -86,9 +108,10 @@ def _message(exc: Exception) -> str:
 def _report_usage_error(exc: Exception) -> None:
     message = _message(exc)
     if type(exc).__name__ == "NoArgsIsHelpError":
-        # The help itself is the message (rich mode has already printed it).
+        # `sagaguard`, `sagaguard runs`: the help is the answer, on stdout like `--help`;
+        # the exit code (2) says no command ran.
         if message.strip():
-            sys.stderr.write(message.rstrip("\n") + "\n")
+            write_stdout(message.rstrip("\n"))
         return
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
@@ -125,8 +148,21 @@ class SagaGuardGroup(TyperGroup):
             outcome = super().main(
                 args, prog_name, complete_var, False, windows_expand_args, **extra
             )
+            # What is still buffered must reach stdout now, while a failure can be reported.
+            flush_stdout()
         except SagaGuardError as exc:
+            if isinstance(exc, OutputError):
+                silence_stdout()
             report_error(str(exc))
+            return EXIT_BAD_INPUT
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            # Help, a table or the version written to a full device: the output failed.
+            if not raised_writing(exc):
+                raise
+            silence_stdout()
+            report_error(f"stdout: cannot write ({exc.strerror or exc})")
             return EXIT_BAD_INPUT
         except _UsageError as exc:
             _report_usage_error(exc)

@@ -1,20 +1,39 @@
 """Where command output goes: stdout as UTF-8, or a file written atomically.
 
 A file is written to a temporary name in its own directory, flushed to disk and renamed
-over the target, so a crash or a full disk never leaves half a plan behind.
+over the target, so a crash or a full disk never leaves half a plan behind. Only a regular
+file is ever replaced: a symbolic link is written through (its target is replaced, the link
+stays), and a device, a FIFO, a socket or a directory is refused, so ``-o /dev/null`` can
+never replace the device node. A write to stdout that fails (``> /dev/full``) is an
+:class:`OutputError` (exit 2, one line), never a silent success.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from sagaguard.exceptions import SagaGuardError
+from sagaguard.textfile import kind_of
 
-__all__ = ["stdout_is_terminal", "write_atomic", "write_stdout"]
+__all__ = [
+    "OutputError",
+    "flush_stdout",
+    "raised_writing",
+    "silence_stdout",
+    "stdout_is_terminal",
+    "write_atomic",
+    "write_stdout",
+]
+
+
+class OutputError(SagaGuardError):
+    """The command's output could not be written (a full disk, a device error)."""
 
 
 def stdout_is_terminal() -> bool:
@@ -24,17 +43,68 @@ def stdout_is_terminal() -> bool:
 
 
 def write_stdout(text: str) -> None:
-    """Write a document to stdout as UTF-8, whatever the locale, ending with one newline."""
+    """Write a document to stdout as UTF-8, whatever the locale, ending with one newline.
+
+    Raises :class:`OutputError` when stdout refuses it (a closed pipe stays a
+    ``BrokenPipeError``: the reader left on purpose, as ``| head`` does).
+    """
     if not text.endswith("\n"):
         text += "\n"
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None:
-        sys.stdout.write(text)
-    else:
-        # Plans contain arrows and dashes; a latin-1 terminal must not turn them into a crash.
+    with _reported("stdout"):
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:
+            sys.stdout.write(text)
+        else:
+            # Plans contain arrows and dashes; a latin-1 terminal must not turn them into a crash.
+            sys.stdout.flush()
+            buffer.write(text.encode("utf-8"))
         sys.stdout.flush()
-        buffer.write(text.encode("utf-8"))
-    sys.stdout.flush()
+
+
+def flush_stdout() -> None:
+    """Flush stdout; :class:`OutputError` when what was buffered cannot be written."""
+    with _reported("stdout"):
+        sys.stdout.flush()
+
+
+# Where click and rich write to stdout: an OSError raised there is the output failing.
+_WRITERS = frozenset({"typer._click.utils", "click.utils", "rich.console", __name__})
+
+
+def raised_writing(exc: OSError) -> bool:
+    """True when ``exc`` came out of a write to stdout (help, a table, the version).
+
+    A failed write drops its text, so nothing in the stream tells afterwards; the frame the
+    error left from does: the deepest one is click's ``echo`` or rich's console.
+    """
+    trace = exc.__traceback__
+    module = None
+    while trace is not None:
+        module = trace.tb_frame.f_globals.get("__name__")
+        trace = trace.tb_next
+    return module in _WRITERS
+
+
+@contextlib.contextmanager
+def _reported(where: str) -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"{where}: cannot write ({exc.strerror or exc})") from None
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail a second time.
+
+    For when stdout already failed: a reader that went away (``| head``), a full device.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def write_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path:
@@ -44,10 +114,9 @@ def write_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path
     writer (the final step is a hard link, which fails when the name is taken).
     Raises :class:`SagaGuardError` with one line naming the path when it cannot be written.
     """
-    target = Path(path)
+    named = Path(path)
+    target = _replaceable(named)
     directory = target.parent
-    if target.is_dir():
-        raise SagaGuardError(f"{target}: is a directory; give a file name")
     if not directory.is_dir():
         raise SagaGuardError(f"{target}: cannot write, directory {str(directory)!r} does not exist")
     if not overwrite and target.exists():
@@ -75,7 +144,30 @@ def write_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-    return target
+    return named
+
+
+def _replaceable(named: Path) -> Path:
+    """The file a write to ``named`` replaces: ``named``, or the final target of a link.
+
+    Refuses whatever is not a regular file (or not there yet): the rename would replace a
+    device node or a FIFO with a plain file, and a link with a file of its own.
+    """
+    target = named
+    try:
+        if named.is_symlink():
+            target = Path(os.path.realpath(named))
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise SagaGuardError(f"{named}: cannot write ({exc.strerror or exc})") from None
+    if stat.S_ISREG(mode):
+        if not os.access(target, os.W_OK):
+            raise SagaGuardError(f"{named}: is read-only; not replacing it")
+        return target
+    via = f" (a link to {target})" if target != named else ""
+    raise SagaGuardError(f"{named}{via}: is {kind_of(mode)}, not a regular file; give a file name")
 
 
 def _link_no_clobber(temp: Path, target: Path) -> None:

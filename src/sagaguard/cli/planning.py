@@ -19,8 +19,9 @@ import typer
 from sagaguard.cli.app import app
 from sagaguard.cli.errors import EXIT_FINDINGS, PROG
 from sagaguard.cli.output import stdout_is_terminal, write_atomic, write_stdout
+from sagaguard.exceptions import SagaGuardError
 from sagaguard.starter import STARTER_FILE_NAME, starter_spec
-from sagaguard.targets import load_process
+from sagaguard.targets import load_process, verify_bound_of
 
 if TYPE_CHECKING:
     from sagaguard.planner import Finding, Plan
@@ -98,8 +99,7 @@ def check(spec: SpecArgument) -> None:
         _print_findings_table(findings)
     elif findings:
         write_stdout(_findings_text(findings))
-    sys.stdout.write(_summary(spec, process_plan) + "\n")
-    sys.stdout.flush()
+    write_stdout(_summary(spec, process_plan))
     if process_plan.has_errors:
         raise typer.Exit(EXIT_FINDINGS)
 
@@ -123,21 +123,31 @@ def init(
         return
     written = write_atomic(file, starter_spec(str(file)), overwrite=force)
     quoted = shlex.quote(str(written))
-    sys.stdout.write(
-        f"wrote {written}: edit it, then run `{PROG} check {quoted}` and `{PROG} plan {quoted}`\n"
+    write_stdout(
+        f"wrote {written}: edit it, then run `{PROG} check {quoted}` and `{PROG} plan {quoted}`"
     )
 
 
 def _plan_of(target: str) -> Plan:
     from sagaguard.planner import plan as build_plan
 
-    return build_plan(load_process(target))
+    process = load_process(target)
+    return build_plan(process, verify_bound=verify_bound_of(target, process))
 
 
 def _format_for(output: Path | None) -> PlanFormat:
     if output is None or str(output) == "-":
         return PlanFormat.MARKDOWN
-    return _SUFFIX_FORMATS.get(output.suffix.lower(), PlanFormat.MARKDOWN)
+    fmt = _SUFFIX_FORMATS.get(output.suffix.lower())
+    if fmt is None:
+        # `-o plan.pdf` must not quietly write Markdown into a file named .pdf.
+        suffixes = ", ".join(_SUFFIX_FORMATS)
+        what = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
+        raise SagaGuardError(
+            f"-o {output}: {what} says no plan format; name it {suffixes}, "
+            "or give --format markdown|json|html"
+        )
+    return fmt
 
 
 def _render(process_plan: Plan, fmt: PlanFormat) -> str:

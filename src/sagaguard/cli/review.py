@@ -10,14 +10,14 @@ for ``sagaguard worker``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.errors import PROG
+from sagaguard.cli.escapes import printable, printable_view
 from sagaguard.cli.running import parse_json
 from sagaguard.cli.runs import (
     DbOption,
@@ -30,10 +30,14 @@ from sagaguard.cli.runs import (
     status_text,
 )
 from sagaguard.cli.views import review_item, run_view, waiting_step
-from sagaguard.engine import Engine, Resolution, Saga
-from sagaguard.engine.loading import load_saga, load_sagas
+from sagaguard.engine.resolution import Resolution
 from sagaguard.exceptions import SagaGuardError
-from sagaguard.storage import DEFAULT_URL, RunSnapshot, RunStatus
+from sagaguard.storage import DEFAULT_URL
+from sagaguard.vocabulary import RunStatus
+
+if TYPE_CHECKING:
+    from sagaguard.engine import Engine, Saga
+    from sagaguard.storage import RunSnapshot
 
 __all__ = ["list_reviews", "resolve"]
 
@@ -55,11 +59,21 @@ def list_reviews(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 100,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
+        ),
+    ] = 100,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """List runs waiting for manual review: the waiting step, why, its alert route."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from sagaguard.engine.loading import load_sagas
+
     sagas = {(saga.process.name, saga.process.version): saga for saga in load_sagas(targets or [])}
     with journal(db, must_exist=True, read_only=True) as store:
         items = []
@@ -72,14 +86,14 @@ def list_reviews(
         return
     console = make_console()
     if not items:
-        console.print(Text(f"no run needs review in {db}"))
+        console.print(Text(printable(f"no run needs review in {db}")))
         return
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("run / process / alert", overflow="fold")
     table.add_column("waiting step", no_wrap=True)
     table.add_column("why", overflow="fold")
     table.add_column("resolve --as", no_wrap=True)
-    for item in items:
+    for item in map(printable_view, items):
         run = Text(item["operation_id"])
         run.append(f"\n{item['process']} v{item['version']}", style="dim")
         run.append(f"\nalert: {item['route'] or '-'}")
@@ -141,7 +155,8 @@ def resolve(
         typer.Option(
             "--result",
             metavar="JSON",
-            help='With --as completed: the step\'s result, e.g. \'{"payment_id": "pay_1"}\'.',
+            help="With --as completed: the step's result as a JSON object, e.g. "
+            '\'{"payment_id": "pay_1"}\'; required when the step persists an external id.',
             show_default=False,
         ),
     ] = None,
@@ -152,6 +167,11 @@ def resolve(
 
     The resolution is an audited "resolved" event carrying the reviewer's name and note.
     """
+    from rich.text import Text
+
+    from sagaguard.engine import Engine
+    from sagaguard.engine.loading import load_saga
+
     for flag, value in (("--step", step), ("--by", by), ("--note", note)):
         if not value.strip():
             raise SagaGuardError(f"{flag} must not be empty")
@@ -184,7 +204,7 @@ def resolve(
         print_json(view)
         return
     console = make_console()
-    console.print(Text(f"resolved {step} of {operation_id} as {outcome.value} by {by}"))
+    console.print(Text(printable(f"resolved {step} of {operation_id} as {outcome.value} by {by}")))
     render_run(console, view)
     console.print(Text(_next_move(resolved, continued=saga is not None)))
 

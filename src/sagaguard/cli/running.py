@@ -21,15 +21,17 @@ import logging
 import signal
 import sys
 import time
-from pathlib import Path
+from collections.abc import Iterable
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import BATCH, INTERVAL, LEASE
 from sagaguard.cli.errors import PROG, report_error
+from sagaguard.cli.escapes import printable
 from sagaguard.cli.runs import (
     DbOption,
     JsonOption,
@@ -39,12 +41,16 @@ from sagaguard.cli.runs import (
     render_run,
 )
 from sagaguard.cli.views import run_view
-from sagaguard.engine import Engine, LoggingNotifier, Notifier, WebhookNotifier
-from sagaguard.engine.loading import load_saga, load_sagas
 from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StaleOwnerError
 from sagaguard.jsontext import NotJSONError, loads_strict
-from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus
-from sagaguard.storage.base import JSONValue
+from sagaguard.storage import DEFAULT_URL
+from sagaguard.textfile import UnreadableFileError, read_text_file
+from sagaguard.vocabulary import RunStatus
+
+if TYPE_CHECKING:
+    from sagaguard.engine import Notifier, Saga
+    from sagaguard.storage import JournalStore, RunSnapshot
+    from sagaguard.storage.base import JSONValue
 
 __all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run", "worker"]
 
@@ -88,9 +94,9 @@ LeaseOption = Annotated[
     typer.Option(
         "--lease",
         metavar="SECONDS",
-        min=0.1,
+        callback=LEASE.check(),
         help="How long this process owns a run between journal writes before a worker "
-        "may take it over.",
+        f"may take it over ({LEASE.text}).",
     ),
 ]
 
@@ -141,11 +147,14 @@ def run(
     The same operation id with the same input returns the recorded run without calling any
     step again (or resumes it if its owner died); a different input under it is an error.
     """
+    from sagaguard.engine import Engine
+    from sagaguard.engine.loading import load_saga
+
     if not operation_id.strip():
         raise SagaGuardError("--operation-id must not be empty")
     payload = read_json_input(input_file)
     saga = load_saga(target)
-    notifier = make_notifier(webhook, webhook_route or [])
+    notifier = make_notifier(webhook, webhook_route or [], known=alert_routes([saga]))
     configure_logging(logging.WARNING)
     with (
         journal(db, must_exist=False) as store,
@@ -168,9 +177,9 @@ def run(
     else:
         console = make_console()
         if before is not None:
-            console.print(_duplicate_note(operation_id, before, snapshot.run.status))
+            console.print(printable(_duplicate_note(operation_id, before, snapshot.run.status)))
         render_run(console, view)
-        console.print(_next_move(snapshot))
+        console.print(printable(_next_move(snapshot)))
     raise typer.Exit(exit_code_for(snapshot.run.status))
 
 
@@ -186,11 +195,19 @@ def worker(
     ],
     interval: Annotated[
         float,
-        typer.Option("--interval", metavar="SECONDS", min=0.01, help="Pause between passes."),
+        typer.Option(
+            "--interval",
+            metavar="SECONDS",
+            callback=INTERVAL.check(),
+            help=f"Pause between passes ({INTERVAL.text}).",
+        ),
     ] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="Do one recovery pass and exit.")] = False,
     batch: Annotated[
-        int, typer.Option("--batch", min=1, help="Runs claimed per pass at most.")
+        int,
+        typer.Option(
+            "--batch", callback=BATCH.check(), help=f"Runs claimed per pass at most ({BATCH.text})."
+        ),
     ] = 10,
     webhook: WebhookOption = None,
     webhook_route: WebhookRouteOption = None,
@@ -202,8 +219,11 @@ def worker(
     Each pass also delivers alerts whose first delivery failed or never happened. Stops
     cleanly on SIGTERM or SIGINT: the run in hand is finished, then it exits 0.
     """
+    from sagaguard.engine import Engine
+    from sagaguard.engine.loading import load_sagas
+
     sagas = load_sagas(targets)
-    notifier = make_notifier(webhook, webhook_route or [])
+    notifier = make_notifier(webhook, webhook_route or [], known=alert_routes(sagas))
     configure_logging(logging.INFO)
     stop = _StopFlag()
     with (
@@ -249,15 +269,9 @@ def read_json_input(source: str | None) -> JSONValue:
         text = sys.stdin.read()
     else:
         try:
-            text = Path(source).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise SagaGuardError(f"--input {source}: no such file") from None
-        except IsADirectoryError:
-            raise SagaGuardError(f"--input {source}: is a directory, not a JSON file") from None
-        except UnicodeDecodeError as exc:
-            raise SagaGuardError(f"--input {source}: not UTF-8 text (byte {exc.start})") from None
-        except OSError as exc:
-            raise SagaGuardError(f"--input {source}: cannot be read ({exc.strerror})") from None
+            text = read_text_file(source)
+        except UnreadableFileError as exc:
+            raise SagaGuardError(f"--input {source}: {exc}") from None
     return parse_json(text, f"--input {name}")
 
 
@@ -266,13 +280,15 @@ def parse_json(text: str, what: str) -> JSONValue:
     if not text.strip():
         raise SagaGuardError(f"{what}: empty; expected JSON (use null for no input)")
     try:
-        value: JSONValue = loads_strict(text)
+        value: JSONValue = loads_strict(text, unique_keys=True)
     except json.JSONDecodeError as exc:
         raise SagaGuardError(
             f"{what}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
     except NotJSONError as exc:
         raise SagaGuardError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise SagaGuardError(f"{what}: invalid JSON: nested too deeply") from None
     return value
 
 
@@ -285,14 +301,36 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def make_notifier(webhook: str | None, routes: list[str] | None = None) -> Notifier:
-    """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging."""
+def alert_routes(sagas: Iterable[Saga]) -> set[str]:
+    """Every alert route the sagas' ``alerts`` maps name (``finance``, ``shop-oncall``)."""
+    return {route for saga in sagas for route in saga.process.alerts.values()}
+
+
+def make_notifier(
+    webhook: str | None, routes: list[str] | None = None, *, known: set[str] | None = None
+) -> Notifier:
+    """A webhook notifier for ``--webhook URL`` (and ``--webhook-route``), else logging.
+
+    With ``known`` (the routes the sagas can raise alerts on), a ``--webhook-route`` for any
+    other route is refused: a typo there would send that team's alerts to the default URL.
+    """
+    from sagaguard.engine.alerts import LoggingNotifier, WebhookNotifier
+
     route_urls: dict[str, str] = {}
     for item in routes or []:
         route, sep, url = item.partition("=")
-        if not sep or not route.strip():
+        route = route.strip()
+        if not sep or not route:
             raise SagaGuardError(f"--webhook-route {item!r}: expected ROUTE=URL")
-        route_urls[route.strip()] = _http_url(url.strip(), "--webhook-route")
+        if known is not None and route not in known:
+            names = ", ".join(sorted(known)) or "none: the process has no alerts map"
+            raise SagaGuardError(
+                f"--webhook-route {item!r}: no alert goes to route {route!r} "
+                f"(the routes of the process: {names})"
+            )
+        if route in route_urls:
+            raise SagaGuardError(f"--webhook-route {item!r}: route {route!r} is given twice")
+        route_urls[route] = _http_url(url.strip(), "--webhook-route")
     if webhook is None:
         if route_urls:
             raise SagaGuardError(
@@ -306,6 +344,14 @@ def _http_url(url: str, flag: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise SagaGuardError(f"{flag} {url!r}: expected an http:// or https:// URL")
     return url
+
+
+class _PrintableFormatter(logging.Formatter):
+    # A log line quotes journal text (operation ids, reasons): escape what could drive the
+    # terminal, in the message only, so a traceback keeps its lines.
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class _StderrHandler(logging.Handler):
@@ -325,7 +371,7 @@ def configure_logging(level: int) -> None:
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()
         handler.setFormatter(
-            logging.Formatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
+            _PrintableFormatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
         )
         root.addHandler(handler)
 

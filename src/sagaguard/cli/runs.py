@@ -9,29 +9,37 @@ the same dicts.
 
 from __future__ import annotations
 
-import json
+import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote, unquote, urlsplit
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from sagaguard.cli.app import app
+from sagaguard.cli.bounds import LIMIT
+from sagaguard.cli.escapes import json_text, printable, printable_view
 from sagaguard.cli.output import write_stdout
 from sagaguard.cli.views import run_summary, run_view
-from sagaguard.exceptions import RunNotFoundError, StoreError
-from sagaguard.storage import DEFAULT_URL, JournalStore, RunSnapshot, RunStatus, open_store
+from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StoreError
+from sagaguard.storage import DEFAULT_URL, open_store
+from sagaguard.vocabulary import RunStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from sagaguard.storage import JournalStore, RunSnapshot
 
 __all__ = [
     "DB_ENV",
     "DbOption",
     "JsonOption",
     "journal",
+    "journal_url",
     "load_run",
     "make_console",
     "print_json",
@@ -43,13 +51,25 @@ __all__ = [
 
 DB_ENV = "SAGAGUARD_DB"
 
+
+def journal_url(value: str) -> str:
+    """A ``--db`` value as a journal URL: a URL as given, a plain file path as ``sqlite:///``."""
+    if "://" in value:
+        return value
+    if not value.strip():
+        raise typer.BadParameter("expected a file path or a journal URL, not an empty value")
+    return "sqlite:///" + quote(value, safe="/")
+
+
 DbOption = Annotated[
     str,
     typer.Option(
         "--db",
-        metavar="URL",
+        metavar="PATH|URL",
         envvar=DB_ENV,
-        help=f"The journal: sqlite:///path.sqlite3. Default: ${DB_ENV}, else {DEFAULT_URL}.",
+        callback=journal_url,
+        help="The journal: a file path, or sqlite:///path.sqlite3. "
+        f"Default: ${DB_ENV}, else {DEFAULT_URL}.",
         show_default=False,
         show_envvar=False,
     ),
@@ -58,7 +78,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 runs_app = typer.Typer(
     name="runs",
-    help="List runs and show one run's step timeline and journal events.",
+    help="List runs, show one run's step timeline and journal events, prune finished runs.",
     no_args_is_help=True,
 )
 app.add_typer(runs_app, name="runs")
@@ -82,11 +102,18 @@ def list_runs(
         RunStatus | None,
         typer.Option("--status", help="Only runs with this status.", show_default=False),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many runs.")] = 50,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
+        ),
+    ] = 50,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:
     """List runs, newest first: operation id, process, status, last change, reason."""
+    from rich.text import Text
+
     with journal(db, must_exist=True, read_only=True) as store:
         rows = [run_summary(run) for run in store.list_runs(status=status, limit=limit)]
     if as_json:
@@ -95,7 +122,7 @@ def list_runs(
     console = make_console()
     if not rows:
         which = f" with status {status.value}" if status else ""
-        console.print(Text(f"no runs{which} in {db}"))
+        console.print(Text(printable(f"no runs{which} in {db}")))
         return
     render_run_list(console, rows)
 
@@ -121,6 +148,54 @@ def show_run(
     render_events(console, view["events"])
 
 
+_AGE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
+_AGE_UNITS = {"d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_age(text: str) -> float:
+    """Seconds from ``30d``, ``12h``, ``90m`` or ``45s`` (``SagaGuardError`` naming the flag)."""
+    match = _AGE_RE.match(text)
+    if match is None:
+        raise SagaGuardError(f"--older-than {text[:40]!r} is not an age (use e.g. 30d, 12h, 90m)")
+    seconds = float(match.group(1)) * _AGE_UNITS[match.group(2)]
+    if not 0 < seconds <= 100 * 365 * 86_400.0:
+        raise SagaGuardError(
+            f"--older-than {text[:40]!r} must be more than 0 and at most 100 years"
+        )
+    return seconds
+
+
+@runs_app.command("prune")
+def prune_runs(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            metavar="AGE",
+            help="Remove finished runs last changed longer ago than this (30d, 12h, 90m).",
+            show_default=False,
+        ),
+    ],
+    status: Annotated[
+        list[RunStatus] | None,
+        typer.Option(
+            "--status",
+            help="Only runs with this status (repeatable; default: completed, compensated, "
+            "failed). Runs that are active or need review are never removed.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = DEFAULT_URL,
+) -> None:
+    """Remove finished runs older than AGE, with their steps, events and alerts."""
+    age = parse_age(older_than)
+    with journal(db, must_exist=True) as store:
+        removed = store.prune(older_than=time.time() - age, statuses=status or ())
+    which = ", ".join(s.value for s in status) if status else "finished"
+    noun = "run" if removed == 1 else "runs"
+    write_stdout(f"pruned {removed} {which} {noun} older than {older_than.strip()} from {db}")
+
+
 # -- shared by the journal commands ---------------------------------------------------------
 
 
@@ -141,7 +216,11 @@ def journal(url: str, *, must_exist: bool, read_only: bool = False) -> Iterator[
     ``read_only`` nothing is written to it (see ``open_store``).
     """
     path = sqlite_path(url)
-    if must_exist and path is not None and not path.exists():
+    try:
+        missing = must_exist and path is not None and not path.exists()
+    except OSError as exc:  # a name the system cannot even look up (too long)
+        raise StoreError(f"{path}: cannot be a journal ({exc.strerror or exc})") from None
+    if missing:
         raise StoreError(
             f"no journal at {path}: nothing has run with this journal yet "
             f"(pass --db URL or set {DB_ENV})"
@@ -162,22 +241,30 @@ def load_run(store: JournalStore, operation_id: str, url: str) -> RunSnapshot:
 
 
 def print_json(value: Any) -> None:
-    """Print a view as indented JSON (UTF-8, whatever the locale)."""
-    write_stdout(json.dumps(value, indent=2, ensure_ascii=False))
+    """Print a view as indented JSON (UTF-8, whatever the locale, no raw control character)."""
+    write_stdout(json_text(value))
 
 
 def make_console() -> Console:
     """A console for tables: colours only on a terminal, 80 columns when piped."""
+    from rich.console import Console
+
     return Console(highlight=False, markup=False, emoji=False)
 
 
 def status_text(status: str | None) -> Text:
     """A status, coloured by how it ended."""
+    from rich.text import Text
+
     return Text(status or "-", style=_STYLES.get(status or "", ""))
 
 
 def render_run(console: Console, view: dict[str, Any]) -> None:
     """The run's header and its step timeline."""
+    from rich.table import Table
+    from rich.text import Text
+
+    view = printable_view(view)
     header = Text()
     header.append(f"run {view['operation_id']}", style="bold")
     header.append(f"  {view['process']} v{view['version']}  ")
@@ -212,6 +299,10 @@ def render_events(console: Console, events: Sequence[dict[str, Any]]) -> None:
     The actor is shown when it changes (an engine, a worker taking over, a reviewer), so the
     table fits 80 columns while every row still says who.
     """
+    from rich.table import Table
+    from rich.text import Text
+
+    events = [printable_view(event) for event in events]
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("seq", justify="right", no_wrap=True)
     table.add_column("time (UTC)", no_wrap=True)
@@ -236,12 +327,15 @@ def render_events(console: Console, events: Sequence[dict[str, Any]]) -> None:
 
 def render_run_list(console: Console, rows: Sequence[dict[str, Any]]) -> None:
     """Runs as a table: operation id and process, status, last change, reason."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, pad_edge=False, expand=False)
     table.add_column("run / process", overflow="fold")
     table.add_column("status", no_wrap=True)
     table.add_column("updated (UTC)", no_wrap=True)
     table.add_column("reason", overflow="fold")
-    for row in rows:
+    for row in map(printable_view, rows):
         run = Text(row["operation_id"])
         run.append(f"\n{row['process']} v{row['version']}", style="dim")
         table.add_row(

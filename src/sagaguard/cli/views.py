@@ -9,12 +9,16 @@ tells each journal event in one plain-English line (the demo prints it next to t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagaguard.engine.resolution import Resolution
-from sagaguard.storage.base import Event, RunRecord, RunSnapshot, StepRecord, StepStatus
+from sagaguard.vocabulary import StepStatus
+
+if TYPE_CHECKING:
+    from sagaguard.storage.base import Event, RunRecord, RunSnapshot, StepRecord
 
 __all__ = [
     "REVIEW_STATUSES",
@@ -38,11 +42,23 @@ _FORWARD_WAITING = (StepStatus.NEEDS_MANUAL_REVIEW, StepStatus.UNKNOWN, StepStat
 
 
 def iso_time(at: float | None) -> str | None:
-    """Seconds since the epoch as ISO 8601 UTC with milliseconds; ``None`` stays ``None``."""
-    if at is None:
+    """Seconds since the epoch as ISO 8601 UTC with milliseconds; ``None`` stays ``None``.
+
+    A time no calendar holds (an infinite lease an older version stored) is shown as the
+    first or last moment ISO 8601 can write, so one absurd row never hides the journal.
+    """
+    if at is None or math.isnan(at):
         return None
+    if not _EARLIEST <= at <= _LATEST:
+        return _LAST_MOMENT if at > 0 else _FIRST_MOMENT
     moment = datetime.fromtimestamp(at, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+_FIRST_MOMENT = "0001-01-01T00:00:00.000Z"
+_LAST_MOMENT = "9999-12-31T23:59:59.999Z"
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
 
 
 def clock_time(at: float) -> str:

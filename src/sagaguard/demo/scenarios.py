@@ -14,7 +14,7 @@ scenario checks its own claims against the provider ledger.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,7 +212,7 @@ class JournalTap:
         self,
         new: NewRun,
         *,
-        owner: str,
+        owner: str | None,
         now: float,
         lease_s: float,
         transitions: Sequence[Transition] = (),
@@ -281,6 +281,14 @@ class JournalTap:
         self._store.settle_alert(alert_id, now=now, error=error, retry_at=retry_at)
         for operation_id in list(self._seen):
             self._report(operation_id)
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Delegate."""
+        return self._store.wait_for_work(timeout_s)
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Delegate."""
+        return self._store.prune(older_than=older_than, statuses=statuses)
 
     def events(self, operation_id: str) -> list[Event]:
         """Delegate."""

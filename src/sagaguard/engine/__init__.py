@@ -1,20 +1,29 @@
-"""The saga engine: define steps in code, run them durably, recover from every partial failure."""
+"""The saga engine: define steps in code, run them durably, recover from every partial failure.
+
+Names are imported on first use (:mod:`sagaguard.lazy`): ``from sagaguard.engine import
+Resolution`` does not load the executor, and a plan-only command never loads the engine.
+"""
 
 from __future__ import annotations
 
-from sagaguard.engine.alerts import (
-    Alert,
-    LoggingNotifier,
-    Notifier,
-    RecordingNotifier,
-    WebhookNotifier,
-)
-from sagaguard.engine.context import Applied, NotApplied, StepContext
-from sagaguard.engine.executor import Engine
-from sagaguard.engine.faults import FaultInjector, NoFaults, SimulatedCrash
-from sagaguard.engine.resolution import Resolution
-from sagaguard.engine.saga import Saga, StepDefinition
-from sagaguard.vocabulary import AlertKind, FaultPoint
+from typing import TYPE_CHECKING
+
+from sagaguard.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from sagaguard.engine.alerts import (
+        Alert,
+        LoggingNotifier,
+        Notifier,
+        RecordingNotifier,
+        WebhookNotifier,
+    )
+    from sagaguard.engine.context import Applied, NotApplied, StepContext
+    from sagaguard.engine.executor import Engine
+    from sagaguard.engine.faults import FaultInjector, NoFaults, SimulatedCrash
+    from sagaguard.engine.resolution import Resolution
+    from sagaguard.engine.saga import Saga, StepDefinition
+    from sagaguard.vocabulary import AlertKind, FaultPoint
 
 __all__ = [
     "Alert",
@@ -35,3 +44,26 @@ __all__ = [
     "StepDefinition",
     "WebhookNotifier",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Alert": "sagaguard.engine.alerts",
+        "LoggingNotifier": "sagaguard.engine.alerts",
+        "Notifier": "sagaguard.engine.alerts",
+        "RecordingNotifier": "sagaguard.engine.alerts",
+        "WebhookNotifier": "sagaguard.engine.alerts",
+        "Applied": "sagaguard.engine.context",
+        "NotApplied": "sagaguard.engine.context",
+        "StepContext": "sagaguard.engine.context",
+        "Engine": "sagaguard.engine.executor",
+        "FaultInjector": "sagaguard.engine.faults",
+        "NoFaults": "sagaguard.engine.faults",
+        "SimulatedCrash": "sagaguard.engine.faults",
+        "Resolution": "sagaguard.engine.resolution",
+        "Saga": "sagaguard.engine.saga",
+        "StepDefinition": "sagaguard.engine.saga",
+        "AlertKind": "sagaguard.vocabulary",
+        "FaultPoint": "sagaguard.vocabulary",
+    },
+)

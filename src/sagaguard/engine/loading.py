@@ -18,7 +18,7 @@ from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import PlanError, SagaDefinitionError, SagaGuardError
 from sagaguard.model import Process
 from sagaguard.spec import load_spec
-from sagaguard.targets import import_target, is_import_target
+from sagaguard.targets import import_target, is_spec_file_target
 
 __all__ = ["load_saga", "load_sagas"]
 
@@ -31,7 +31,7 @@ def load_saga(target: str | Path) -> Saga:
     """
     text = str(target)
     # As for `plan`: an existing path always wins, so a file literally named `a:b` stays a file.
-    if isinstance(target, Path) or Path(text).exists() or not is_import_target(text):
+    if is_spec_file_target(target):
         return _from_spec(Path(text))
     return _from_import(text)
 

@@ -7,12 +7,15 @@ Pure: given the step's record and the finding, the step change and the run's new
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sagaguard.exceptions import ResolutionError
-from sagaguard.storage.base import RunSnapshot, RunStatus, StepChange, StepRecord, StepStatus
+from sagaguard.vocabulary import RunStatus, StepStatus
 
-__all__ = ["Resolution", "resolution_change"]
+if TYPE_CHECKING:
+    from sagaguard.storage.base import RunSnapshot, StepChange, StepRecord
+
+__all__ = ["Resolution", "external_id_of", "resolution_change"]
 
 
 class Resolution(StrEnum):
@@ -26,6 +29,44 @@ class Resolution(StrEnum):
     """The effect was undone by hand: the rollback continues with the step before it."""
 
 
+def external_id_of(step_id: str, field: str, result: Any) -> str:
+    """The external id a person's ``completed`` finding carries, or ``ResolutionError``.
+
+    A step that persists an id (``external_id: payment_id``) is completed only with a result
+    that holds it: its compensation (the refund) and later steps read it from the journal,
+    and a completion without it could never be undone.
+    """
+    example = f'{{"{field}": "..."}}'
+    if not isinstance(result, dict):
+        given = "no result" if result is None else _JSON_KINDS.get(type(result), "another value")
+        raise ResolutionError(
+            f"step {step_id} persists {field}: resolving it as completed needs its result, "
+            f"an object holding {field} (e.g. {example}), not {given}"
+        )
+    if field not in result:
+        keys = ", ".join(sorted(map(str, result))[:5]) or "none"
+        raise ResolutionError(
+            f"step {step_id} persists {field}: the result must hold it (e.g. {example}); "
+            f"its keys: {keys}"
+        )
+    value = result[field]
+    if value is None or isinstance(value, bool | dict | list) or not str(value).strip():
+        raise ResolutionError(
+            f"step {step_id} persists {field}: {field} must be a non-empty text or number, "
+            f"not {repr(value)[:40]}"
+        )
+    return str(value)
+
+
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
+
+
 def resolution_change(
     record: StepRecord,
     outcome: Resolution,
@@ -34,14 +75,16 @@ def resolution_change(
     external_id_field: str | None,
 ) -> tuple[StepChange, RunStatus]:
     """The step change and run status a resolution leads to, or ``ResolutionError``."""
+    from sagaguard.storage.base import StepChange
+
     step_id, status = record.step_id, record.status
     waiting_forward = (StepStatus.NEEDS_MANUAL_REVIEW, StepStatus.UNKNOWN, StepStatus.STARTED)
     if status in waiting_forward:
         if outcome is Resolution.COMPLETED:
             seq = 1 + max((r.completed_seq or 0) for r in snapshot.steps)
             external = None
-            if external_id_field and isinstance(result, dict) and result.get(external_id_field):
-                external = str(result[external_id_field])
+            if external_id_field:
+                external = external_id_of(step_id, external_id_field, result)
             return (
                 StepChange(
                     step_id,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -239,7 +239,7 @@ class JournalStore(Protocol):
         self,
         new: NewRun,
         *,
-        owner: str,
+        owner: str | None,
         now: float,
         lease_s: float,
         transitions: Sequence[Transition] = (),
@@ -250,10 +250,14 @@ class JournalStore(Protocol):
         a lease until ``now + lease_s`` and a ``run_created`` event; then ``transitions`` are
         applied under the new claim exactly as :meth:`record` would; all in one transaction,
         so a run and the ``started`` of its first step cost one commit. The snapshot shows the
-        run after them. If ``operation_id`` exists with the same process and input hash, the
-        existing run is returned unchanged (``created=False``, no claim, ``transitions`` not
-        applied). If it exists with a different process or input,
+        run after them. If ``operation_id`` exists with the same process, version and input
+        hash, the existing run is returned unchanged (``created=False``, no claim,
+        ``transitions`` not applied). If it exists with a different process, version or input,
         :class:`~sagaguard.exceptions.OperationConflictError` is raised.
+
+        ``owner=None`` submits the run without running it: it is created unowned (no lease,
+        fencing token 0, actor ``submitter``), so any worker's :meth:`claim_expired` takes it
+        at once, with token 1; ``transitions`` must then be empty. Same dedupe and conflicts.
         """
         ...
 
@@ -337,6 +341,27 @@ class JournalStore(Protocol):
         """
         ...
 
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until claimable work may have appeared, or ``timeout_s`` passed.
+
+        True when woken early: a run was submitted or released, or (for stores shared by
+        processes) the journal changed. False on timeout. Waking is a hint, never a claim:
+        a lease that simply runs out wakes nobody, so a worker still polls
+        :meth:`claim_expired` at least once per lease.
+        """
+        ...
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Remove finished runs last changed before ``older_than``; returns how many.
+
+        Each run goes with its steps, events and alerts, atomically. Only terminal statuses
+        may be named (``completed``, ``compensated``, ``failed``; all three when none are
+        given; anything else raises ``StoreError``): a run that is active or waits for review
+        is never removed, nor one with an alert not delivered yet. The audit trail of every
+        run that stays is untouched.
+        """
+        ...
+
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
         ...
@@ -352,6 +377,9 @@ class JournalStore(Protocol):
 
 NOTIFIER_ACTOR = "notifier"
 """The actor of the events that alert delivery appends to a run's trail."""
+
+SUBMITTER_ACTOR = "submitter"
+"""The actor of the ``run_created`` event of a run submitted without an owner."""
 
 
 def alert_settled_event(
@@ -433,6 +461,7 @@ class StoreInfo:
 
 __all__ = [
     "NOTIFIER_ACTOR",
+    "SUBMITTER_ACTOR",
     "Claim",
     "CreateResult",
     "EncodedJSON",

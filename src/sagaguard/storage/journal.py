@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from sagaguard.exceptions import (
     StoreError,
 )
 from sagaguard.storage.base import (
+    SUBMITTER_ACTOR,
     Claim,
     NewAlert,
     NewRun,
@@ -58,8 +59,8 @@ from sagaguard.storage.rows import (
 from sagaguard.vocabulary import EventKind, RunStatus, StepStatus
 
 __all__ = [
-    "KEPT_UNLESS_GIVEN",
     "MAX_OPERATION_ID_LENGTH",
+    "TERMINAL",
     "AlertRow",
     "EventRow",
     "Folded",
@@ -75,6 +76,7 @@ __all__ = [
     "check_same_request",
     "claimable_by_anyone",
     "created_event",
+    "creator",
     "encode",
     "first_rows",
     "fold",
@@ -83,6 +85,8 @@ __all__ = [
     "let_go",
     "merge",
     "prepare",
+    "prunable",
+    "prunable_statuses",
     "released_event",
     "take",
 ]
@@ -183,6 +187,17 @@ def created_event(new: NewRun, *, actor: str, now: float) -> EventRow:
     return EventRow(new.operation_id, 1, now, actor, kind, to_status="running", data=data)
 
 
+def creator(new: NewRun, owner: str | None, transitions: Sequence[Transition]) -> str:
+    """Who the ``run_created`` event names: the owner, or the submitter of an unowned run."""
+    if owner is not None:
+        return owner
+    if transitions:
+        raise StoreError(
+            f"run {new.operation_id!r} is submitted without an owner: it cannot take transitions"
+        )
+    return SUBMITTER_ACTOR
+
+
 def check_same_request(new: NewRun, existing: RunRecord, *, input_hash: str) -> None:
     """``OperationConflictError`` unless the journaled run is the run ``new`` asks for.
 
@@ -278,6 +293,28 @@ def let_go(claim: Claim, run: RunState, *, now: float) -> tuple[RunState, EventR
     return after, released_event(claim, seq, now)
 
 
+# -- retention -------------------------------------------------------------------------------
+
+TERMINAL = (RunStatus.COMPLETED, RunStatus.COMPENSATED, RunStatus.FAILED)
+
+
+def prunable_statuses(statuses: Collection[RunStatus]) -> tuple[RunStatus, ...]:
+    """The statuses a prune may remove (terminal ones only; all of them when none given)."""
+    chosen = tuple(dict.fromkeys(RunStatus(status) for status in statuses)) or TERMINAL
+    kept = [status.value for status in chosen if not status.terminal]
+    if kept:
+        raise StoreError(
+            f"runs that are {', '.join(kept)} are never pruned: only finished runs "
+            f"({', '.join(s.value for s in TERMINAL)}) can be"
+        )
+    return chosen
+
+
+def prunable(run: RunState, *, older_than: float, statuses: Collection[RunStatus]) -> bool:
+    """A finished run of one of ``statuses`` whose last change came before ``older_than``."""
+    return run.status in statuses and run.updated_at < older_than
+
+
 # -- recording transitions --------------------------------------------------------------------
 
 
@@ -297,23 +334,75 @@ class Prepared:
 
 
 def prepare(transitions: Sequence[Transition]) -> Prepared:
-    """Encode every payload up front: a bad one fails before any write begins."""
-    transitions = tuple(transitions)
-    results = tuple(
-        None if t.step is None else encode(t.step.result, what=f"result of {t.step.step_id}")
-        for t in transitions
-    )
-    data = tuple(encode(t.data, what=f"data of event {t.kind}") for t in transitions)
-    alerts = tuple(
-        (t.alert, dumps(t.alert.payload, what=f"payload of alert {t.alert.alert_id}"))
-        for t in transitions
-        if t.alert is not None
-    )
+    """Encode every payload up front: a bad one fails before any write begins.
+
+    A NUL character in a reason or an external id (PostgreSQL cannot store one in text) is
+    written as U+FFFD by every store alike; payloads escape it as JSON does.
+    """
+    cleaned: list[Transition] = []
+    results: list[str | None] = []
+    data: list[str | None] = []
+    alerts: list[tuple[NewAlert, str]] = []
+    step_ids: dict[str, None] = {}
+    for transition in transitions:
+        change = transition.step
+        if _holds_nul(transition):
+            transition = _without_nul(transition)
+            change = transition.step
+        cleaned.append(transition)
+        if change is None:
+            results.append(None)
+        else:
+            step_ids[change.step_id] = None
+            result = change.result
+            what = f"result of step {change.step_id}"
+            results.append(None if result is None else encode(result, what=what))
+        data.append(None if transition.data is None else encode(transition.data, what="event data"))
+        alert = transition.alert
+        if alert is not None:
+            alerts.append((alert, dumps(alert.payload, what=f"payload of alert {alert.alert_id}")))
     ids = [alert.alert_id for alert, _ in alerts]
     if len(set(ids)) != len(ids):
         raise StoreError(f"an alert id is given twice in one write: {ids}")
-    step_ids = tuple(dict.fromkeys(t.step.step_id for t in transitions if t.step is not None))
-    return Prepared(transitions, results, data, alerts, step_ids)
+    return Prepared(tuple(cleaned), tuple(results), tuple(data), tuple(alerts), tuple(step_ids))
+
+
+_NUL, _REPLACEMENT = "\x00", "\ufffd"
+
+
+def _holds_nul(transition: Transition) -> bool:
+    change = transition.step
+    return bool(
+        (transition.reason and _NUL in transition.reason)
+        or (transition.run_reason and _NUL in transition.run_reason)
+        or (
+            change is not None
+            and (
+                (change.failure_reason and _NUL in change.failure_reason)
+                or (change.external_id and _NUL in change.external_id)
+            )
+        )
+    )
+
+
+def _without_nul(transition: Transition) -> Transition:
+    change = transition.step
+
+    def clean(text: str | None) -> str | None:
+        return None if text is None else text.replace(_NUL, _REPLACEMENT)
+
+    if change is not None:
+        change = dataclasses.replace(
+            change,
+            failure_reason=clean(change.failure_reason),
+            external_id=clean(change.external_id),
+        )
+    return dataclasses.replace(
+        transition,
+        step=change,
+        reason=clean(transition.reason),
+        run_reason=clean(transition.run_reason),
+    )
 
 
 def check_new_alerts(prepared: Prepared, taken: Container[str]) -> None:
@@ -393,7 +482,8 @@ def fold(
             before = statuses.get(change.step_id)
             if before is None:
                 raise StoreError(f"run {op!r} has no step {change.step_id!r}")
-            from_status, to_status = before.value, change.status.value
+            # Statuses are StrEnums: each is the very string the journal stores.
+            from_status, to_status = before, change.status
             statuses[change.step_id] = change.status
             earlier = writes.get(change.step_id)
             writes[change.step_id] = (
@@ -407,23 +497,16 @@ def fold(
             )
         if transition.run_status is not None:
             if from_status == to_status:
-                from_status, to_status = status.value, transition.run_status.value
+                from_status, to_status = status, transition.run_status
             status, reason = transition.run_status, transition.run_reason
         elif transition.run_reason is not None:
             reason = transition.run_reason
         seq += 1
+        step_id = None if change is None else change.step_id
+        kind = transition.kind
         events.append(
             EventRow(
-                op,
-                seq,
-                now,
-                owner,
-                str(transition.kind),
-                None if change is None else change.step_id,
-                from_status,
-                to_status,
-                transition.reason,
-                data,
+                op, seq, now, owner, kind, step_id, from_status, to_status, transition.reason, data
             )
         )
     updated_at = now if events else run.updated_at

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from sagaguard.exceptions import RunNotFoundError, StoreError
@@ -35,6 +35,7 @@ from sagaguard.storage.base import (
     loads,
 )
 from sagaguard.storage.rows import AlertRow, EventRow, RunState
+from sagaguard.storage.wakeup import WorkSignal
 
 __all__ = ["InMemoryStore"]
 
@@ -69,6 +70,7 @@ class InMemoryStore:
         self._alerts: dict[str, _Alert] = {}
         self._created = 0
         self._closed = False
+        self._work = WorkSignal()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -101,12 +103,13 @@ class InMemoryStore:
         self,
         new: NewRun,
         *,
-        owner: str,
+        owner: str | None,
         now: float,
         lease_s: float,
         transitions: Sequence[Transition] = (),
     ) -> CreateResult:
         """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
+        actor = journal.creator(new, owner, transitions)
         digest = new.input_hash
         snapshot = journal.first_rows(new, owner=owner, now=now, lease_s=lease_s, input_hash=digest)
         input_text = dumps(new.input, what="input")
@@ -119,27 +122,33 @@ class InMemoryStore:
                 return CreateResult(snapshot=_snapshot(existing), created=False, claim=None)
             state = journal.initial_state(snapshot)
             steps = {s.step_id: s for s in snapshot.steps}
-            claim = Claim(new.operation_id, owner, state.fencing_token, now + lease_s)
-            folded = journal.fold(
-                claim,
-                prepared,
-                run=state,
-                steps={sid: s.status for sid, s in steps.items()},
-                now=now,
-                lease_s=lease_s,
-            )
-            journal.check_new_alerts(prepared, self._alerts)
+            claim = None if owner is None else Claim(new.operation_id, owner, 1, now + lease_s)
+            folded = None
+            if claim is not None:
+                folded = journal.fold(
+                    claim,
+                    prepared,
+                    run=state,
+                    steps={sid: s.status for sid, s in steps.items()},
+                    now=now,
+                    lease_s=lease_s,
+                )
+                journal.check_new_alerts(prepared, self._alerts)
             self._created += 1
             run = _Run(
                 order=self._created,
                 identity=dataclasses.replace(snapshot.run, input=input_text),
                 state=state,
                 steps=steps,
-                events=[journal.created_event(new, actor=owner, now=now)],
+                events=[journal.created_event(new, actor=actor, now=now)],
             )
             self._runs[new.operation_id] = run
-            self._write(run, folded)
-            return CreateResult(snapshot=_snapshot(run), created=True, claim=claim)
+            if folded is not None:
+                self._write(run, folded)
+            created = _snapshot(run)
+        if claim is None:
+            self._work.notify()
+        return CreateResult(snapshot=created, created=True, claim=claim)
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
@@ -185,7 +194,9 @@ class InMemoryStore:
             )
             journal.check_new_alerts(prepared, self._alerts)
             self._write(run, folded)
-            return Claim(claim.operation_id, claim.owner, claim.fencing_token, now + lease_s)
+        if release:
+            self._work.notify()
+        return Claim(claim.operation_id, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
         """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
@@ -200,6 +211,31 @@ class InMemoryStore:
             run = self._current(claim)
             run.state, event = journal.let_go(claim, run.state, now=now)
             run.events.append(event)
+        self._work.notify()
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until a run is submitted or released here, or ``timeout_s`` passes."""
+        return self._work.wait(timeout_s)
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Remove finished runs last changed before ``older_than`` (never active or in review)."""
+        chosen = journal.prunable_statuses(statuses)
+        with self._lock:
+            self._check_open()
+            pending = {a.row.operation_id for a in self._alerts.values() if a.delivered_at is None}
+            gone = [
+                op
+                for op, run in self._runs.items()
+                if op not in pending
+                and journal.prunable(run.state, older_than=older_than, statuses=chosen)
+            ]
+            for op in gone:
+                del self._runs[op]
+            for alert_id in [
+                a for a, alert in self._alerts.items() if alert.row.operation_id in gone
+            ]:
+                del self._alerts[alert_id]
+            return len(gone)
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
         """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
@@ -41,10 +41,17 @@ from sagaguard.storage.base import (
     Transition,
     alert_settled_event,
     dumps,
-    loads,
 )
 from sagaguard.storage.migrations import current_version, migrate
-from sagaguard.storage.rows import EventRow
+from sagaguard.storage.rows import (
+    RUN_COLUMNS,
+    EventRow,
+    event_record,
+    outbox_alert,
+    run_record,
+    run_state,
+)
+from sagaguard.storage.wakeup import WorkSignal
 
 __all__ = ["SQLiteStore"]
 
@@ -104,6 +111,8 @@ class SQLiteStore:
         self.read_only = read_only
         self._immutable = False
         self._identity: tuple[int, int] | None = None
+        self._guard: files.FileGuard | None = None
+        self._work = WorkSignal()
         try:
             if read_only:
                 self.schema_version = self._open_read_only()
@@ -112,7 +121,11 @@ class SQLiteStore:
                 files.check_not_foreign(conn, self.path)
                 self._use_wal(conn)
                 self.schema_version = migrate(conn, path=self.path)
-            self._identity = files.identity(self.path)
+            if read_only:
+                self._identity = files.identity(self.path)
+            else:
+                self._guard = files.FileGuard(self.path)
+                self._identity = self._guard.identity
         except sqlite3.Error as exc:
             self.close()
             raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
@@ -193,13 +206,13 @@ class SQLiteStore:
         order = "ORDER BY created_at DESC, rowid DESC LIMIT ?"
         with self._reading() as conn:
             if status is None:
-                rows = conn.execute(f"SELECT {sql.RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
+                rows = conn.execute(f"SELECT {RUN_COLUMNS} FROM runs {order}", (max(limit, 0),))
             else:
                 rows = conn.execute(
-                    f"SELECT {sql.RUN_COLUMNS} FROM runs WHERE status = ? {order}",
+                    f"SELECT {RUN_COLUMNS} FROM runs WHERE status = ? {order}",
                     (status.value, max(limit, 0)),
                 )
-            return [sql.run_record(row) for row in rows.fetchall()]
+            return [run_record(row) for row in rows.fetchall()]
 
     def events(self, operation_id: str) -> list[Event]:
         """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
@@ -209,7 +222,7 @@ class SQLiteStore:
             # Every run has its run_created event, so no events means no run.
             if not rows:
                 raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-            return [sql.event(row) for row in rows]
+            return [event_record(row) for row in rows]
 
     def info(self) -> StoreInfo:
         """The file, and the journal mode and durability setting actually in effect."""
@@ -236,12 +249,13 @@ class SQLiteStore:
         self,
         new: NewRun,
         *,
-        owner: str,
+        owner: str | None,
         now: float,
         lease_s: float,
         transitions: Sequence[Transition] = (),
     ) -> CreateResult:
         """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
+        actor = journal.creator(new, owner, transitions)
         digest = new.input_hash
         first = journal.first_rows(new, owner=owner, now=now, lease_s=lease_s, input_hash=digest)
         input_text = dumps(new.input, what="input")
@@ -250,23 +264,29 @@ class SQLiteStore:
         with self._writing() as conn:
             row = conn.execute(sql.SELECT_RUN, (op,)).fetchone()
             if row is not None:
-                journal.check_same_request(new, sql.run_record(row), input_hash=digest)
+                journal.check_same_request(new, run_record(row), input_hash=digest)
                 return CreateResult(snapshot=sql.snapshot(conn, op), created=False, claim=None)
-            state = journal.initial_state(first)
-            claim = Claim(op, owner, state.fencing_token, now + lease_s)
-            folded = journal.fold(
-                claim,
-                prepared,
-                run=state,
-                steps={s.step_id: s.status for s in first.steps},
-                now=now,
-                lease_s=lease_s,
-            )
             sql.insert_run(conn, first, input_text)
-            sql.append(conn, [journal.created_event(new, actor=owner, now=now)])
-            if transitions:
-                sql.write(conn, op, folded)
-            return CreateResult(snapshot=journal.after(first, folded), created=True, claim=claim)
+            sql.append(conn, [journal.created_event(new, actor=actor, now=now)])
+            if owner is None:
+                created = CreateResult(snapshot=first, created=True, claim=None)
+            else:
+                claim = Claim(op, owner, 1, now + lease_s)
+                folded = journal.fold(
+                    claim,
+                    prepared,
+                    run=journal.initial_state(first),
+                    steps={s.step_id: s.status for s in first.steps},
+                    now=now,
+                    lease_s=lease_s,
+                )
+                if transitions:
+                    sql.write(conn, op, folded)
+                return CreateResult(
+                    snapshot=journal.after(first, folded), created=True, claim=claim
+                )
+        self._work.notify()
+        return created
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
@@ -285,7 +305,7 @@ class SQLiteStore:
         with self._writing() as conn:
             rows = conn.execute(sql.EXPIRED, (now, max(limit, 0))).fetchall()
             return [
-                sql.take(conn, row[0], sql.state(row[1:]), owner=owner, now=now, lease_s=lease_s)
+                sql.take(conn, row[0], run_state(row[1:]), owner=owner, now=now, lease_s=lease_s)
                 for row in rows
             ]
 
@@ -320,6 +340,8 @@ class SQLiteStore:
                 release=release,
             )
             sql.write(conn, op, folded)
+        if release:
+            self._work.notify()
         return Claim(op, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
@@ -340,6 +362,35 @@ class SQLiteStore:
             after, event = journal.let_go(claim, before, now=now)
             sql.write_state(conn, claim.operation_id, after)
             sql.append(conn, [event])
+        self._work.notify()
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until a run is submitted or released, or the file changes, or time is up.
+
+        Other processes' commits are seen by polling ``PRAGMA data_version`` (a counter in
+        shared memory: no read of the file) every 50 ms.
+        """
+        conn = self._conn()
+        seen = conn.execute("PRAGMA data_version").fetchone()[0]
+
+        def changed() -> bool:
+            return bool(conn.execute("PRAGMA data_version").fetchone()[0] != seen)
+
+        try:
+            return self._work.wait(timeout_s, changed=changed)
+        except sqlite3.Error as exc:
+            raise StoreError(f"journal {self.path}: {exc}") from exc
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Remove finished runs last changed before ``older_than``, a batch per transaction."""
+        chosen = journal.prunable_statuses(statuses)
+        removed = 0
+        while True:
+            with self._writing() as conn:
+                batch = sql.prune_batch(conn, older_than, chosen, limit=500)
+            removed += batch
+            if batch < 500:
+                return removed
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
         """Take up to ``limit`` undelivered alerts that are due, hiding them for ``lease_s``."""
@@ -349,18 +400,7 @@ class SQLiteStore:
                 "UPDATE alerts SET next_attempt_at = ? WHERE alert_id = ?",
                 [(now + lease_s, row[0]) for row in rows],
             )
-        return [
-            OutboxAlert(
-                alert_id=row[0],
-                operation_id=row[1],
-                kind=row[2],
-                payload=loads(row[3]),
-                created_at=row[4],
-                attempts=row[5],
-                last_error=row[6],
-            )
-            for row in rows
-        ]
+        return [outbox_alert(row) for row in rows]
 
     def settle_alert(
         self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
@@ -411,6 +451,8 @@ class SQLiteStore:
             self._connections.clear()
         for connection in held:
             connection.close()
+        if self._guard is not None:
+            self._guard.close()
 
     # -- connections and transactions ------------------------------------------------------
 
@@ -472,8 +514,8 @@ class SQLiteStore:
                 raise StoreError(f"journal {self.path}: cannot begin a write: {exc}") from exc
             try:
                 # A write to a journal deleted or replaced meanwhile would be lost: refuse it.
-                assert self._identity is not None
-                files.check_same_file(self.path, self._identity)
+                assert self._guard is not None
+                self._guard.check()
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:

@@ -1,20 +1,24 @@
 """What a SQLite journal file must be: a sagaguard journal, and the same file all along.
 
-A store remembers which file it opened (device and inode). A file deleted or replaced while
-the store is open would take every later commit with it, silently: the next write is
-refused instead. A file opened read-only must already be a sagaguard journal of this
+A store remembers which file it opened (device and inode) and keeps a descriptor of it. A
+file deleted or replaced while the store is open would take every later commit with it,
+silently: the next write is refused instead. The check before each write is one ``fstat``
+of that descriptor (its link count drops to 0 when the name is unlinked or renamed over),
+cheaper than resolving the path again; a new connection compares the path's inode.
+A file opened read-only must already be a sagaguard journal of this
 version, since a reader may neither create nor migrate it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 
 from sagaguard.exceptions import SchemaVersionError, StoreError
 from sagaguard.storage.migrations import current_version, latest_version
 
-__all__ = ["check_journal", "check_not_foreign", "check_same_file", "identity"]
+__all__ = ["FileGuard", "check_journal", "check_not_foreign", "check_same_file", "identity"]
 
 
 def identity(path: str) -> tuple[int, int]:
@@ -37,6 +41,26 @@ def check_same_file(path: str, opened: tuple[int, int]) -> None:
             f"journal {path} was replaced by another file while it was open: nothing more is "
             "written (reopen the journal to use the new file)"
         )
+
+
+class FileGuard:
+    """A descriptor of the journal file, held to tell at once if the file lost its name."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        found = os.fstat(self.fd)
+        self.identity = (found.st_dev, found.st_ino)
+
+    def check(self) -> None:
+        """``StoreError`` if the file was deleted or replaced since it was opened."""
+        if os.fstat(self.fd).st_nlink == 0:
+            check_same_file(self.path, self.identity)
+            raise StoreError(f"journal {self.path} was deleted while it was open")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
 def check_not_foreign(conn: sqlite3.Connection, path: str) -> None:

@@ -1,0 +1,554 @@
+"""The PostgreSQL journal store: many workers on many machines, one journal.
+
+``postgresql://user@host/db?schema=sagaguard`` (psycopg 3 and psycopg_pool, the extra
+``sagaguard[postgres]``). The tables live in a schema of their own, created and migrated
+under an advisory lock on first use, so the journal can share an application's database.
+
+**Whose clock.** Leases are judged by the database server's clock, never the caller's: with
+the default ``clock="server"`` every method ignores the ``now`` it is given and reads
+``clock_timestamp()`` inside its transaction, so workers whose clocks disagree by minutes
+can still never take over a live lease early. Every time the store writes (lease expiry,
+event times, ``updated_at``) is then server time too. ``clock="caller"`` (URL option
+``clock=caller``) uses the ``now`` passed in instead, through the very same SQL (the time
+is a parameter that, when absent, is read from the server): that is how the contract suite
+drives this store with a fake clock, exactly like the other stores.
+
+**Claims and fencing.** ``claim_expired`` takes a batch with ``FOR UPDATE SKIP LOCKED``
+(concurrent workers skip each other's rows instead of queueing on them); every write first
+locks the run's row and checks the claim's fencing token and owner. The alert outbox is
+claimed the same way.
+
+**Faults.** Driver errors become :class:`~sagaguard.exceptions.StoreError`. A call that
+fails on a lost connection before its commit was sent is retried on a fresh connection with
+capped exponential backoff (a killed backend, a restarting server), up to
+``reconnect_s``; a connection lost *during* the commit leaves the outcome unknown and is
+reported, never retried blind. LISTEN/NOTIFY wakes idle workers; its connection is
+re-established after a loss (:mod:`sagaguard.storage.postgres_listen`), and polling stays
+the fallback. At start the store refuses a transaction-mode pooler.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg_pool
+
+from sagaguard.exceptions import RunNotFoundError, StoreError
+from sagaguard.storage import journal
+from sagaguard.storage import postgres_schema as schema
+from sagaguard.storage import postgres_statements as sql
+from sagaguard.storage.base import (
+    NOTIFIER_ACTOR,
+    Claim,
+    CreateResult,
+    Event,
+    NewRun,
+    OutboxAlert,
+    RunRecord,
+    RunSnapshot,
+    RunStatus,
+    StoreInfo,
+    Transition,
+    alert_settled_event,
+    dumps,
+)
+from sagaguard.storage.postgres_listen import Listener
+from sagaguard.storage.rows import (
+    STEP_STATUS,
+    EventRow,
+    event_record,
+    outbox_alert,
+    run_record,
+    run_row,
+    run_state,
+)
+from sagaguard.storage.wakeup import WorkSignal
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+_OPTIONS = ("schema", "clock", "pool_size", "reconnect_s")
+_URL_HELP = "use postgresql://user@host:5432/dbname[?schema=sagaguard&clock=server|caller]"
+
+
+class _CommitUnknown(Exception):  # noqa: N818 - a fact about the commit, like StopIteration
+    pass
+
+
+class PostgresStore:
+    """A :class:`~sagaguard.storage.base.JournalStore` in a PostgreSQL schema."""
+
+    def __init__(
+        self,
+        *,
+        conninfo: str,
+        schema_name: str = "sagaguard",
+        clock: str = "server",
+        pool_size: int = 8,
+        reconnect_s: float = 30.0,
+        read_only: bool = False,
+        url: str | None = None,
+    ) -> None:
+        if clock not in ("server", "caller"):
+            raise StoreError(f"clock must be server or caller, not {clock!r}")
+        self.schema = schema_name
+        self._quoted = schema.quoted_schema(schema_name)
+        self.clock = clock
+        self.read_only = read_only
+        self.reconnect_s = reconnect_s
+        self.url = url or f"postgresql://?schema={schema_name}"
+        self._conninfo = conninfo
+        self._sql = sql.Statements(self._quoted)
+        self._channel = f"sagaguard_work_{schema_name}"
+        self._work = WorkSignal()
+        self._closed = False
+        try:
+            with psycopg.connect(conninfo, connect_timeout=10) as conn:
+                schema.check_session_state(conn)
+                if read_only:
+                    self.schema_version = schema.check_readable(conn, schema_name)
+                else:
+                    self.schema_version = schema.migrate(conn, schema_name)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open journal {self._shown()}: {_first_line(exc)}") from exc
+        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = (
+            psycopg_pool.ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=max(pool_size, 1),
+                open=True,
+                check=psycopg_pool.ConnectionPool.check_connection,
+                configure=self._configure,
+                timeout=reconnect_s,
+                name=f"sagaguard-{schema_name}",
+            )
+        )
+        self._listener = Listener(
+            connect=lambda: psycopg.connect(conninfo, autocommit=True, connect_timeout=10),
+            channel=self._channel,
+            signal=self._work,
+        )
+
+    @classmethod
+    def from_url(cls, url: str, *, read_only: bool = False) -> PostgresStore:
+        """Open the store named by ``postgresql://...`` (also ``postgres://``).
+
+        sagaguard's own query options are removed before the URL reaches libpq: ``schema``
+        (default ``sagaguard``), ``clock`` (``server``, the default, or ``caller``),
+        ``pool_size`` (default 8) and ``reconnect_s`` (default 30). Any other option is
+        libpq's (``sslmode``, ``connect_timeout``, ...).
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("postgresql", "postgres"):
+            raise StoreError(f"bad PostgreSQL journal URL {url!r}: {_URL_HELP}")
+        ours: dict[str, str] = {}
+        theirs: list[tuple[str, str]] = []
+        for key, value in parse_qsl(parts.query, keep_blank_values=True):
+            if key in _OPTIONS:
+                ours[key] = value
+            else:
+                theirs.append((key, value))
+        conninfo = urlunsplit(parts._replace(query=urlencode(theirs)))
+        try:
+            pool_size = int(ours.get("pool_size", "8"))
+            reconnect_s = float(ours.get("reconnect_s", "30"))
+        except ValueError as exc:
+            raise StoreError(f"pool_size or reconnect_s in {url!r} is not a number") from exc
+        return cls(
+            conninfo=conninfo,
+            schema_name=ours.get("schema", "sagaguard"),
+            clock=ours.get("clock", "server"),
+            pool_size=pool_size,
+            reconnect_s=reconnect_s,
+            read_only=read_only,
+            url=url,
+        )
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def load(self, operation_id: str) -> RunSnapshot:
+        """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
+        journal.check_operation_id(operation_id)
+        return self._run(lambda conn: sql.snapshot(conn, self._sql, operation_id), snapshot=True)
+
+    def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
+        """Runs, newest first, optionally only those with ``status``."""
+
+        def read(conn: sql.Conn) -> list[RunRecord]:
+            if status is None:
+                rows = conn.execute(self._sql.list_all, (max(limit, 0),))
+            else:
+                rows = conn.execute(self._sql.list_status, (status.value, max(limit, 0)))
+            return [run_record(row) for row in rows.fetchall()]
+
+        return self._run(read)
+
+    def events(self, operation_id: str) -> list[Event]:
+        """A run's audit trail in the order it was written; ``RunNotFoundError`` if absent."""
+        journal.check_operation_id(operation_id)
+        rows = self._run(
+            lambda conn: conn.execute(self._sql.select_events, (operation_id,)).fetchall()
+        )
+        if not rows:
+            raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
+        return [event_record(row) for row in rows]
+
+    def info(self) -> StoreInfo:
+        """The server, the schema and the settings in effect."""
+
+        def read(conn: sql.Conn) -> tuple[Any, ...]:
+            row = conn.execute(
+                "SELECT current_setting('server_version'), current_setting('synchronous_commit'),"
+                " current_database()"
+            ).fetchone()
+            assert row is not None
+            return tuple(row)
+
+        version, commit, database = self._run(read)
+        return StoreInfo(
+            backend="postgresql",
+            url=self._shown(),
+            details={
+                "database": str(database),
+                "schema": self.schema,
+                "schema_version": str(self.schema_version),
+                "server_version": str(version),
+                "synchronous_commit": str(commit),
+                "clock": self.clock,
+                "listen_reconnects": str(self._listener.reconnects),
+            },
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        new: NewRun,
+        *,
+        owner: str | None,
+        now: float,
+        lease_s: float,
+        transitions: Sequence[Transition] = (),
+    ) -> CreateResult:
+        """Create a run owned by ``owner`` (then apply ``transitions``), or return the existing."""
+        actor = journal.creator(new, owner, transitions)
+        digest = new.input_hash
+        journal.first_rows(new, owner=owner, now=now, lease_s=lease_s, input_hash=digest)
+        input_text = dumps(new.input, what="input")
+        prepared = journal.prepare(transitions)
+        op = new.operation_id
+
+        def create(conn: sql.Conn) -> CreateResult:
+            row = conn.execute(self._sql.now_and_run, (self._now(now), op)).fetchone()
+            assert row is not None
+            at = float(row[0])
+            if row[1] is None:
+                first = journal.first_rows(
+                    new, owner=owner, now=at, lease_s=lease_s, input_hash=digest
+                )
+                inserted = conn.execute(
+                    self._sql.insert_run, run_row(first.run, input_text)
+                ).fetchone()
+                if inserted is not None:
+                    return self._created(conn, new, first, actor, prepared, at, lease_s)
+            existing = sql.snapshot(conn, self._sql, op)
+            journal.check_same_request(new, existing.run, input_hash=digest)
+            return CreateResult(snapshot=existing, created=False, claim=None)
+
+        created = self._run(create, write=True)
+        if created.created and created.claim is None:
+            self._work.notify()
+        return created
+
+    def _created(
+        self,
+        conn: sql.Conn,
+        new: NewRun,
+        first: RunSnapshot,
+        actor: str,
+        prepared: journal.Prepared,
+        now: float,
+        lease_s: float,
+    ) -> CreateResult:
+        sql.insert_steps(conn, self._sql, first)
+        sql.append(conn, self._sql, [journal.created_event(new, actor=actor, now=now)])
+        if first.run.owner is None:
+            self._notify(conn)
+            return CreateResult(snapshot=first, created=True, claim=None)
+        claim = Claim(new.operation_id, first.run.owner, 1, now + lease_s)
+        folded = journal.fold(
+            claim,
+            prepared,
+            run=journal.initial_state(first),
+            steps={s.step_id: s.status for s in first.steps},
+            now=now,
+            lease_s=lease_s,
+        )
+        if prepared.transitions:
+            sql.write(conn, self._sql, new.operation_id, folded)
+        return CreateResult(snapshot=journal.after(first, folded), created=True, claim=claim)
+
+    def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
+        """Take ownership of a run whose lease is free, expired, or already ours."""
+        journal.check_operation_id(operation_id)
+
+        def take(conn: sql.Conn) -> Claim:
+            row = conn.execute(self._sql.lock_state, (self._now(now), operation_id)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
+            before, at = run_state(row[:7]), float(row[7])
+            journal.check_claimable(operation_id, before, owner=owner, now=at)
+            return sql.take(
+                conn, self._sql, operation_id, before, owner=owner, now=at, lease_s=lease_s
+            )
+
+        return self._run(take, write=True)
+
+    def claim_expired(
+        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+    ) -> list[Claim]:
+        """Claim up to ``limit`` active runs left unowned, skipping rows others are claiming."""
+
+        def take(conn: sql.Conn) -> list[Claim]:
+            rows = conn.execute(self._sql.expired, (self._now(now), max(limit, 0))).fetchall()
+            return [
+                sql.take(
+                    conn,
+                    self._sql,
+                    row[0],
+                    run_state(row[1:8]),
+                    owner=owner,
+                    now=float(row[8]),
+                    lease_s=lease_s,
+                )
+                for row in rows
+            ]
+
+        return self._run(take, write=True)
+
+    def record(
+        self,
+        claim: Claim,
+        transitions: Sequence[Transition],
+        *,
+        now: float,
+        lease_s: float,
+        release: bool = False,
+    ) -> Claim:
+        """Apply ``transitions`` under ``claim`` and renew (or release) it, in one transaction."""
+        if not transitions and not release:
+            return self.heartbeat(claim, now=now, lease_s=lease_s)
+        prepared = journal.prepare(transitions)
+        op = claim.operation_id
+
+        def write(conn: sql.Conn) -> Claim:
+            row = conn.execute(
+                self._sql.lock_state_and_steps, (self._now(now), list(prepared.step_ids), op)
+            ).fetchone()
+            before = journal.check_current(claim, None if row is None else run_state(row[:7]))
+            assert row is not None
+            at, pairs = float(row[7]), row[8] or []
+            folded = journal.fold(
+                claim,
+                prepared,
+                run=before,
+                steps={step_id: STEP_STATUS[status] for step_id, status in pairs},
+                now=at,
+                lease_s=lease_s,
+                release=release,
+            )
+            sql.write(conn, self._sql, op, folded)
+            if release:
+                self._notify(conn)
+            return Claim(op, claim.owner, claim.fencing_token, at + lease_s)
+
+        renewed = self._run(write, write=True)
+        if release:
+            self._work.notify()
+        return renewed
+
+    def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
+        """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
+        params = (self._now(now), lease_s, claim.operation_id, claim.fencing_token, claim.owner)
+
+        def renew(conn: sql.Conn) -> Claim:
+            row = conn.execute(self._sql.renew, params).fetchone()
+            if row is None:
+                self._raise_unowned(conn, claim)
+            assert row is not None
+            return Claim(claim.operation_id, claim.owner, claim.fencing_token, float(row[0]))
+
+        return self._run(renew, write=True)
+
+    def release(self, claim: Claim, *, now: float) -> None:
+        """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
+
+        def let_go(conn: sql.Conn) -> None:
+            row = conn.execute(
+                self._sql.lock_state, (self._now(now), claim.operation_id)
+            ).fetchone()
+            before = journal.check_current(claim, None if row is None else run_state(row[:7]))
+            assert row is not None
+            after, event = journal.let_go(claim, before, now=float(row[7]))
+            sql.write_state(conn, self._sql, claim.operation_id, after)
+            sql.append(conn, self._sql, [event])
+            self._notify(conn)
+
+        self._run(let_go, write=True)
+        self._work.notify()
+
+    def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
+        """Take up to ``limit`` due alerts (``SKIP LOCKED``), hiding them for ``lease_s``."""
+
+        def take(conn: sql.Conn) -> list[tuple[Any, ...]]:
+            params = (self._now(now), max(limit, 0), lease_s)
+            return conn.execute(self._sql.due_alerts, params).fetchall()
+
+        rows = sorted(self._run(take, write=True), key=lambda row: (row[7], row[0]))
+        return [outbox_alert(row) for row in rows]
+
+    def settle_alert(
+        self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
+    ) -> None:
+        """Mark an alert delivered, or count a failed attempt and set when to try again."""
+
+        def settle(conn: sql.Conn) -> None:
+            row = conn.execute(self._sql.lock_alert, (self._now(now), alert_id)).fetchone()
+            if row is None:
+                return
+            op, kind, failed, at = row[0], row[1], row[2], float(row[3])
+            if error is None:
+                conn.execute(self._sql.delivered, (at, alert_id))
+            else:
+                conn.execute(self._sql.failed, (error, retry_at, alert_id))
+            event = alert_settled_event(kind, alert_id, failed_before=failed, error=error)
+            if event is None:
+                return
+            seq_row = conn.execute(self._sql.append_seq, (op,)).fetchone()
+            if seq_row is not None:
+                event_kind, reason, data = event
+                row_out = EventRow(
+                    op, seq_row[0], at, NOTIFIER_ACTOR, event_kind, reason=reason, data=dumps(data)
+                )
+                sql.append(conn, self._sql, [row_out])
+
+        self._run(settle, write=True)
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until a NOTIFY says work may exist (any process), or ``timeout_s`` passes."""
+        self._listener.start()
+        return self._work.wait(timeout_s)
+
+    def prune(self, *, older_than: float, statuses: Collection[RunStatus] = ()) -> int:
+        """Remove finished runs last changed before ``older_than``, 500 per transaction."""
+        chosen = [status.value for status in journal.prunable_statuses(statuses)]
+
+        def batch(conn: sql.Conn) -> int:
+            rows = conn.execute(self._sql.prune, (chosen, older_than, 500)).fetchall()
+            gone = [row[0] for row in rows]
+            for statement in self._sql.prune_rows:
+                conn.execute(statement, (gone,))
+            return len(gone)
+
+        removed = 0
+        while (count := self._run(batch, write=True)) == 500:
+            removed += count
+        return removed + count
+
+    def close(self) -> None:
+        """Stop listening and close the pool; the store is unusable afterwards."""
+        self._closed = True
+        self._listener.stop()
+        self._pool.close()
+
+    # -- connections and transactions ------------------------------------------------------
+
+    def _now(self, now: float) -> float | None:
+        """The time a statement uses: the caller's on a caller clock, else none (the server's)."""
+        return now if self.clock == "caller" else None
+
+    def _notify(self, conn: sql.Conn) -> None:
+        """Tell every listening worker, at this transaction's commit, that work may exist."""
+        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+
+    def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+        conn.execute("SET lock_timeout = '30s'")
+        if self.read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        conn.commit()
+
+    def _raise_unowned(self, conn: sql.Conn, claim: Claim) -> None:
+        row = conn.execute(self._sql.lock_state, (None, claim.operation_id)).fetchone()
+        journal.check_current(claim, None if row is None else run_state(row[:7]))
+
+    def _run(
+        self, work: Callable[[sql.Conn], T], *, write: bool = False, snapshot: bool = False
+    ) -> T:
+        """Run ``work`` in one transaction, retrying it on a fresh connection while none of it
+        can have committed (a connection lost before the commit was sent)."""
+        if self._closed:
+            raise StoreError(f"journal store {self._shown()} is closed")
+        if write and self.read_only:
+            raise StoreError(f"journal {self._shown()} is open read-only: nothing can be written")
+        deadline = time.monotonic() + self.reconnect_s
+        delay = 0.05
+        while True:
+            try:
+                with self._transaction(snapshot=snapshot) as conn:
+                    return work(conn)
+            except _CommitUnknown as unknown:
+                cause = unknown.__cause__
+                raise StoreError(
+                    f"journal {self._shown()}: the connection was lost during a commit, whose "
+                    f"outcome is unknown ({_first_line(cause)})"
+                ) from cause
+            except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(f"journal {self._shown()}: {_first_line(exc)}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except psycopg.Error as exc:
+                raise StoreError(f"journal {self._shown()}: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _transaction(self, *, snapshot: bool) -> Iterator[sql.Conn]:
+        # Pipeline mode: the writes after a call's first read, and its commit, travel in
+        # one round trip; a read that needs its rows still waits for them.
+        with self._pool.connection() as conn, conn.pipeline():
+            if snapshot:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield conn
+            except BaseException:
+                if not conn.closed and not conn.broken:
+                    conn.rollback()
+                raise
+            try:
+                conn.commit()
+            except psycopg.OperationalError as exc:
+                if snapshot:
+                    raise  # a read: nothing was at stake, it may run again
+                # The connection went while the commit was on its way: it may have landed.
+                raise _CommitUnknown() from exc
+            except psycopg.Error:
+                if not conn.closed and not conn.broken:
+                    conn.rollback()
+                raise
+
+    def _shown(self) -> str:
+        """The URL without its password, for messages."""
+        parts = urlsplit(self.url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return self.url
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,210 @@
+"""The PostgreSQL journal's statements, for one schema, and the row work inside a transaction.
+
+:class:`~sagaguard.storage.postgres.PostgresStore` owns the pool and the transactions; the
+functions here read the rows a call needs, let :mod:`sagaguard.storage.journal` decide, and
+write what it decided. Every statement that judges a lease reads the time through
+``NOW``: the caller's ``now`` when one is given (a store on the caller's clock), else the
+server's ``clock_timestamp()`` (the default), so the same SQL serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from sagaguard.exceptions import RunNotFoundError
+from sagaguard.storage import journal
+from sagaguard.storage.base import (
+    Claim,
+    RunSnapshot,
+)
+from sagaguard.storage.journal import Folded
+from sagaguard.storage.rows import (
+    ALERT_COLUMNS,
+    EVENT_COLUMNS,
+    KEPT_UNLESS_GIVEN,
+    RUN_COLUMNS,
+    STATE_COLUMNS,
+    STEP_COLUMNS,
+    AlertRow,
+    EventRow,
+    RunState,
+    run_record,
+    step_record,
+    step_row,
+)
+
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+NOW = "COALESCE(%s::float8, extract(epoch FROM clock_timestamp())::float8)"
+ACTIVE = "('running', 'compensating')"
+
+
+class Statements:
+    """Every statement of the store, with the schema's name written in."""
+
+    def __init__(self, quoted_schema: str) -> None:
+        q = quoted_schema
+        self.select_run = f"SELECT {RUN_COLUMNS} FROM {q}.runs WHERE operation_id = %s"
+        self.select_steps = (
+            f"SELECT {STEP_COLUMNS} FROM {q}.steps WHERE operation_id = %s ORDER BY position"
+        )
+        self.select_events = (
+            f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE operation_id = %s ORDER BY seq"
+        )
+        self.now_and_run = (
+            f"SELECT {NOW}, {RUN_COLUMNS} FROM (SELECT 1) AS one "
+            f"LEFT JOIN {q}.runs ON operation_id = %s"
+        )
+        self.lock_state = (
+            f"SELECT {STATE_COLUMNS}, {NOW} FROM {q}.runs WHERE operation_id = %s FOR UPDATE"
+        )
+        self.lock_state_and_steps = (
+            f"SELECT {STATE_COLUMNS}, {NOW}, (SELECT json_agg(json_build_array(s.step_id, "
+            f"s.status)) FROM {q}.steps AS s WHERE s.operation_id = r.operation_id "
+            f"AND s.step_id = ANY(%s)) FROM {q}.runs AS r WHERE r.operation_id = %s FOR UPDATE"
+        )
+        self.insert_run = (
+            f"INSERT INTO {q}.runs ({RUN_COLUMNS}, last_seq) VALUES "
+            f"({', '.join(['%s'] * 12)}, 1) ON CONFLICT (operation_id) DO NOTHING "
+            "RETURNING created_order"
+        )
+        self.insert_step = (
+            f"INSERT INTO {q}.steps ({STEP_COLUMNS}) VALUES ({', '.join(['%s'] * 18)})"
+        )
+        self.insert_event = (
+            f"INSERT INTO {q}.events ({EVENT_COLUMNS}) VALUES ({', '.join(['%s'] * 10)})"
+        )
+        self.insert_alert = (
+            f"INSERT INTO {q}.alerts ({ALERT_COLUMNS}) VALUES ({', '.join(['%s'] * 6)})"
+        )
+        ownership = (
+            f"UPDATE {q}.runs SET owner = %s, lease_expires_at = %s, fencing_token = %s, "
+            "updated_at = %s, last_seq = %s"
+        )
+        self.write_ownership = f"{ownership} WHERE operation_id = %s"
+        self.write_state = f"{ownership}, status = %s, reason = %s WHERE operation_id = %s"
+        self.update_step = (
+            f"UPDATE {q}.steps SET status = %s, "
+            + "".join(f"{name} = COALESCE(%s, {name}), " for name in KEPT_UNLESS_GIVEN)
+            + "result = COALESCE(%s, result) WHERE operation_id = %s AND step_id = %s"
+        )
+        self.renew = (
+            f"UPDATE {q}.runs SET lease_expires_at = {NOW} + %s WHERE operation_id = %s "
+            "AND fencing_token = %s AND owner = %s RETURNING lease_expires_at"
+        )
+        self.expired = (
+            f"SELECT operation_id, {STATE_COLUMNS}, now FROM {q}.runs, (SELECT {NOW} AS now) AS t "
+            f"WHERE status IN {ACTIVE} AND (owner IS NULL OR lease_expires_at IS NULL "
+            "OR lease_expires_at <= t.now) ORDER BY created_at, created_order LIMIT %s "
+            f"FOR UPDATE OF runs SKIP LOCKED"
+        )
+        self.due_alerts = (
+            f"WITH t AS (SELECT {NOW} AS now), due AS (SELECT a.alert_id, a.next_attempt_at "
+            f"FROM {q}.alerts AS a, t WHERE a.delivered_at IS NULL AND a.next_attempt_at <= t.now "
+            "ORDER BY a.next_attempt_at, a.alert_id LIMIT %s FOR UPDATE OF a SKIP LOCKED) "
+            f"UPDATE {q}.alerts AS a SET next_attempt_at = t.now + %s FROM due, t "
+            "WHERE a.alert_id = due.alert_id RETURNING a.alert_id, a.operation_id, a.kind, "
+            "a.payload, a.created_at, a.attempts, a.last_error, due.next_attempt_at"
+        )
+        self.lock_alert = (
+            f"SELECT operation_id, kind, attempts, {NOW} FROM {q}.alerts "
+            "WHERE alert_id = %s AND delivered_at IS NULL FOR UPDATE"
+        )
+        self.delivered = f"UPDATE {q}.alerts SET delivered_at = %s WHERE alert_id = %s"
+        self.failed = (
+            f"UPDATE {q}.alerts SET attempts = attempts + 1, last_error = %s, "
+            "next_attempt_at = %s WHERE alert_id = %s"
+        )
+        self.append_seq = (
+            f"UPDATE {q}.runs SET last_seq = last_seq + 1 WHERE operation_id = %s "
+            "RETURNING last_seq"
+        )
+        self.list_all = (
+            f"SELECT {RUN_COLUMNS} FROM {q}.runs "
+            "ORDER BY created_at DESC, created_order DESC LIMIT %s"
+        )
+        self.list_status = (
+            f"SELECT {RUN_COLUMNS} FROM {q}.runs WHERE status = %s "
+            "ORDER BY created_at DESC, created_order DESC LIMIT %s"
+        )
+        self.prune = (
+            f"DELETE FROM {q}.runs WHERE operation_id IN (SELECT operation_id FROM {q}.runs AS r "
+            "WHERE status = ANY(%s) AND updated_at < %s AND NOT EXISTS (SELECT 1 FROM "
+            f"{q}.alerts AS a WHERE a.operation_id = r.operation_id AND a.delivered_at IS NULL) "
+            "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING operation_id"
+        )
+        self.prune_rows = tuple(
+            f"DELETE FROM {q}.{table} WHERE operation_id = ANY(%s)"
+            for table in ("steps", "events", "alerts")
+        )
+
+
+def write(conn: Conn, sql: Statements, operation_id: str, folded: Folded) -> None:
+    """Write what :func:`journal.fold` decided (the run's row is locked by the caller)."""
+    cursor = conn.cursor()
+    if folded.steps:
+        cursor.executemany(
+            sql.update_step, [(*w.values(), operation_id, w.step_id) for w in folded.steps]
+        )
+    write_state(conn, sql, operation_id, folded.run, moved=folded.run_changed)
+    append(conn, sql, folded.events)
+    if folded.alerts:
+        insert_alerts(conn, sql, folded.alerts)
+
+
+def write_state(
+    conn: Conn, sql: Statements, operation_id: str, after: RunState, *, moved: bool = False
+) -> None:
+    """Overwrite the changing part of a run's row; status and reason only when ``moved``."""
+    values = (
+        after.owner, after.lease_expires_at, after.fencing_token, after.updated_at,
+        after.last_seq,
+    )  # fmt: skip
+    if moved:
+        conn.execute(sql.write_state, (*values, after.status.value, after.reason, operation_id))
+    else:
+        conn.execute(sql.write_ownership, (*values, operation_id))
+
+
+def append(conn: Conn, sql: Statements, rows: Sequence[EventRow]) -> None:
+    if len(rows) == 1:
+        conn.execute(sql.insert_event, rows[0])
+    elif rows:
+        conn.cursor().executemany(sql.insert_event, rows)
+
+
+def insert_alerts(conn: Conn, sql: Statements, rows: Sequence[AlertRow]) -> None:
+    conn.cursor().executemany(sql.insert_alert, rows)
+
+
+def take(
+    conn: Conn,
+    sql: Statements,
+    operation_id: str,
+    before: RunState,
+    *,
+    owner: str,
+    now: float,
+    lease_s: float,
+) -> Claim:
+    after, event, claim = journal.take(operation_id, before, owner=owner, now=now, lease_s=lease_s)
+    write_state(conn, sql, operation_id, after)
+    append(conn, sql, [event])
+    return claim
+
+
+def insert_steps(conn: Conn, sql: Statements, snapshot: RunSnapshot) -> None:
+    rows = [step_row(record) for record in snapshot.steps]
+    if rows:
+        conn.cursor().executemany(sql.insert_step, rows)
+
+
+def snapshot(conn: Conn, sql: Statements, operation_id: str) -> RunSnapshot:
+    row = conn.execute(sql.select_run, (operation_id,)).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
+    steps = conn.execute(sql.select_steps, (operation_id,)).fetchall()
+    return RunSnapshot(run=run_record(row), steps=tuple(step_record(s) for s in steps))

@@ -1,0 +1,1 @@
+"""Integration tests: SQLite files, migrations, races between processes, the CLI."""

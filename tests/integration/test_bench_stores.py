@@ -1,0 +1,55 @@
+"""The store benchmarks run end to end with tiny settings (not a speed test: they must work)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import pg
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_record_cost_prints_a_figure_per_store_and_size(tmp_path: Path) -> None:
+    out = _run("record_cost.py", "--sizes", "2,3", "--runs", "1", "--dir", str(tmp_path))
+
+    lines = out.splitlines()
+    assert lines[1].split() == ["store", "n=2", "n=3"]
+    assert [line.split()[0] for line in lines[2:]] == ["memory", "sqlite"]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_commit_bound_prints_the_fraction_of_the_limit(tmp_path: Path) -> None:
+    out = _run("commit_bound.py", "--seconds", "0.2", "--rounds", "1", "--dir", str(tmp_path))
+
+    assert "fraction of the limit" in out
+    assert float(out.splitlines()[-1].split()[-1]) > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_pg_store_prints_raw_and_store_commits_for_1_and_8_connections() -> None:
+    pg.require()
+    out = _run("pg_store.py", "--url", pg.server_url(), "--seconds", "0.2", "--rounds", "1")
+
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["8"])]
+    assert [row[0] for row in rows] == ["1", "8"]
+    assert all(float(row[-1]) > 0 for row in rows)

@@ -1,0 +1,196 @@
+"""The PostgreSQL store beyond the contract: its schema, its clock, SKIP LOCKED, refusals.
+
+Each test works in a schema of its own on the shared server and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from sagaguard.exceptions import RunBusyError, StoreError
+from sagaguard.storage import NewRun, RunStatus, StepChange, StepStatus, Transition, open_store
+from tests import pg
+from tests.pg import schema
+
+pytestmark = pytest.mark.postgres
+__all__ = ["schema"]  # the fixture, used by name
+
+T0 = 1_700_000_000.0
+
+
+def _new(operation_id: str = "op-1") -> NewRun:
+    return NewRun(operation_id, "checkout", "1", {"amount": 42}, ("reserve", "charge"))
+
+
+def _admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(pg.server_url(), autocommit=True, connect_timeout=10)
+
+
+def test_the_journal_lives_in_its_own_schema_beside_the_applications_tables(schema: str) -> None:
+    with _admin() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}_app"')
+        conn.execute(f'CREATE TABLE "{schema}_app".orders (id int)')
+    try:
+        store = open_store(pg.store_url(schema))
+        store.close()
+        with _admin() as conn:
+            tables = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                    (schema,),
+                )
+            }
+            untouched = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                (f"{schema}_app",),
+            ).fetchone()
+        assert tables == {"runs", "steps", "events", "alerts", "schema_version"}
+        assert untouched == (1,)
+    finally:
+        pg.drop_schema(f"{schema}_app")
+
+
+def test_workers_starting_together_apply_each_migration_once(schema: str) -> None:
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        barrier.wait()
+        try:
+            open_store(pg.store_url(schema)).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    with _admin() as conn:
+        versions = conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchall()
+    assert versions == [(1,)]
+
+
+def test_a_schema_holding_another_applications_tables_is_refused(schema: str) -> None:
+    with _admin() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'CREATE TABLE "{schema}".invoices (id int)')
+
+    with pytest.raises(StoreError, match=r"is not a sagaguard journal \(its tables are invoices\)"):
+        open_store(pg.store_url(schema))
+
+
+def test_a_reader_neither_creates_a_schema_nor_writes(schema: str) -> None:
+    with pytest.raises(StoreError, match="no sagaguard journal in schema"):
+        open_store(pg.store_url(schema), read_only=True)
+    with _admin() as conn:
+        assert conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone() == (0,)
+
+    writer = open_store(pg.store_url(schema))
+    writer.create_run(_new(), owner="w", now=T0, lease_s=30.0)
+    writer.close()
+    reader = open_store(pg.store_url(schema), read_only=True)
+    try:
+        assert [run.operation_id for run in reader.list_runs()] == ["op-1"]
+        with pytest.raises(StoreError, match="open read-only"):
+            reader.claim("op-1", owner="r", now=T0, lease_s=30.0)
+    finally:
+        reader.close()
+
+
+def test_the_event_log_is_append_only_even_from_raw_sql(schema: str) -> None:
+    import psycopg
+
+    store = open_store(pg.store_url(schema))
+    store.create_run(_new(), owner="w", now=T0, lease_s=30.0)
+    store.close()
+    with _admin() as conn:
+        for statement in (
+            f'UPDATE "{schema}".events SET actor = %s',
+            f'DELETE FROM "{schema}".events WHERE actor = %s',
+        ):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(statement, ("w",))
+
+
+def test_a_claim_skips_runs_another_worker_is_claiming_instead_of_waiting(schema: str) -> None:
+    """SKIP LOCKED: a row locked by another transaction is passed over, not queued on."""
+    store = open_store(pg.store_url(schema, clock="caller"))
+    try:
+        for number in range(3):
+            store.create_run(_new(f"op-{number}"), owner=None, now=T0 + number, lease_s=30.0)
+        with _admin() as conn, conn.transaction():
+            conn.execute(f"SELECT 1 FROM \"{schema}\".runs WHERE operation_id = 'op-0' FOR UPDATE")
+            taken = store.claim_expired(owner="w", now=T0 + 10, lease_s=30.0, limit=10)
+        assert [claim.operation_id for claim in taken] == ["op-1", "op-2"]
+        [late] = store.claim_expired(owner="w", now=T0 + 10, lease_s=30.0)
+        assert late.operation_id == "op-0"
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("skew_s", [-30.0, 30.0])
+def test_owners_whose_clocks_disagree_never_take_over_a_live_lease(
+    schema: str, skew_s: float
+) -> None:
+    """Leases are judged by the server's clock: a caller's ``now`` cannot expire one early."""
+    import time
+
+    store = open_store(pg.store_url(schema))  # clock=server, the default
+    try:
+        created = store.create_run(_new(), owner="a", now=time.time(), lease_s=120.0)
+        assert created.claim is not None
+        behind_or_ahead = time.time() + skew_s + 120.0  # past the lease, by b's own clock
+
+        with pytest.raises(RunBusyError):
+            store.claim("op-1", owner="b", now=behind_or_ahead, lease_s=120.0)
+        assert store.claim_expired(owner="b", now=behind_or_ahead, lease_s=120.0) == []
+        started = Transition("step_started", StepChange("reserve", StepStatus.STARTED))
+        renewed = store.record(created.claim, [started], now=0.0, lease_s=120.0)
+        assert renewed.lease_expires_at > time.time() + 100, "the server's time, not now=0"
+        run = store.load("op-1").run
+        assert (run.owner, run.fencing_token, run.status) == ("a", 1, RunStatus.RUNNING)
+    finally:
+        store.close()
+
+
+class _LosingPooler:
+    """A connection behind a transaction-mode pooler: session settings vanish at commit."""
+
+    def __init__(self) -> None:
+        self.value = ""
+
+    def execute(self, query: str, params: tuple[str, ...] = ()) -> _LosingPooler:
+        self.value = params[0] if params else ""
+        return self
+
+    def fetchone(self) -> tuple[str]:
+        return (self.value,)
+
+    def commit(self) -> None:
+        self.value = ""
+
+
+def test_a_transaction_mode_pooler_is_refused_with_a_clear_message() -> None:
+    from sagaguard.storage.postgres_schema import check_session_state
+
+    with pytest.raises(StoreError, match="transaction-mode pooler"):
+        check_session_state(_LosingPooler())  # type: ignore[arg-type]
+
+
+def test_a_bad_schema_name_or_clock_is_refused_by_name() -> None:
+    pg.require()
+    with pytest.raises(StoreError, match="is not a schema name"):
+        open_store(pg.store_url("Robert'); DROP TABLE runs;--"))
+    with pytest.raises(StoreError, match="clock must be server or caller"):
+        open_store(pg.store_url("sg_unused", clock="sundial"))

@@ -1,0 +1,81 @@
+"""The PostgreSQL server the tests use, and a fresh schema per store so that tests never meet.
+
+``SAGAGUARD_TEST_PG_URL`` names the server (default: the local one at 127.0.0.1:5432, user
+``postgres``, database ``test``). Without a server the PostgreSQL tests skip, saying why;
+with ``SAGAGUARD_REQUIRE_PG=1`` (as ``.ci/run`` sets) they fail instead, so CI cannot pass
+by skipping them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import pytest
+
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def server_url() -> str:
+    """The server under test (no sagaguard options)."""
+    return os.environ.get("SAGAGUARD_TEST_PG_URL", DEFAULT_URL)
+
+
+@functools.cache
+def unavailable() -> str | None:
+    """Why PostgreSQL tests cannot run here, or ``None`` when they can."""
+    try:
+        import psycopg
+        import psycopg_pool  # noqa: F401 - the store needs it too
+    except ImportError as exc:
+        return f"psycopg 3 / psycopg_pool not installed ({exc.name}): pip install -e '.[postgres]'"
+    try:
+        with psycopg.connect(server_url(), connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no PostgreSQL server at {server_url()} ({first}); set SAGAGUARD_TEST_PG_URL"
+    return None
+
+
+def require() -> None:
+    """Skip the calling test when there is no server; fail it when one is required."""
+    reason = unavailable()
+    if reason is None:
+        return
+    if os.environ.get("SAGAGUARD_REQUIRE_PG") == "1":
+        pytest.fail(f"SAGAGUARD_REQUIRE_PG=1 but {reason}")
+    pytest.skip(reason)
+
+
+def fresh_schema() -> str:
+    """A schema name no other test (or engineer) uses."""
+    return f"sg_test_{uuid.uuid4().hex[:16]}"
+
+
+def store_url(schema: str, **options: str) -> str:
+    """The URL of a store in ``schema`` of the server under test."""
+    separator = "&" if "?" in server_url() else "?"
+    return f"{server_url()}{separator}{urlencode({'schema': schema, **options})}"
+
+
+def drop_schema(schema: str) -> None:
+    """Remove a test's schema and everything in it."""
+    import psycopg
+
+    with psycopg.connect(server_url(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    """A fresh schema name on the server under test, dropped after the test."""
+    require()
+    name = fresh_schema()
+    try:
+        yield name
+    finally:
+        drop_schema(name)
