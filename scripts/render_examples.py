@@ -12,7 +12,6 @@ checkout.json, which the golden tests compare against.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sagaguard.planner import Plan, plan
 from sagaguard.planner.render import Format, render
 from sagaguard.planner.render.labels import count_text
 from sagaguard.planner.render.view import severity_counts
+from sagaguard.targets import load_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -41,7 +41,8 @@ def outputs() -> dict[Path, str]:
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
     for module in CODED:
-        plans[module] = plan(importlib.import_module(module).saga.process)
+        process, verify_bound = load_bound(f"{module}:saga")
+        plans[module] = plan(process, verify_bound=verify_bound)
     for name, process_plan in plans.items():
         for fmt, suffix in SUFFIXES.items():
             files[DOCS / f"{name}.{suffix}"] = render(process_plan, fmt)

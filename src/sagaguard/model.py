@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import (
@@ -399,7 +400,7 @@ class Process(_Strict):
             raise SecondPivotError(declared[1], self.steps[declared[1]].id, declared[0])
         return self
 
-    @property
+    @cached_property
     def pivot(self) -> Step | None:
         """The point of no return: the step declaring ``pivot: true``, else the first
         irreversible step that is required; None when every step can be undone."""
@@ -428,14 +429,21 @@ class Process(_Strict):
 
     def step(self, step_id: str) -> Step:
         """The step with that id (KeyError when absent)."""
-        for candidate in self.steps:
-            if candidate.id == step_id:
-                return candidate
-        raise KeyError(step_id)
+        if step_id not in self._positions:
+            raise KeyError(step_id)
+        return self.steps[self._positions[step_id]]
 
     def index(self, step_id: str) -> int:
-        """Position of the step in the process (0-based)."""
-        return [s.id for s in self.steps].index(step_id)
+        """Position of the step in the process (0-based; ValueError when absent)."""
+        try:
+            return self._positions[step_id]
+        except KeyError:
+            raise ValueError(f"{step_id!r} is not a step of {self.name!r}") from None
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        # Computed once: a plan asks for positions (and phases) of every step many times.
+        return {step.id: index for index, step in enumerate(self.steps)}
 
     def timeout_for(self, step: Step) -> float:
         """The step's timeout, or the process default."""

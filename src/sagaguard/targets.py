@@ -14,14 +14,22 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sagaguard.exceptions import PlanError, SagaGuardError
 
 if TYPE_CHECKING:
     from sagaguard.model import Process
 
-__all__ = ["import_target", "is_import_target", "is_spec_file_target", "load_process"]
+__all__ = [
+    "BoundProcess",
+    "import_target",
+    "is_import_target",
+    "is_spec_file_target",
+    "load_bound",
+    "load_process",
+    "verify_bound_of",
+]
 
 _IMPORT_TARGET = re.compile(
     r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$"
@@ -63,8 +71,55 @@ def load_process(target: str | Path) -> Process:
     return import_target(text)
 
 
+class BoundProcess(NamedTuple):
+    """A process and which of its steps have verify code bound (None: as the spec says)."""
+
+    process: Process
+    verify_bound: frozenset[str] | None
+
+
+def load_bound(target: str | Path) -> BoundProcess:
+    """:func:`load_process`, with the steps that have verify code bound (see below)."""
+    process = load_process(target)
+    return BoundProcess(process, verify_bound_of(target, process))
+
+
+def verify_bound_of(target: str | Path, process: Process) -> frozenset[str] | None:
+    """Which steps of ``target``'s ``process`` have verify code bound; None: as the spec says.
+
+    The plan of a process describes what the engine does with it as it is bound: a coded
+    saga's ``verify`` text is a docstring, so only its ``@step.verify`` functions say which
+    lost answers the engine can settle by asking. A spec file says so itself
+    (``verify: module:function``), so for a file the answer is None.
+    """
+    if is_spec_file_target(target):
+        return None
+    text = str(target)
+    from sagaguard.model import Process
+
+    found = _import_attribute(text)  # imported already by load_process: a cache hit
+    handlers = getattr(found, "handlers", None)
+    if isinstance(found, Process) or not callable(handlers):
+        return None
+    try:
+        return frozenset(
+            step.id
+            for step in process.steps
+            if getattr(handlers(step.id), "verify", None) is not None
+        )
+    except Exception as exc:
+        # The saga's own wiring failed; say so in one line, as for reading its process.
+        raise PlanError(
+            f"{text}: reading its bound code failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
 def import_target(target: str) -> Process:
     """Import ``module.path:attribute`` and return the process it names."""
+    return _as_process(target, _import_attribute(target))
+
+
+def _import_attribute(target: str) -> Any:
     match = _IMPORT_TARGET.match(target)
     if match is None:
         raise PlanError(f"{target}: expected module.path:attribute (e.g. shop.checkout:saga)")
@@ -80,7 +135,7 @@ def import_target(target: str) -> Process:
         except AttributeError:
             where = f"module {module_name!r}" if len(walked) == 1 else ".".join(walked[:-1])
             raise PlanError(f"{target}: {where} has no attribute {name!r}") from None
-    return _as_process(target, found)
+    return found
 
 
 def _put_cwd_on_path() -> None:

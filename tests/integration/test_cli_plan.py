@@ -26,7 +26,8 @@ from sagaguard.starter import starter_spec
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Payment with a verify and an unknown idempotency: warnings and notes, but no error.
+# Payment with a verify and an unknown idempotency, a best-effort receipt: warnings and
+# notes, but no error.
 SHOP_SPEC = textwrap.dedent(
     """\
     process: shop
@@ -49,6 +50,7 @@ SHOP_SPEC = textwrap.dedent(
         changes: [email]
         idempotent: no
         compensation: none
+        required: false
         mitigation: Never send a second receipt
     """
 )
@@ -96,7 +98,7 @@ def test_plan_prints_json_that_follows_the_spec(runner: CliRunner, shop: Path) -
     result = runner.invoke(app, ["plan", str(shop), "--format", "json"])
     _ok(result)
     document = json.loads(result.stdout)
-    assert document["format"] == "sagaguard.plan/v1"
+    assert document["format"] == "sagaguard.plan/v2"
     assert document["process"]["name"] == "shop"
     assert [step["id"] for step in document["steps"]] == SHOP_STEPS
     for part in ("rollback_sequences", "decision_matrix", "tests", "checklist", "findings"):
@@ -147,7 +149,7 @@ def test_plan_output_dash_means_stdout(runner: CliRunner, shop: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "marker"),
-    [("plan.json", '"format": "sagaguard.plan/v1"'), ("plan.html", "<svg"), ("plan.md", "# ")],
+    [("plan.json", '"format": "sagaguard.plan/v2"'), ("plan.html", "<svg"), ("plan.md", "# ")],
 )
 def test_plan_output_format_follows_the_file_suffix(
     runner: CliRunner, shop: Path, tmp_path: Path, name: str, marker: str
@@ -217,8 +219,8 @@ def test_check_exits_0_and_lists_findings_when_none_is_an_error(
     result = runner.invoke(app, ["check", str(shop)])
     _ok(result)
     lines = result.stdout.splitlines()
-    # Unknown idempotency covered by a verify is worth a note, never an error.
-    assert any(line.split()[:2] == ["info", "take_payment"] for line in lines), lines
+    # A verify only described (not bound to code) is a warning, never an error.
+    assert any(line.split()[:3] == ["warning", "take_payment", "SG016"] for line in lines), lines
     assert not any(line.startswith("error") for line in lines)
     summary = lines[-1]
     assert summary.startswith(f"{shop}: ok: process 'shop', 3 steps: 0 errors")
@@ -360,6 +362,47 @@ def test_plan_of_a_coded_saga_equals_the_plan_of_its_spec(
     from_spec = runner.invoke(app, ["plan", str(shop), "--format", fmt])
     _ok(from_code)
     assert from_code.stdout == from_spec.stdout
+
+
+def test_plan_of_a_coded_saga_knows_which_steps_have_verify_code(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coded saga's verify text is a docstring: only `@step.verify` says the engine can ask."""
+    name = f"coded_pay_{next(_modules)}"
+    (tmp_path / f"{name}.py").write_text(
+        textwrap.dedent(
+            """\
+            from sagaguard.engine import Applied, Saga
+
+            saga = Saga("pay", alerts={"default": "ops"})
+
+            @saga.step(changes=["payment"], idempotent="unknown", compensation="Refund")
+            def charge(ctx):
+                \"\"\"Charge the card\"\"\"
+                return {}
+
+            @charge.verify
+            def find_charge(ctx):
+                \"\"\"Look the charge up by its key\"\"\"
+                return Applied({})
+
+            @saga.step(changes=["external_api"], idempotent="no", verify="Ask the carrier")
+            def ship(ctx):
+                \"\"\"Book the shipment\"\"\"
+                return {}
+            """
+        ),
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    try:
+        result = runner.invoke(app, ["plan", f"{name}:saga", "--format", "json"])
+        _ok(result)
+    finally:
+        sys.modules.pop(name, None)
+    steps = {s["id"]: s for s in json.loads(result.stdout)["steps"]}
+    assert (steps["charge"]["kind"], steps["charge"]["verify_bound"]) == ("verifiable", True)
+    assert (steps["ship"]["kind"], steps["ship"]["verify_bound"]) == ("verify_unbound", False)
 
 
 def test_check_accepts_a_coded_saga(runner: CliRunner, coded_shop: str) -> None:

@@ -56,7 +56,7 @@ def test_unknown_idempotency_names_the_step_and_what_to_confirm() -> None:
             "payment",
             "unknown",
             compensation="Refund",
-            verify="Look it up",
+            verify="shop.psp:find_charge",
             external_id="payment_id",
         )
     )
@@ -64,6 +64,16 @@ def test_unknown_idempotency_names_the_step_and_what_to_confirm() -> None:
     assert item.title == "Confirm with the payment provider whether charge_payment is idempotent"
     assert "({operation_id}:charge_payment)" in item.detail
     assert "Until then a timeout of charge_payment is verified" in item.detail
+
+
+def test_a_verify_only_described_asks_for_code_to_be_bound() -> None:
+    """The binding question: prose cannot be asked, so the item says what to bind."""
+    proc = process(
+        step("charge", "payment", "unknown", compensation="Refund", verify="Look it up by key")
+    )
+    [item] = [i for i in checklist(proc) if i.title.startswith("Bind verify code")]
+    assert item.steps == ("charge",)
+    assert "verify: module:function that does 'Look it up by key'" in item.detail
 
 
 def test_missing_dead_letter_queue_and_alerts_say_what_to_add() -> None:
@@ -115,12 +125,11 @@ def test_journal_item_lists_the_external_ids() -> None:
         step("charge", "payment", compensation="Refund", external_id="payment_id"),
     )
     journal = checklist(proc)[0]
-    assert "reservation_id (reserve), payment_id (charge)" in journal.detail
-    assert journal.steps == ("reserve", "charge")
+    assert "reservation_id (reserve) and payment_id (charge)" in journal.detail
 
 
 def test_manual_review_runbook_for_steps_a_person_must_settle() -> None:
-    """A step without verify gets a runbook: who looks where, and what each answer means."""
+    """A step without verify gets a runbook: who looks where, the commands, what each does."""
     proc = process(
         step("write", compensation="Delete", external_id="row_id"),
         step("ship", "external_api", "no", compensation="Cancel", external_id="ship_id"),
@@ -130,42 +139,51 @@ def test_manual_review_runbook_for_steps_a_person_must_settle() -> None:
         i for i in checklist(proc) if i.title == "Write the manual-review runbook for ship"
     ]
     assert runbook.area is Area.OPERATIONS
-    # The step's external id never reached the journal: look it up by its key.
-    assert (
-        "logistics looks the idempotency key {operation_id}:ship up in the API it called, then "
-        "runs `sagaguard review resolve {operation_id} --step ship --as ...`"
-    ) in runbook.detail
-    # What the engine does with each resolution.
-    assert "took effect -> `--as completed` with its ship_id in --result: the run completes" in (
+    assert "logistics looks the idempotency key {operation_id}:ship up in the API it called" in (
+        runbook.detail
+    )
+    assert "took effect: `--as completed` with its ship_id, and the run completes" in (
         runbook.detail
     )
     assert (
-        "did not -> `--as not_applied`: ship is called again if any of its 3 attempts remain, "
-        "else the run rolls back write"
+        "did not: `--as not_applied`, and ship is called again if its bound allows, else the "
+        "run rolls back: write is compensated"
     ) in runbook.detail
-    assert "undone by hand -> `--as compensated`: the rollback goes on with write" in (
-        runbook.detail
+    assert runbook.commands[:2] == ("sagaguard review list", "sagaguard runs show OPERATION_ID")
+    assert (
+        "sagaguard review resolve OPERATION_ID --step ship --as completed "
+        "--result '{\"ship_id\": \"...\"}' --by NAME --note 'what you found'"
+    ) in runbook.commands
+    # Commands are commands: no Markdown backticks in them, so they copy as they are.
+    assert not any("`" in c for c in runbook.commands)
+
+
+def test_a_step_after_the_pivot_gets_a_runbook_without_a_rollback() -> None:
+    """After the pivot a person finishes the run; `--as compensated` would mean nothing."""
+    proc = process(
+        step("transfer", "payment", "no", compensation="none", verify="bank:find"),
+        step("post_ledger", compensation="Reverse", external_id="entry_id"),
+        alerts={"default": "treasury"},
     )
+    [runbook] = [
+        i for i in checklist(proc) if i.title == "Write the manual-review runbook for post_ledger"
+    ]
+    assert "kept failing after the pivot for its retry window" in runbook.detail
+    assert not any("--as compensated" in c for c in runbook.commands)
 
 
-def test_an_idempotent_step_gets_a_runbook_for_retries_that_never_answered() -> None:
-    """Its retries can end in review too; its attempts are spent by then."""
+def test_best_effort_failures_have_someone_to_finish_them() -> None:
     proc = process(
         step("write", compensation="Delete", external_id="row_id"),
-        step("ship", "external_api", "yes", compensation="Cancel", external_id="ship_id"),
-        alerts={"default": "logistics"},
+        step("mail", "email", "no", compensation="none", mitigation="x", required=False),
+        alerts={"default": "support"},
     )
-    [first] = [i for i in checklist(proc) if i.title == "Write the manual-review runbook for write"]
-    assert first.detail.startswith("When none of write's 3 attempts with the same key got an")
-    assert (
-        "did not -> `--as not_applied`: its 3 attempts are spent, so the run fails, nothing "
-        in (first.detail)
-    )
-    assert "`--as compensated`: the run ends compensated" in first.detail
+    [item] = [i for i in checklist(proc) if i.title.startswith("Work the best_effort_failed")]
+    assert item.steps == ("mail",)
+    assert "mail -> support" in item.detail
 
 
 def test_the_last_step_mitigation_is_not_tied_to_a_rollback_that_never_reaches_it() -> None:
-    """An irreversible last step is never rolled back; its mitigation is for later undos."""
     proc = process(
         step("write", compensation="Delete", external_id="row_id"),
         step("mail", "email", "no", compensation="none", mitigation="Send a correction"),
@@ -173,35 +191,28 @@ def test_the_last_step_mitigation_is_not_tied_to_a_rollback_that_never_reaches_i
     )
     [own] = [i for i in checklist(proc) if i.title == "Own the mitigation of mail"]
     assert own.detail == (
-        "mail cannot be undone and, as the last step, is never rolled back; if a completed shop "
+        "mail cannot be undone and no rollback of the engine reaches it; if a completed shop "
         "run is undone later by other means, support does this: Send a correction"
     )
 
 
-def test_pivot_problem_becomes_an_engineering_item() -> None:
-    """The checklist repeats the pivot fix as work to do."""
+def test_the_point_of_no_return_is_an_engineering_item() -> None:
+    """Derived: confirm it by declaring it; with a pivot finding, resolve that first."""
     proc = process(
+        step("write", compensation="Delete", external_id="row_id"),
         step("mail", "email", "no", compensation="none", mitigation="Apologise"),
         step("ship", "external_api", "no", compensation="Cancel", external_id="ship_id"),
     )
-    assert "Move mail after ship" in {i.title for i in checklist(proc)}
-
-
-def test_pivot_problem_of_a_step_without_compensation_becomes_an_item_too() -> None:
-    """A side-effecting step with no compensation declared is irreversible by class."""
-    proc = process(
-        step("publish", "queue", "no", verify="Look the message up"),
-        step("ship", "external_api", "no", compensation="Cancel", external_id="ship_id"),
-    )
-    [move] = [i for i in checklist(proc) if i.title == "Move publish after ship"]
-    assert move.steps == ("publish", "ship")
-    assert move.detail.startswith(
-        "publish cannot be undone (no compensation declared), yet ship can still fail after it"
-    )
+    [item] = [i for i in checklist(proc) if i.title == "Confirm mail as the point of no return"]
+    assert "Declare pivot: true on it" in item.detail
+    assert "first resolve SG001 on mail" in item.detail
+    none = process(step("a", compensation="x", external_id="a_id"))
+    assert "Name the point of no return" in {i.title for i in checklist(none)}
+    declared = process(step("a", "payment", "no", compensation="none", pivot=True))
+    assert "Keep a the point of no return" in {i.title for i in checklist(declared)}
 
 
 def test_irreversible_step_mitigation_has_an_owner() -> None:
-    """Who applies an irreversible step's mitigation is named."""
     proc = process(
         step("mail", "email", "no", compensation="none", mitigation="Send a sorry note"),
         alerts={"email": "support"},
@@ -210,38 +221,37 @@ def test_irreversible_step_mitigation_has_an_owner() -> None:
     assert "support does this: Send a sorry note" in item.detail
 
 
-def test_retry_bounds_are_listed_per_step() -> None:
-    """Attempts x timeout for each step, and the backoff."""
+def test_retry_bounds_are_listed_per_step_with_windows_in_time() -> None:
+    """Attempts for each step; a window after the pivot; compensations in time."""
     proc = process(
         step("a", timeout="5s", max_attempts=2, compensation="x", external_id="a_id"),
         step("b", compensation="y", external_id="b_id"),
+        defaults={"compensation_retry_for": "20m"},
     )
     [bounds] = [i for i in checklist(proc) if i.title.startswith("Bound every retry")]
-    assert "a 2x5s, b 3x30s" in bounds.detail
-    assert "backoff 200ms doubling to 30s" in bounds.detail
+    assert "a at most 2 attempts of 5s, b at most 3 attempts of 30s" in bounds.detail
+    assert "compensations are retried for at least 20m and at least 3 attempts" in bounds.detail
+    assert "backoff 200ms doubling to at most 30s" in bounds.detail
 
 
 def test_no_generic_advice() -> None:
-    """Nothing like "check the docs": every item is about this process."""
     joined = text(checklist(process())).lower()
     for phrase in ("check the docs", "consult the documentation", "best practices", "as needed"):
         assert phrase not in joined
 
 
 def test_journal_item_covers_every_step_including_those_without_an_external_id() -> None:
-    """A step with no external id is journaled too: the item names all of them."""
     proc = process(
         step("write", compensation="Delete", external_id="row_id"),
         step("mail", "email", "no", compensation="none"),
     )
     [journal] = [i for i in checklist(proc) if i.title.startswith("Journal every step")]
-    assert journal.steps == ("write", "mail")
     assert "Per step, all 2 of them" in journal.detail
-    assert "(row_id (write); mail has none)" in journal.detail
+    assert "(row_id (write))" in journal.detail
 
 
-def test_key_retention_asked_of_the_provider_covers_the_retry_and_resubmission_windows() -> None:
-    """Keys must outlive the step's whole retry window plus the stated resubmission window."""
+def test_key_retention_comes_from_the_resubmission_window() -> None:
+    """Keys must outlive the step's whole retry window plus the spec's resubmission window."""
     proc = process(
         step("write", compensation="Delete", external_id="row_id"),
         step(
@@ -250,17 +260,30 @@ def test_key_retention_asked_of_the_provider_covers_the_retry_and_resubmission_w
             "unknown",
             compensation="Refund",
             external_id="payment_id",
-            verify="Look it up",
+            verify="shop.psp:find",
             timeout="10s",
             max_attempts=4,
         ),
         defaults={"backoff_base": "1s", "backoff_max": "3s"},
+        resubmission_window="72h",
     )
     [confirm] = [i for i in checklist(proc) if i.title.startswith("Confirm with")]
-    # 4 x 10s, waits of at most 1s, 2s and 3s (capped): 46s; plus 24h, rounded up to 24h 1m.
+    # 4 x 10s, waits of at most 1s, 2s and 3s (capped): 46s; plus 72h, rounded up to 72h 1m.
     assert (
-        "whether keys are kept at least 24h 1m: charge's whole retry window (4 attempts x 10s "
-        "timeout, plus up to 1s + 2s + 3s of backoff = 46s) plus the 24h in which a shop client "
-        "may send the same operation_id again"
+        "whether keys are kept at least 72h 1m: charge's whole retry window (46s) plus the 72h "
+        "in which a shop client may send the same operation_id again"
     ) in confirm.detail
-    assert "backoff up to" not in confirm.detail
+    twelve = process(*proc.model_dump(by_alias=True)["steps"], resubmission_window="12h")
+    [short] = [i for i in checklist(twelve) if i.title.startswith("Confirm with")]
+    assert "kept at least 12h 1m" in short.detail
+
+
+def test_key_retention_after_the_pivot_covers_the_forward_recovery_window() -> None:
+    proc = process(
+        step("transfer", "payment", "no", compensation="none", verify="bank:find"),
+        step("post", "external_api", "unknown", compensation="x", verify="gl:find", retry_for="2h"),
+    )
+    [confirm] = [
+        i for i in checklist(proc) if i.title.startswith("Confirm with") and "post" in i.title
+    ]
+    assert "kept at least 26h 1m" in confirm.detail

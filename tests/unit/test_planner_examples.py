@@ -30,7 +30,7 @@ CHECKOUT = process(
         "unknown",
         compensation="Refund",
         external_id="payment_id",
-        verify="Look the charge up by key",
+        verify="shop.psp:find_charge",
         timeout="10s",
     ),
     step("book_delivery", "external_api", compensation="Cancel", external_id="delivery_id"),
@@ -40,9 +40,18 @@ CHECKOUT = process(
         "no",
         compensation="none",
         mitigation="Send a correction",
-        verify="Look the message up",
+        required=False,
     ),
     alerts={"default": "oncall", "payment": "finance"},
+)
+
+PAYOUT = process(
+    step("debit", "payment", compensation="Credit back", external_id="debit_id"),
+    step("fx", "payment", compensation="Reverse the trade", external_id="fx_trade_id"),
+    step("transfer", "payment", "no", compensation="none", pivot=True, verify="bank:find"),
+    step("post_ledger", compensation="Reverse the posting", retry_for="2h"),
+    step("advise", "email", "no", compensation="none", required=False),
+    alerts={"default": "ops", "payment": "treasury"},
 )
 
 
@@ -50,51 +59,69 @@ def statuses(rows: tuple[Any, ...]) -> list[tuple[str, StepStatus]]:
     return [(r.step_id, r.status) for r in rows]
 
 
-def test_lost_payment_answer_is_verified_and_completes_without_a_second_charge() -> None:
-    """The guide's incident: the payment times out; verify finds it; the run completes."""
+def test_the_most_dangerous_failure_is_chosen_by_impact_money_first() -> None:
+    """A refund that keeps failing (money moved, not given back) outranks a lost answer that
+    verify settles: the checkout shows the failed refund."""
     example = plan(CHECKOUT).example_states
     assert example.step == "charge_payment"
-    assert "within 10s" in example.scenario
-    assert statuses(example.before) == [
+    assert example.impact == "money moved and not settled"
+    assert statuses(example.after) == [
         ("create_order", StepStatus.COMPLETED),
-        ("charge_payment", StepStatus.UNKNOWN),
-        ("book_delivery", StepStatus.PENDING),
+        ("charge_payment", StepStatus.COMPENSATION_FAILED),
+        ("book_delivery", StepStatus.FAILED),
         ("send_email", StepStatus.PENDING),
     ]
-    charge_after = example.after[1]
-    assert charge_after.status is StepStatus.COMPLETED
-    assert charge_after.attempts == 1  # no second call
-    assert (charge_after.external_id or "").startswith("payment_id=")
-    assert example.run_status_after is RunStatus.COMPLETED
-    assert "Look the charge up by key" in example.recovery
+    assert example.run_status_after is RunStatus.NEEDS_MANUAL_REVIEW
+    assert "compensation_failed alert goes to finance" in example.recovery
+
+
+def test_a_failure_after_the_pivot_is_shown_when_money_already_moved() -> None:
+    """The payout: the ledger posting fails after the bank transfer; nothing is undone."""
+    example = plan(PAYOUT).example_states
+    assert example.step == "post_ledger"
+    assert example.impact == "money moved and not settled"
+    assert statuses(example.after) == [
+        ("debit", StepStatus.COMPLETED),
+        ("fx", StepStatus.COMPLETED),
+        ("transfer", StepStatus.COMPLETED),
+        ("post_ledger", StepStatus.NEEDS_MANUAL_REVIEW),
+        ("advise", StepStatus.PENDING),
+    ]
+    assert "forward recovery" in example.recovery
+    assert "Nothing before it is compensated" in example.recovery
 
 
 def test_rows_share_one_operation_id_and_carry_ids_only_once_they_exist() -> None:
-    """External ids appear for completed steps, not for pending or unknown ones."""
-    example = plan(CHECKOUT).example_states
+    example = plan(PAYOUT).example_states
     assert len({r.operation_id for r in (*example.before, *example.after)}) == 1
     before = {r.step_id: r for r in example.before}
-    assert (before["create_order"].external_id or "").startswith("order_id=")
-    assert before["charge_payment"].external_id is None
-    assert before["book_delivery"].attempts == 0
+    assert (before["debit"].external_id or "").startswith("debit_id=deb_")
+    assert before["post_ledger"].external_id is None
+    assert before["advise"].attempts == 0
 
 
-def test_lost_answer_without_verify_waits_for_a_person() -> None:
-    """No verify: the unknown step is in needs_manual_review and nothing moves."""
+def test_example_ids_never_double_an_underscore() -> None:
+    """fx_trade_id reads fx_trade_id=fxt_..., never fx__..."""
+    rows = plan(PAYOUT).example_states.before
+    fx = {r.step_id: r for r in rows}["fx"].external_id or ""
+    assert fx.startswith("fx_trade_id=fxt_")
+    assert all("__" not in (r.external_id or "") for r in rows)
+
+
+def test_a_lost_answer_without_verify_waits_for_a_person() -> None:
+    """Nothing can be undone or has moved money: the unknown outcome is the worst case."""
     shop = process(
-        step("write", compensation="Delete", external_id="row_id"),
         step("ship", "external_api", "no", compensation="Cancel", external_id="ship_id"),
-        step("mail", "email", "yes", compensation="none"),
+        step("mail", "email", "no", compensation="none", mitigation="x", required=False),
         alerts={"default": "logistics"},
     )
     example = plan(shop).example_states
     assert example.step == "ship"
+    assert example.impact == "an outcome nobody knows"
     assert statuses(example.after) == [
-        ("write", StepStatus.COMPLETED),
         ("ship", StepStatus.NEEDS_MANUAL_REVIEW),
         ("mail", StepStatus.PENDING),
     ]
-    assert example.run_status_after is RunStatus.NEEDS_MANUAL_REVIEW
     assert "logistics" in example.recovery
 
 
@@ -104,7 +131,7 @@ def test_all_retriable_process_shows_a_failed_compensation() -> None:
         step("write", compensation="Delete", external_id="row_id"),
         step("reserve", "reservation", compensation="Release", external_id="res_id"),
         step("publish", "queue", compensation="Publish a cancel", external_id="msg_id"),
-        step("mail", "email", "yes", compensation="none"),
+        step("log", compensation="Delete", external_id="log_id"),
     )
     example = plan(shop).example_states
     assert example.step == "reserve"
@@ -112,13 +139,11 @@ def test_all_retriable_process_shows_a_failed_compensation() -> None:
         ("write", StepStatus.COMPLETED),
         ("reserve", StepStatus.COMPENSATION_FAILED),
         ("publish", StepStatus.COMPENSATED),
-        ("mail", StepStatus.FAILED),
+        ("log", StepStatus.FAILED),
     ]
-    assert example.run_status_after is RunStatus.NEEDS_MANUAL_REVIEW
 
 
 def test_nothing_to_undo_shows_the_last_step_failing() -> None:
-    """No compensatable step and no unsafe one: the last step fails definitely."""
     shop = process(step("read", "none"), step("log", "database", "yes", compensation="none"))
     example = plan(shop).example_states
     assert example.step == "log"
@@ -127,17 +152,16 @@ def test_nothing_to_undo_shows_the_last_step_failing() -> None:
 
 
 def test_flow_nodes_are_unique_and_every_edge_joins_two_of_them() -> None:
-    """The graph is well formed, whatever renders it."""
-    flow = plan(CHECKOUT).flow
-    ids = [n.id for n in flow.nodes]
-    assert len(ids) == len(set(ids))
-    for edge in flow.edges:
-        assert edge.source in ids
-        assert edge.target in ids
+    for proc in (CHECKOUT, PAYOUT):
+        flow = plan(proc).flow
+        ids = [n.id for n in flow.nodes]
+        assert len(ids) == len(set(ids))
+        for edge in flow.edges:
+            assert edge.source in ids
+            assert edge.target in ids
 
 
 def test_flow_forward_path_runs_through_every_step_in_order() -> None:
-    """start -> each step -> end_completed."""
     flow = plan(CHECKOUT).flow
     forward = [(e.source, e.target) for e in flow.edges if e.kind is FlowEdgeKind.FORWARD]
     assert forward == [
@@ -149,30 +173,31 @@ def test_flow_forward_path_runs_through_every_step_in_order() -> None:
     ]
 
 
-def test_flow_compensation_path_runs_backward_and_failures_enter_it() -> None:
-    """A failure enters the undo chain at the latest side-effecting step before it."""
-    flow = plan(CHECKOUT).flow
+def test_flow_marks_the_pivot_and_the_best_effort_steps() -> None:
+    nodes = {n.id: n for n in plan(PAYOUT).flow.nodes}
+    assert [n for n in nodes if nodes[n].pivot] == ["step_transfer"]
+    assert not nodes["step_advise"].required
+
+
+def test_flow_compensation_path_stops_before_the_pivot() -> None:
+    """A failure before (or of) the pivot enters the chain; after it, a person; a best-effort
+    failure is skipped."""
+    flow = plan(PAYOUT).flow
     chain = [(e.source, e.target) for e in flow.edges if e.kind is FlowEdgeKind.COMPENSATION]
-    assert chain == [
-        ("undo_book_delivery", "undo_charge_payment"),
-        ("undo_charge_payment", "undo_create_order"),
-        ("undo_create_order", "end_rolled_back"),
-    ]
+    assert chain == [("undo_fx", "undo_debit"), ("undo_debit", "end_rolled_back")]
     failures = {e.source: e.target for e in flow.edges if e.kind is FlowEdgeKind.FAILURE}
     assert failures == {
-        "step_create_order": "end_failed",
-        "step_charge_payment": "undo_create_order",
-        "step_book_delivery": "undo_charge_payment",
-        "step_send_email": "undo_book_delivery",
+        "step_debit": "end_failed",
+        "step_fx": "undo_debit",
+        "step_transfer": "undo_fx",
     }
+    forward = {e.source: e.target for e in flow.edges if e.kind is FlowEdgeKind.FORWARD_RECOVERY}
+    assert forward == {"step_post_ledger": "manual_review"}
+    skipped = {e.source: e.target for e in flow.edges if e.kind is FlowEdgeKind.SKIPPED}
+    assert skipped == {"step_advise": "end_completed"}
 
 
 def test_flow_sends_unknown_outcomes_and_failed_undos_to_manual_review() -> None:
-    """Every side-effecting step and every undo can end at manual review, as the matrix says.
-
-    An idempotent step is retried with the same key, and goes to a person when no attempt
-    gets an answer; a read-only step never does (it just fails).
-    """
     shop = process(step("look_up", "none"), *CHECKOUT.model_dump(by_alias=True)["steps"])
     flow = plan(shop).flow
     unknown = {e.source: e.label for e in flow.edges if e.kind is FlowEdgeKind.UNKNOWN_OUTCOME}
@@ -180,20 +205,17 @@ def test_flow_sends_unknown_outcomes_and_failed_undos_to_manual_review() -> None
         "step_create_order": "still unknown after 3 attempts",
         "step_charge_payment": "outcome unknown, verify cannot tell",
         "step_book_delivery": "still unknown after 3 attempts",
-        "step_send_email": "outcome unknown, verify cannot tell",
     }
-    flow = plan(CHECKOUT).flow
     failed_undo = {e.source for e in flow.edges if e.kind is FlowEdgeKind.COMPENSATION_FAILED}
     assert failed_undo == {"undo_book_delivery", "undo_charge_payment", "undo_create_order"}
     kinds = {n.id: n.kind for n in flow.nodes}
     assert kinds["manual_review"] is FlowNodeKind.MANUAL_REVIEW
 
 
-def test_flow_mitigation_node_for_an_irreversible_step_before_the_end() -> None:
-    """An email in the middle sits on the rollback path as a mitigation, not an undo."""
+def test_flow_mitigation_node_for_an_irreversible_step_a_rollback_passes() -> None:
     shop = process(
         step("write", compensation="Delete", external_id="row_id"),
-        step("mail", "email", "no", compensation="none", mitigation="Apologise"),
+        step("mail", "email", "no", compensation="none", mitigation="Apologise", required=False),
         step("ship", "external_api", "yes", compensation="Cancel", external_id="ship_id"),
     )
     nodes = {n.id: n for n in plan(shop).flow.nodes}

@@ -60,8 +60,11 @@ CHECKOUT = Process.model_validate(
 
 TOP_KEYS = {
     "format",
+    "ready",
     "process",
+    "pivot",
     "steps",
+    "rollback_chain",
     "rollback_sequences",
     "rollback_failure_policy",
     "decision_matrix",
@@ -78,10 +81,10 @@ def dumped() -> dict[str, Any]:
 
 
 def test_top_level_keys_and_format() -> None:
-    """The seven parts plus header, example states and flow; format v1."""
+    """The seven parts plus header, readiness, pivot, example states and flow; format v2."""
     data = dumped()
     assert set(data) == TOP_KEYS
-    assert data["format"] == PLAN_FORMAT == "sagaguard.plan/v1"
+    assert data["format"] == PLAN_FORMAT == "sagaguard.plan/v2"
     assert data["process"]["name"] == "checkout"
 
 
@@ -89,7 +92,7 @@ def test_issue_key_names_are_used_verbatim() -> None:
     """`class`, `failed_step`, `compensate`, `situation`, ... as the issue names them."""
     data = dumped()
     assert {"id", "class"} <= set(data["steps"][0])
-    assert {"failed_step", "compensate"} <= set(data["rollback_sequences"][0])
+    assert {"failed_step", "recovery", "rollback_from"} <= set(data["rollback_sequences"][0])
     assert set(data["decision_matrix"][0]) >= {"step", "situation", "decision", "reason"}
     assert set(data["tests"][0]) >= {"id", "category"}
     assert set(data["checklist"][0]) >= {"area"}
@@ -161,8 +164,24 @@ def test_every_text_names_something_of_this_process() -> None:
     texts = [f"{i.title} {i.detail}" for i in shop.checklist]
     texts += [f.message for f in shop.findings]
     texts += [t.scenario for t in shop.tests]
-    texts += [line for seq in shop.rollback_sequences for line in seq.procedure]
+    texts += [seq.summary for seq in shop.rollback_sequences]
+    texts += [e.reason for e in shop.decision_matrix if e.situation.value != "duplicate_request"]
     for text in texts:
         assert any(name in text for name in names), text
     joined = " ".join(texts).lower()
     assert "check the docs" not in joined
+
+
+def test_a_plan_with_an_error_finding_is_not_ready() -> None:
+    """`ready` is false exactly when a finding is an error."""
+    assert plan(CHECKOUT).ready is not plan(CHECKOUT).has_errors
+    blind = Process.model_validate(
+        {
+            "process": "p",
+            "state_store": "database",
+            "observability": [],
+            "alerts": {"default": "ops"},
+            "steps": [step("charge", "payment", "no", compensation="Refund")],
+        }
+    )
+    assert plan(blind).model_dump(mode="json")["ready"] is False

@@ -1,11 +1,13 @@
-"""Part 1 of the plan, the step table: actions, classes, conditions, data and signals."""
+"""Part 1 of the plan, the step table: actions, classes, the pivot, conditions and signals."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sagaguard.model import Process, StepClass
+from sagaguard.model import Phase, Process, StepClass
 from sagaguard.planner import plan
+from sagaguard.planner.plan import Answer, StepEntry
+from sagaguard.rules import StepKind
 
 
 def step(
@@ -35,22 +37,28 @@ SHOP = process(
         "payment",
         "unknown",
         compensation="Refund the charge by payment_id",
-        verify="Look the charge up by key",
+        verify="shop.psp:find_charge",
         external_id="payment_id",
         max_attempts=4,
     ),
-    step("notify", "email", "no", compensation="none"),
-    step("publish", "queue", "no"),
+    step("ship", "external_api", "no", compensation="none", external_id="shipment_id"),
+    step("publish", "queue", compensation="Publish order_cancelled"),
+    step("notify", "email", "no", compensation="none", required=False),
     alerts={"default": "oncall", "payment": "finance"},
     defaults={"timeout": "20s", "max_attempts": 2},
 )
 
 
+def signal(entry: StepEntry, answer: Answer) -> str:
+    [found] = [s for s in entry.signals if s.answer is answer]
+    return f"{found.looks_like} → {found.then}"
+
+
 def test_one_row_per_step_in_order_with_positions() -> None:
     """Every step appears once, in process order, numbered from 1."""
     rows = plan(SHOP).steps
-    assert [r.id for r in rows] == ["read_cart", "reserve", "charge", "notify", "publish"]
-    assert [r.position for r in rows] == [1, 2, 3, 4, 5]
+    assert [r.id for r in rows] == ["read_cart", "reserve", "charge", "ship", "publish", "notify"]
+    assert [r.position for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
 def test_classes_follow_the_model() -> None:
@@ -60,83 +68,216 @@ def test_classes_follow_the_model() -> None:
         "read_cart": StepClass.READ_ONLY,
         "reserve": StepClass.COMPENSATABLE,
         "charge": StepClass.COMPENSATABLE,
+        "ship": StepClass.IRREVERSIBLE,
+        "publish": StepClass.COMPENSATABLE,
         "notify": StepClass.IRREVERSIBLE,
-        "publish": StepClass.IRREVERSIBLE,
     }
 
 
-def test_compensation_only_for_compensatable_steps_and_names_the_external_id() -> None:
+def test_the_table_marks_the_derived_pivot_and_says_so() -> None:
+    """The shipment cannot be undone: it is the point of no return, derived, not declared."""
+    result = plan(SHOP)
+    assert result.pivot is not None
+    assert (result.pivot.step, result.pivot.declared) == ("ship", False)
+    assert "derived" in result.pivot.reason
+    assert [r.id for r in result.steps if r.pivot] == ["ship"]
+    assert [r.phase for r in result.steps] == [
+        Phase.BEFORE_PIVOT,
+        Phase.BEFORE_PIVOT,
+        Phase.BEFORE_PIVOT,
+        Phase.PIVOT,
+        Phase.AFTER_PIVOT,
+        Phase.AFTER_PIVOT,
+    ]
+
+
+def test_a_declared_pivot_is_marked_declared() -> None:
+    declared = plan(
+        process(
+            step("debit", "payment", compensation="Credit back"),
+            step("transfer", "payment", "no", compensation="none", pivot=True),
+        )
+    )
+    assert declared.pivot is not None
+    assert (declared.pivot.step, declared.pivot.declared) == ("transfer", True)
+    assert declared.pivot.reason == "transfer declares pivot: true"
+
+
+def test_a_process_every_step_of_which_can_be_undone_has_no_pivot() -> None:
+    result = plan(process(step("a", compensation="undo a"), step("b", compensation="undo b")))
+    assert result.pivot is None
+    assert not any(r.pivot for r in result.steps)
+
+
+def test_after_the_pivot_a_compensation_is_for_a_person_only() -> None:
+    """publish declares a compensation, but the engine never runs it after the pivot."""
+    publish = plan(SHOP).step("publish")
+    assert publish.compensation is not None
+    assert not publish.compensation_runs
+    assert publish.retry_for_s == 15 * 60.0
+    assert "compensation_attempts" not in publish.persist
+    assert any("a person to run by hand" in c for c in publish.rollback_conditions)
+    assert plan(SHOP).step("charge").compensation_runs
+
+
+def test_a_best_effort_row_says_so() -> None:
+    notify = plan(SHOP).step("notify")
+    assert not notify.required
+    assert notify.retry_for_s is None  # no forward-recovery window: it is skipped instead
+    assert "best_effort_failed alert goes to oncall" in signal(notify, Answer.REFUSED)
+    assert "the run goes on without it" in signal(notify, Answer.REFUSED)
+
+
+def test_compensation_names_the_external_id() -> None:
     """The reverse action addresses the id saved in the journal."""
     shop = plan(SHOP)
     assert shop.step("reserve").compensation == (
         "Release it, by the reservation_id saved in the journal"
     )
-    # Already names its id: not repeated.
     assert shop.step("charge").compensation == "Refund the charge by payment_id"
     assert shop.step("read_cart").compensation is None
-    assert shop.step("notify").compensation is None
 
 
 def test_mitigation_for_irreversible_steps_derived_from_what_they_change() -> None:
-    """An email cannot be unsent: correct it, never resend; a queue message is cancelled."""
-    shop = plan(SHOP)
-    email = shop.step("notify").mitigation or ""
+    """An email cannot be unsent: correct it, never resend."""
+    email = plan(SHOP).step("notify").mitigation or ""
     assert "send a correction" in email
     assert "never resend the original" in email
-    queue = shop.step("publish").mitigation or ""
-    assert "cancelling message" in queue
-    assert shop.step("reserve").mitigation is None
-
-
-def test_declared_mitigation_is_used_verbatim() -> None:
-    """The spec's mitigation wins over a derived one."""
-    shop = plan(
+    declared = plan(
         process(step("mail", "email", "no", compensation="none", mitigation="Send a sorry note"))
     )
-    assert shop.step("mail").mitigation == "Send a sorry note"
+    assert declared.step("mail").mitigation == "Send a sorry note"
 
 
-def test_rollback_condition_names_the_later_steps_undone_first() -> None:
-    """A compensatable step waits for the later compensatable steps, latest first."""
-    condition = plan(SHOP).step("reserve").rollback_condition
-    assert "before charge is compensated (latest first)" in condition
-    assert "when reserve never completed (no reservation_id in the journal)" in condition
-    assert "when reserve is already compensated" in condition
-
-
-def test_rollback_condition_says_how_an_unknown_outcome_is_settled() -> None:
-    """Idempotent: retry with the key first; verify declared: verify first."""
+def test_rollback_conditions_are_specific_to_the_kind_of_step() -> None:
+    """Not four template lines: a reservation that became a shipment, an open chargeback."""
     shop = plan(SHOP)
-    assert "retry it with the same idempotency key first" in shop.step("reserve").rollback_condition
-    assert "verify it first" in shop.step("charge").rollback_condition
+    reserve = shop.step("reserve").rollback_conditions
+    charge = shop.step("charge").rollback_conditions
+    assert any("became a shipment" in c for c in reserve)
+    assert any("chargeback or dispute is open on payment_id" in c for c in charge)
+    assert reserve != charge
+    assert any("it is retried with the same idempotency key first" in c for c in reserve)
+    assert any("verify settles it first" in c for c in charge)
+    assert any("once ship, the point of no return, completed" in c for c in charge)
+
+
+def test_the_spec_rollback_condition_comes_first() -> None:
+    own = plan(
+        process(
+            step("book", "reservation", compensation="Cancel", rollback_condition="Not after 6pm"),
+            step("pay", "payment", compensation="Refund"),
+        )
+    )
+    assert own.step("book").rollback_conditions[0] == "Not after 6pm"
 
 
 def test_rollback_condition_for_steps_never_compensated() -> None:
-    """Read-only and irreversible steps are never compensated; undeclared ones cannot be."""
     shop = plan(SHOP)
-    assert shop.step("read_cart").rollback_condition == (
-        "always: read_cart changes nothing, so there is nothing to undo"
+    assert shop.step("read_cart").rollback_conditions == (
+        "always: read_cart changes nothing, so there is nothing to undo",
     )
-    assert "apply its mitigation" in shop.step("notify").rollback_condition
-    # publish is last too: no rollback ever reaches it.
-    assert shop.step("publish").rollback_condition == (
-        "always: publish is the last step, so no later step can fail and no rollback reaches "
-        "it (it could not be undone anyway)"
-    )
+    assert "apply its mitigation" in shop.step("ship").rollback_conditions[0]
+    last = plan(process(step("write", compensation="Delete"), step("book", compensation="Cancel")))
+    assert "is the last step" in last.step("book").rollback_conditions[-1]
     middle = plan(process(step("publish", "queue"), step("write", compensation="Delete it")))
-    assert "declares no compensation" in middle.step("publish").rollback_condition
+    assert "declares no compensation" in middle.step("publish").rollback_conditions[0]
+
+
+def test_payment_signals_carry_the_protocol_codes() -> None:
+    """2xx with the charge id = success; 402 = refusal; 409 same key = in progress; 5xx =
+    unknown: verified, never taken for a refusal."""
+    charge = plan(SHOP).step("charge")
+    assert "2xx with the charge (or debit) id and a succeeded status" in signal(
+        charge, Answer.SUCCESS
+    )
+    refused = signal(charge, Answer.REFUSED)
+    assert refused.startswith("402 or a decline")
+    assert "StepFailed(retry=False)" in refused
+    in_progress = signal(charge, Answer.IN_PROGRESS)
+    assert in_progress.startswith("409 under the same idempotency key")
+    assert "never a refusal" in in_progress
+    assert "verified before anything else" in in_progress
+    assert signal(charge, Answer.UNKNOWN).startswith("5xx, a timeout or a reset connection")
+
+
+def test_a_bank_transfer_a_dns_change_and_a_test_suite_get_signals_of_their_own() -> None:
+    """No card wording for a wire, a DNS record or a CI run."""
+    deploy = plan(
+        process(
+            step("run_tests", "none", action="Run the integration test suite on the build"),
+            step(
+                "switch_dns",
+                "external_api",
+                action="Point the www CNAME record at the green stack",
+                compensation="Point it back",
+            ),
+            step(
+                "pay_supplier",
+                "payment",
+                "no",
+                action="Send the SEPA credit transfer to the supplier",
+                compensation="none",
+            ),
+        )
+    )
+    tests = signal(deploy.step("run_tests"), Answer.REFUSED)
+    dns = signal(deploy.step("switch_dns"), Answer.SUCCESS)
+    wire = signal(deploy.step("pay_supplier"), Answer.REFUSED)
+    assert "tests fail" in tests
+    assert "INSYNC" in dns
+    assert "RJCT with a reason code" in wire
+    for text in (tests, dns, wire):
+        assert "card" not in text
+        assert "402" not in text
+
+
+def test_signals_in_the_spec_override_the_derived_ones() -> None:
+    own = plan(
+        process(
+            step(
+                "charge",
+                "payment",
+                compensation="Refund",
+                signals={"refused": "HTTP 402 with decline_code", "in_progress": "HTTP 409"},
+            )
+        )
+    ).step("charge")
+    by_answer = {s.answer: s for s in own.signals}
+    assert by_answer[Answer.REFUSED].looks_like == "HTTP 402 with decline_code"
+    assert by_answer[Answer.REFUSED].from_spec
+    assert not by_answer[Answer.SUCCESS].from_spec
+
+
+def test_what_follows_a_signal_is_the_ruling_for_this_step() -> None:
+    """A refusal of the pivot rolls back; after the pivot a refusal goes to a person."""
+    shop = plan(SHOP)
+    assert "the run rolls back: charge and reserve are compensated" in signal(
+        shop.step("ship"), Answer.REFUSED
+    )
+    assert "needs_manual_review, alert to oncall" in signal(shop.step("publish"), Answer.REFUSED)
+    assert "nothing is rolled back" in signal(shop.step("publish"), Answer.REFUSED)
 
 
 def test_an_idempotent_step_says_what_follows_retries_that_never_answer() -> None:
-    """The engine sends it to a person with an alert once its attempts are spent."""
-    unknown = plan(SHOP).step("reserve").failure_signals[2]
-    assert unknown.endswith(
-        "still no answer after 2 attempts: needs_manual_review, alert to oncall"
-    )
+    unknown = signal(plan(SHOP).step("reserve"), Answer.UNKNOWN)
+    assert "retried with the same key ({operation_id}:reserve), at most 2 attempts" in unknown
+    assert unknown.endswith("then needs_manual_review, alert to oncall")
+
+
+def test_verify_bound_says_whether_the_engine_can_ask() -> None:
+    """Code bound: verifiable. Only described: the engine cannot ask, a person decides."""
+    shop = plan(SHOP)
+    charge = shop.step("charge")
+    assert (charge.verify_bound, charge.kind) == (True, StepKind.VERIFIABLE)
+    described = plan(
+        process(step("charge", "payment", "unknown", compensation="Refund", verify="Look it up"))
+    ).step("charge")
+    assert (described.verify_bound, described.kind) == (False, StepKind.VERIFY_UNBOUND)
+    assert "no code is bound" in signal(described, Answer.UNKNOWN)
 
 
 def test_data_to_persist_includes_the_external_id_and_keys() -> None:
-    """The journal fields of the guide, plus the step's own external id."""
     shop = plan(SHOP)
     charge = shop.step("charge").persist
     for field in (
@@ -157,72 +298,20 @@ def test_data_to_persist_includes_the_external_id_and_keys() -> None:
 
 
 def test_limits_come_from_the_step_or_the_defaults() -> None:
-    """Own timeout / attempts when set, else the process defaults."""
     shop = plan(SHOP)
     assert (shop.step("reserve").timeout_s, shop.step("reserve").max_attempts) == (5.0, 2)
     assert (shop.step("charge").timeout_s, shop.step("charge").max_attempts) == (20.0, 4)
 
 
 def test_alert_route_money_to_the_payment_route() -> None:
-    """The payment step is routed to finance, the rest to the default."""
     shop = plan(SHOP)
     assert shop.step("charge").alert_route == "finance"
-    assert shop.step("reserve").alert_route == "oncall"
-
-
-def test_signals_distinguish_definite_failure_from_unknown_outcome() -> None:
-    """Failure signals say what is a definite failure and what an unknown outcome leads to."""
-    shop = plan(SHOP)
-    charge = shop.step("charge")
-    assert charge.failure_signals[0].startswith("definite failure: the payment provider")
-    assert "retried, up to 4 attempts with backoff" in charge.failure_signals[0]
-    assert "no answer within 20s" in charge.failure_signals[2]
-    assert "verified before anything else (Look the charge up by key)" in charge.failure_signals[2]
-    assert "person decides" in shop.step("notify").failure_signals[2]
-    assert (
-        "same idempotency key ({operation_id}:reserve)" in shop.step("reserve").failure_signals[2]
-    )
-    assert "payment_id is returned and committed to the journal" in charge.success_signals
-
-
-def test_a_lasting_refusal_is_not_worded_as_something_to_retry() -> None:
-    """A decline or a constraint violation repeats: the signal says how the run ends."""
-    shop = plan(SHOP)
-    decline = shop.step("charge").failure_signals[1]
-    assert decline.startswith("definite refusal: a decline (card declined, insufficient funds)")
-    assert decline.endswith(
-        "a repeat gets the same answer: the run fails and rolls back: reserve is compensated"
-    )
-    assert "retried" not in decline
-    first = plan(process(step("create_order", compensation="Cancel it", external_id="order_id")))
-    constraint = first.step("create_order").failure_signals[1]
-    assert constraint.startswith("definite refusal: a constraint or validation error")
-    assert constraint.endswith(
-        "the run fails with nothing to undo (create_order is the first step)"
-    )
-    passing = first.step("create_order").failure_signals[0]
-    assert passing.startswith("definite failure: a deadlock or serialization failure")
+    assert shop.step("reserve").alert_to == "oncall"
 
 
 def test_a_step_allowed_one_attempt_says_it_is_not_retried() -> None:
-    """max_attempts: 1 means a passing failure gets no second attempt."""
-    once = plan(process(step("write", compensation="Delete it", max_attempts=1)))
-    signal = once.step("write").failure_signals[0]
-    assert "max_attempts: 1 allows no second one" in signal
-    assert "retried" not in signal
-
-
-def test_the_last_step_is_never_compensated_so_its_row_says_so() -> None:
-    """A compensatable last step: no later step can fail, so its undo never runs."""
-    shop = plan(
-        process(
-            step("write", compensation="Delete the row", external_id="row_id"),
-            step("book", "external_api", compensation="Cancel it", external_id="booking_id"),
-        )
-    )
-    book = shop.step("book")
-    assert book.rollback_condition == (
-        "always: book is the last step, so no later step can fail and its compensation never runs"
-    )
-    assert "compensation_attempts" not in book.persist
-    assert "compensation_attempts" in shop.step("write").persist
+    """max_attempts: 1 means a passing failure gets no second attempt: "at most 1 attempt"."""
+    once = plan(process(step("write", compensation="Delete it", max_attempts=1))).step("write")
+    failure = signal(once, Answer.FAILURE)
+    assert "at most 1 attempt " in failure
+    assert "1 attempts" not in failure

@@ -149,19 +149,63 @@ def test_html_introductions_and_legend_name_checkout_steps() -> None:
     assert "Recovery runs backward: the latest completed step is undone first." not in text
     assert "A failed compensation is its own event with its own alert." not in text
     assert "<td>every step</td>" not in page
-    assert "when send_confirmation_email fails, the rollback undoes book_delivery first" in text
+    assert "when book_delivery fails, the rollback undoes charge_payment first" in text
+    assert "send_confirmation_email is best-effort: its failure rolls nothing back" in text
     assert "compensation_failed alert to shop-oncall (finance for charge_payment)" in text
-    assert "create_order's timeout means retry within its 3 attempts, then manual review" in text
-    assert "any step of checkout" in text
+    assert "create_order's timeout means retry (at most 3 attempts), then manual review" in text
+    assert "A duplicate request (any step): return the existing run" in text
     legend = re.search(r'<div class="legend">(.*?)</div>', page, flags=re.DOTALL)
     assert legend is not None
     assert '<span class="l-forward">the forward path, create_order to send_confirmation_email' in (
         legend.group(1)
     )
-    assert "waits for a person" not in legend.group(1)
+    assert '<span class="l-skipped">send_confirmation_email failing (best-effort)' in (
+        legend.group(1)
+    )
 
 
 def test_html_shows_a_verify_bound_to_code_as_code() -> None:
     """A verify that names a function reads `code: module:function`, in code type."""
     page = render_html(plan(load_spec(EXAMPLES / "checkout_runnable.yaml")))
-    assert "<dt>verify</dt><dd>code: <code>checkout_app:find_charge</code></dd>" in page
+    assert "<dt>verify</dt><dd>code: <code>checkout_app:find_charge</code>" in page
+    assert "code bound: the engine asks it" in page
+
+
+def test_html_runbook_commands_are_code_blocks_without_backticks() -> None:
+    """Commands render as <pre><code>, copy as typed, and no literal backtick is left."""
+    page = render_html(plan(load_spec(EXAMPLES / "checkout.yaml")))
+    blocks = re.findall(r'<pre class="cmd"><code>(.*?)</code></pre>', page, flags=re.DOTALL)
+    assert blocks
+    commands = [line for block in blocks for line in block.splitlines()]
+    assert "sagaguard review list" in commands
+    assert any(c.startswith("sagaguard review resolve OPERATION_ID --step ") for c in commands)
+    text = "".join(parse(page).text)
+    assert "`" not in text
+    assert "<code>--as completed</code>" in page
+
+
+def test_html_opens_with_not_ready_when_a_finding_is_an_error() -> None:
+    blind = plan(
+        parse_spec(
+            "process: pay\nstate_store: database\nobservability: []\n"
+            "alerts: {default: ops}\nsteps:\n"
+            "  - {id: charge, changes: [payment], idempotent: no, compensation: Refund}\n"
+        )
+    )
+    page = render_html(blind)
+    banner = page.index('<div class="not-ready"')
+    assert banner < page.index('<section id="steps">')
+    assert "Not ready for production" in page[banner : banner + 400]
+    assert "<code>SG003</code> on <code>charge</code>" in page
+    assert '<div class="not-ready"' not in render_html(plan(load_spec(EXAMPLES / "checkout.yaml")))
+
+
+def test_html_diagram_scales_to_the_page_width() -> None:
+    """The SVG takes the width it is given (no minimum wider than the page) and keeps its
+    aspect ratio; the drawing itself is narrow enough for the page."""
+    page = render_html(plan(load_spec(EXAMPLES / "b2b_payout.yaml")))
+    svg = re.search(r"<svg [^>]*>", page)
+    assert svg is not None
+    assert "min-width" not in svg.group(0)
+    width = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg.group(0)).group(1))  # type: ignore[union-attr]
+    assert width <= 1180

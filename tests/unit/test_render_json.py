@@ -27,7 +27,7 @@ def test_json_keys_follow_the_model_field_order() -> None:
     process_plan = checkout()
     document = json.loads(render_json(process_plan))
     assert list(document) == list(process_plan.model_dump(mode="json"))
-    assert list(document)[:3] == ["format", "process", "steps"]
+    assert list(document)[:5] == ["format", "ready", "process", "pivot", "steps"]
     assert "class" in document["steps"][0]
 
 

@@ -47,7 +47,8 @@ def test_markdown_names_every_step_and_every_test_and_finding() -> None:
     for step in process_plan.steps:
         assert f"`{step.id}`" in text
         assert step.action in text
-        assert step.rollback_condition in text
+        for condition in step.rollback_conditions:
+            assert condition in text
     for test in process_plan.tests:
         assert f"`{test.id}`" in text
     for finding in process_plan.findings:
@@ -179,20 +180,24 @@ def test_markdown_introductions_speak_of_checkout_not_of_sagas_in_general() -> N
     ):
         assert generic not in text, generic
     assert (
-        "Recovery runs backward from the step that failed: when send_confirmation_email fails, "
-        "the rollback undoes book_delivery first, then charge_payment, reserve_stock and "
-        "create_order. When create_order fails, nothing is undone: the run ends failed."
+        "Recovery runs backward from the step that failed: when book_delivery fails, the "
+        "rollback undoes charge_payment first, then reserve_stock and create_order. "
+        "send_confirmation_email is best-effort: its failure rolls nothing back and the run "
+        "completes. When create_order fails, nothing is undone: the run ends failed."
     ) in text
     assert (
-        "If undoing create_order, reserve_stock, charge_payment or book_delivery fails, the "
-        "rollback stops at that step"
+        "If undoing create_order, reserve_stock, charge_payment or book_delivery fails, it is "
+        "retried for 15m, at least 3 attempts; then the rollback stops at that step"
     ) in text
     assert "compensation_failed alert to shop-oncall (finance for charge_payment)." in text
     assert (
-        "for example `retry → manual review 🔔` for create_order's timeout means retry within "
-        "its 3 attempts, then manual review, and shop-oncall is alerted (🔔)."
+        "for example `retry → manual review 🔔` for create_order's timeout means retry (at most "
+        "3 attempts), then manual review, and shop-oncall is alerted (🔔)."
     ) in text
-    assert "- *duplicate request* for any step of checkout → **none**" in text
+    assert (
+        "**A duplicate request** (any step) → **return the existing run**: the same "
+        "operation_id gets the existing run back"
+    ) in text
 
 
 def test_markdown_flow_legend_names_the_paths_of_this_process() -> None:
@@ -201,47 +206,80 @@ def test_markdown_flow_legend_names_the_paths_of_this_process() -> None:
     legend = text.split("## Flow diagram", 1)[1].split("```mermaid", 1)[0]
     assert "- **Solid blue:** the forward path, create_order to send_confirmation_email" in legend
     assert (
-        "- **Red dashed:** send_confirmation_email failing starts the rollback at undo "
-        "book_delivery; create_order failing ends the run with nothing to undo"
+        "- **Red dashed:** book_delivery failing starts the rollback at undo charge_payment; "
+        "create_order failing ends the run with nothing to undo"
+    ) in legend
+    assert (
+        "- **Grey dashed:** send_confirmation_email failing (best-effort) is skipped: the run "
+        "goes on"
     ) in legend
     assert (
         "- **Orange dashed:** the rollback, latest first: undo book_delivery, undo "
         "charge_payment, undo reserve_stock, undo create_order"
     ) in legend
-    assert (
-        "- **Red dotted:** a failed undo of book_delivery, charge_payment, reserve_stock" in legend
-    )
 
 
 def test_rollback_intro_of_a_process_that_undoes_nothing_says_so() -> None:
-    """Only irreversible steps: the intro says what the rollback keeps, not what it undoes."""
+    """Only irreversible steps before the last: the intro says what the rollback keeps."""
     text = render_markdown(
         plan(
             parse_spec(
-                "process: notify\nstate_store: database\nobservability: []\nsteps:\n"
-                "  - {id: mail, changes: [email], idempotent: no, compensation: none}\n"
+                "process: notify\nstate_store: database\nobservability: []\n"
+                "alerts: {default: ops}\nsteps:\n"
+                "  - {id: mail, changes: [email], idempotent: no, compensation: none,"
+                " required: false}\n"
                 "  - {id: push, changes: [queue], idempotent: yes, compensation: none}\n"
             )
         )
     )
     assert (
-        "No step of notify can be undone: when push fails, the rollback keeps mail (it cannot "
-        "be undone) with a mitigation."
+        "Up to the point of no return (push), recovery cannot undo anything: when push fails, "
+        "the rollback keeps mail (cannot be undone) with a mitigation."
     ) in text
-    assert "No step of notify before the last has a compensation, so no rollback can fail." in text
+    assert "No rollback of notify runs a compensation, so no rollback can fail." in text
+
+
+def test_a_plan_that_is_not_ready_says_so_first_with_its_errors() -> None:
+    """Error findings: the document opens with "Not ready for production" and lists them."""
+    blind = plan(
+        parse_spec(
+            "process: pay\nstate_store: database\nobservability: []\n"
+            "alerts: {default: ops}\nsteps:\n"
+            "  - {id: charge, changes: [payment], idempotent: no, compensation: Refund}\n"
+        )
+    )
+    text = render_markdown(blind)
+    head = text.split("## 1. Step table", 1)[0]
+    assert "> **Not ready for production:** 1 error must be fixed first." in head
+    assert "> - `SG003` on `charge`:" in head
+    assert "Not ready for production" not in render_markdown(checkout())
 
 
 def test_verify_bound_to_code_reads_as_code_not_as_a_sentence() -> None:
     """checkout_runnable binds charge_payment's verify to checkout_app:find_charge."""
     runnable = plan(load_spec(EXAMPLES / "checkout_runnable.yaml"))
     text = render_markdown(runnable)
-    assert "- **Verify the real outcome:** code: `checkout_app:find_charge`" in text
+    assert (
+        "- **Verify the real outcome:** code: `checkout_app:find_charge` (code bound: the "
+        "engine asks it)"
+    ) in text
     charge = runnable.step("charge_payment")
     assert charge.verify == "checkout_app:find_charge"  # the contract keeps the spec's value
-    assert "verify finds it (code: checkout_app:find_charge)" in charge.success_signals
-    assert (
-        "verified before anything else (code: checkout_app:find_charge)"
-        in (charge.failure_signals[2])
+    assert charge.verify_bound
+    # A spec whose verify is prose says the engine cannot ask, and how to bind it.
+    prose = render_markdown(checkout())
+    assert "(described only: no code is bound, so the engine cannot ask" in prose
+
+
+def test_wording_says_one_attempt_not_one_attempts() -> None:
+    once = plan(
+        parse_spec(
+            "process: once\nstate_store: database\nobservability: []\nsteps:\n"
+            "  - {id: write, changes: [database], idempotent: yes, compensation: x,"
+            " max_attempts: 1}\n"
+            "  - {id: ship, changes: [database], idempotent: yes, compensation: y}\n"
+        )
     )
-    # Wherever the binding is quoted, it is marked as code.
-    assert re.findall(r"(?<!code: )(?<!code: `)checkout_app:find_charge", text) == []
+    text = render_markdown(once)
+    assert "at most 1 attempt" in text
+    assert "1 attempts" not in text

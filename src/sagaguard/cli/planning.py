@@ -21,7 +21,7 @@ from sagaguard.cli.errors import EXIT_FINDINGS, PROG
 from sagaguard.cli.output import stdout_is_terminal, write_atomic, write_stdout
 from sagaguard.exceptions import SagaGuardError
 from sagaguard.starter import STARTER_FILE_NAME, starter_spec
-from sagaguard.targets import load_process
+from sagaguard.targets import load_process, verify_bound_of
 
 if TYPE_CHECKING:
     from sagaguard.planner import Finding, Plan
@@ -131,7 +131,8 @@ def init(
 def _plan_of(target: str) -> Plan:
     from sagaguard.planner import plan as build_plan
 
-    return build_plan(load_process(target))
+    process = load_process(target)
+    return build_plan(process, verify_bound=verify_bound_of(target, process))
 
 
 def _format_for(output: Path | None) -> PlanFormat:

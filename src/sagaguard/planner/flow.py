@@ -1,13 +1,14 @@
-"""The flow diagram of a plan: forward path, compensation path, and where a person takes over.
+"""The flow diagram of a plan: forward path, rollback path, and where a person takes over.
 
 Node ids are prefixed (``step_``, ``undo_``, ``mitigate_``, ``end_``) so they never collide
 with each other whatever the step ids are. Renderers draw Mermaid or SVG from this directly.
 
     start -> step_a -> step_b -> ... -> end_completed               (forward)
-    step_k -fails-> latest side-effecting step before k, undone or mitigated
+    step_k -fails-> latest step before k a rollback visits (undo or mitigate), or end_failed
     undo_j -> undo_i / mitigate_i -> ... -> end_rolled_back          (compensation, backward)
-    step_k -outcome unknown-> manual_review   (no safe retry, verify cannot tell, or the
-                                              retries of an idempotent step never answer)
+    step_k -fails-> manual_review      after the pivot: forward recovery, then a person
+    step_k -fails-> step_k+1           best-effort: skipped, the run goes on
+    step_k -outcome unknown-> manual_review
     undo_j -compensation fails-> manual_review
 """
 
@@ -15,10 +16,16 @@ from __future__ import annotations
 
 import itertools
 
-from sagaguard._legacy_rules import Decision, Situation, decide
-from sagaguard.model import Process, Step, StepClass
+from sagaguard.model import Phase, Step, StepClass
+from sagaguard.planner.context import Planning
 from sagaguard.planner.plan import Flow, FlowEdge, FlowEdgeKind, FlowNode, FlowNodeKind
-from sagaguard.planner.wording import compensation_instruction, mitigation_for, side_effecting
+from sagaguard.planner.wording import (
+    compensation_instruction,
+    fmt_seconds,
+    mitigation_for,
+    plural,
+)
+from sagaguard.rules import Decision, Situation, StepKind
 
 __all__ = ["build_flow", "reverse_node_id", "step_node_id"]
 
@@ -27,6 +34,12 @@ END_COMPLETED = "end_completed"
 END_ROLLED_BACK = "end_rolled_back"
 END_FAILED = "end_failed"
 MANUAL_REVIEW = "manual_review"
+
+_UNKNOWN_LABELS = {
+    StepKind.VERIFIABLE: "outcome unknown, verify cannot tell",
+    StepKind.VERIFY_UNBOUND: "outcome unknown, verify not bound to code",
+    StepKind.UNVERIFIABLE: "outcome unknown",
+}
 
 
 def step_node_id(step: Step) -> str:
@@ -40,44 +53,47 @@ def reverse_node_id(step: Step) -> str:
     return f"{prefix}_{step.id}"
 
 
-def build_flow(process: Process) -> Flow:
+def _end(node_id: str, label: str) -> FlowNode:
+    return FlowNode(id=node_id, label=label, kind=FlowNodeKind.END, step=None, step_class=None)
+
+
+def build_flow(ctx: Planning) -> Flow:
     """Nodes and edges of the forward and compensation paths."""
     nodes = [
-        FlowNode(id=START, label=process.name, kind=FlowNodeKind.START, step=None, step_class=None)
+        FlowNode(
+            id=START, label=ctx.process.name, kind=FlowNodeKind.START, step=None, step_class=None
+        )
     ]
     edges: list[FlowEdge] = []
     previous = START
-    for step in process.steps:
+    for step in ctx.steps:
         node = step_node_id(step)
         nodes.append(
             FlowNode(
                 id=node,
-                label=step.action_text,
+                label=" ".join(step.action_text.split()),
                 kind=FlowNodeKind.STEP,
                 step=step.id,
                 step_class=step.step_class,
+                pivot=ctx.phase(step) is Phase.PIVOT,
+                required=step.required,
             )
         )
         edges.append(FlowEdge(source=previous, target=node, kind=FlowEdgeKind.FORWARD, label=None))
         previous = node
-    nodes.append(
-        FlowNode(
-            id=END_COMPLETED, label="completed", kind=FlowNodeKind.END, step=None, step_class=None
-        )
-    )
+    nodes.append(_end(END_COMPLETED, "completed"))
     edges.append(
         FlowEdge(source=previous, target=END_COMPLETED, kind=FlowEdgeKind.FORWARD, label=None)
     )
 
-    # The last step is never undone: nothing after it can fail.
-    chain = [s for s in reversed(process.steps[:-1]) if side_effecting(s)]
+    chain = ctx.rollback_chain()
     for step in chain:
-        compensatable = step.step_class is StepClass.COMPENSATABLE
+        undo = ctx.ruling(step, Situation.LATER_STEP_FAILED).decision is Decision.COMPENSATE
         nodes.append(
             FlowNode(
                 id=reverse_node_id(step),
-                label=compensation_instruction(step) if compensatable else mitigation_for(step),
-                kind=FlowNodeKind.COMPENSATION if compensatable else FlowNodeKind.MITIGATION,
+                label=compensation_instruction(step) if undo else mitigation_for(step),
+                kind=FlowNodeKind.COMPENSATION if undo else FlowNodeKind.MITIGATION,
                 step=step.id,
                 step_class=step.step_class,
             )
@@ -92,15 +108,7 @@ def build_flow(process: Process) -> Flow:
             )
         )
     if chain:
-        nodes.append(
-            FlowNode(
-                id=END_ROLLED_BACK,
-                label="rolled back",
-                kind=FlowNodeKind.END,
-                step=None,
-                step_class=None,
-            )
-        )
+        nodes.append(_end(END_ROLLED_BACK, "rolled back"))
         edges.append(
             FlowEdge(
                 source=reverse_node_id(chain[-1]),
@@ -110,41 +118,23 @@ def build_flow(process: Process) -> Flow:
             )
         )
 
-    needs_failed_end = False
-    for index, step in enumerate(process.steps):
-        before = [s for s in reversed(process.steps[:index]) if side_effecting(s)]
-        if before:
-            target = reverse_node_id(before[0])
-        else:
-            target, needs_failed_end = END_FAILED, True
-        edges.append(
-            FlowEdge(
-                source=step_node_id(step), target=target, kind=FlowEdgeKind.FAILURE, label="fails"
-            )
-        )
-    if needs_failed_end:
-        nodes.append(
-            FlowNode(
-                id=END_FAILED,
-                label="failed, nothing to undo",
-                kind=FlowNodeKind.END,
-                step=None,
-                step_class=None,
-            )
-        )
-
     review: list[FlowEdge] = []
-    for step in process.steps:
-        ruling = decide(step, Situation.TIMEOUT)
-        if ruling.decision is Decision.VERIFY:
-            label = "outcome unknown, verify cannot tell"
-        elif ruling.decision is Decision.MANUAL_REVIEW:
-            label = "outcome unknown"
-        elif ruling.then is Decision.MANUAL_REVIEW:
-            # Idempotent: retried with the same key, and a person decides if none answers.
-            label = f"still unknown after {process.max_attempts_for(step)} attempts"
-        else:
+    needs_failed_end = False
+    for index, step in enumerate(ctx.steps):
+        edge, failed_end = _failure_edge(ctx, index, step, review)
+        needs_failed_end |= failed_end
+        if edge is not None:
+            edges.append(edge)
+    if needs_failed_end:
+        nodes.append(_end(END_FAILED, "failed, nothing to undo"))
+
+    for step in ctx.steps:
+        ruling = ctx.ruling(step, Situation.TIMEOUT)
+        if ruling.ends is not Decision.MANUAL_REVIEW:
             continue
+        kind = ctx.kind(step)
+        attempts = ruling.bound.attempts or 1 if ruling.bound else 1
+        label = _UNKNOWN_LABELS.get(kind) or f"still unknown after {plural(attempts, 'attempt')}"
         review.append(
             FlowEdge(
                 source=step_node_id(step),
@@ -154,7 +144,7 @@ def build_flow(process: Process) -> Flow:
             )
         )
     for step in chain:
-        if step.step_class is StepClass.COMPENSATABLE:
+        if ctx.ruling(step, Situation.LATER_STEP_FAILED).decision is Decision.COMPENSATE:
             review.append(
                 FlowEdge(
                     source=reverse_node_id(step),
@@ -175,3 +165,37 @@ def build_flow(process: Process) -> Flow:
         )
         edges += review
     return Flow(nodes=tuple(nodes), edges=tuple(edges))
+
+
+def _failure_edge(
+    ctx: Planning, index: int, step: Step, review: list[FlowEdge]
+) -> tuple[FlowEdge | None, bool]:
+    """The edge a failure for good of ``step`` takes; True when it ends at ``end_failed``."""
+    source = step_node_id(step)
+    decision = ctx.give_up(step)
+    if decision is Decision.MANUAL_REVIEW:
+        window = fmt_seconds(ctx.process.retry_for(step))
+        review.append(
+            FlowEdge(
+                source=source,
+                target=MANUAL_REVIEW,
+                kind=FlowEdgeKind.FORWARD_RECOVERY,
+                label=f"fails: retried for {window}, then a person",
+            )
+        )
+        return None, False
+    if decision is Decision.CONTINUE:
+        following = ctx.steps[index + 1] if index + 1 < len(ctx.steps) else None
+        target = step_node_id(following) if following is not None else END_COMPLETED
+        edge = FlowEdge(
+            source=source, target=target, kind=FlowEdgeKind.SKIPPED, label="fails: skipped"
+        )
+        return edge, False
+    first = ctx.latest_in_chain(index)
+    if first is not None:
+        target = reverse_node_id(first)
+        return FlowEdge(
+            source=source, target=target, kind=FlowEdgeKind.FAILURE, label="fails"
+        ), False
+    edge = FlowEdge(source=source, target=END_FAILED, kind=FlowEdgeKind.FAILURE, label="fails")
+    return edge, True

@@ -1,187 +1,157 @@
-"""Parts 2 and 3 of the plan: rollback sequences and the policy for a failed compensation.
+"""Parts 2 and 3 of the plan: what a failure for good leads to, and a failed compensation.
 
-Recovery runs backward: the latest completed compensatable step is undone first, an
-irreversible step met on the way gets its mitigation, and a step whose outcome is unknown is
-verified (or handed to a person) before anything is compensated.
+Before the point of no return (or at it), recovery runs backward: the latest completed
+compensatable step is undone first and an irreversible step met on the way is kept with
+its mitigation. After the pivot, recovery runs forward: the failed step is retried within
+its window, then a person takes over; nothing is undone. A best-effort step's failure
+rolls nothing back: the run goes on without it.
 """
 
 from __future__ import annotations
 
-from sagaguard._legacy_rules import Decision, Situation, decide
-from sagaguard.model import Process, Step, StepClass
+from sagaguard.model import Step
+from sagaguard.planner.context import Planning
 from sagaguard.planner.plan import (
     AlertKind,
     Backoff,
-    FailedStepHandling,
-    IrreversibleOnTheWay,
+    BoundSpec,
+    ChainLink,
     RollbackFailurePolicy,
     RollbackSequence,
     RunStatus,
     StepAction,
 )
+from sagaguard.planner.reasons import reason, rollback_phrase
 from sagaguard.planner.wording import (
-    alert_to,
+    bound_text,
     compensation_instruction,
-    external_id_phrase,
+    few,
     fmt_seconds,
     mitigation_for,
-    rollback_status,
-    side_effecting,
-    verify_text,
 )
+from sagaguard.rules import Bound, Decision, Situation
 
-__all__ = ["build_rollback_failure_policy", "build_rollback_sequences", "compensation_order"]
+__all__ = [
+    "bound_spec",
+    "build_rollback_chain",
+    "build_rollback_failure_policy",
+    "build_rollback_sequences",
+]
 
 
-def compensation_order(process: Process, failed_index: int) -> tuple[Step, ...]:
-    """Compensatable steps before ``failed_index``, latest first: the order they are undone."""
-    before = process.steps[:failed_index]
-    return tuple(s for s in reversed(before) if s.step_class is StepClass.COMPENSATABLE)
+def bound_spec(bound: Bound | None) -> BoundSpec | None:
+    """A ruling's bound as plan data."""
+    if bound is None:
+        return None
+    return BoundSpec(attempts=bound.attempts, window_s=bound.window_s)
 
 
-def build_rollback_sequences(process: Process) -> tuple[RollbackSequence, ...]:
+def build_rollback_sequences(ctx: Planning) -> tuple[RollbackSequence, ...]:
     """One sequence per step (every step can fail), in process order."""
-    return tuple(_sequence(process, i, step) for i, step in enumerate(process.steps))
+    return tuple(_sequence(ctx, index, step) for index, step in enumerate(ctx.steps))
 
 
-def _sequence(process: Process, index: int, failed: Step) -> RollbackSequence:
-    undo = compensation_order(process, index)
-    passed = tuple(
-        IrreversibleOnTheWay(step=s.id, mitigation=mitigation_for(s))
-        for s in reversed(process.steps[:index])
-        if s.step_class is StepClass.IRREVERSIBLE
+def final_status(ctx: Planning, step: Step) -> RunStatus:
+    """How the run ends once ``step`` failed for good and recovery did all it can."""
+    decision = ctx.give_up(step)
+    if decision is Decision.CONTINUE:
+        return RunStatus.COMPLETED
+    if decision is Decision.MANUAL_REVIEW:
+        return RunStatus.NEEDS_MANUAL_REVIEW
+    return RunStatus.COMPENSATED if ctx.changed_before(ctx.index(step)) else RunStatus.FAILED
+
+
+def summary(ctx: Planning, step: Step) -> str:
+    """The recovery after ``step`` failed for good, in one line."""
+    decision = ctx.give_up(step)
+    who = ctx.who(step)
+    if decision is Decision.MANUAL_REVIEW:
+        window = fmt_seconds(ctx.process.retry_for(step))
+        return f"forward: retry within {window}, then manual review ({who})"
+    if decision is Decision.CONTINUE:
+        return f"best effort: it ends failed, best_effort_failed alert to {who}; the run goes on"
+    return rollback_phrase(ctx, ctx.index(step))
+
+
+def _action(ctx: Planning, step: Step, situation: Situation) -> StepAction:
+    ruling = ctx.ruling(step, situation)
+    return StepAction(
+        decision=ruling.decision, then=ruling.then, instruction=reason(ctx, step, ruling)
     )
+
+
+def build_rollback_chain(ctx: Planning) -> tuple[ChainLink, ...]:
+    """Every step a rollback can reach, latest first, with what the rollback does there."""
+    links = []
+    for step in ctx.rollback_chain():
+        undo = ctx.ruling(step, Situation.LATER_STEP_FAILED).decision is Decision.COMPENSATE
+        links.append(
+            ChainLink(
+                step=step.id,
+                decision=Decision.COMPENSATE if undo else Decision.KEEP,
+                instruction=compensation_instruction(step) if undo else mitigation_for(step),
+            )
+        )
+    return tuple(links)
+
+
+def _sequence(ctx: Planning, index: int, failed: Step) -> RollbackSequence:
+    recovery = ctx.give_up(failed)
+    rolls_back = recovery is Decision.ROLLBACK
+    first = ctx.latest_in_chain(index) if rolls_back else None
     return RollbackSequence(
         failed_step=failed.id,
-        failed_step_handling=FailedStepHandling(
-            definite_failure=_definite(process, failed, has_rollback=bool(undo or passed)),
-            unknown_outcome=_unknown(process, failed, has_rollback=bool(undo or passed)),
-        ),
-        compensate=tuple(s.id for s in undo),
-        irreversible=passed,
-        procedure=_procedure(process, index, failed),
-        final_status=rollback_status(process, index),
+        recovery=recovery,
+        summary=summary(ctx, failed),
+        definite_failure=_action(ctx, failed, Situation.DEFINITE_FAILURE),
+        refused=_action(ctx, failed, Situation.REFUSED),
+        unknown_outcome=_action(ctx, failed, Situation.TIMEOUT),
+        rollback_from=first.id if first is not None else None,
+        compensate_count=ctx.undo_count(index) if rolls_back else 0,
+        keep_count=ctx.keep_count(index) if rolls_back else 0,
+        final_status=final_status(ctx, failed),
     )
 
 
-def _definite(process: Process, failed: Step, *, has_rollback: bool) -> StepAction:
-    attempts = process.max_attempts_for(failed)
-    if failed.read_only:
-        what = f"nothing to undo: {failed.id} changes nothing"
-    else:
-        what = f"nothing to undo: {failed.id} was answered and changed nothing"
-    then = "the run fails and rolls back the steps before it" if has_rollback else "the run fails"
-    return StepAction(
-        decision=Decision.NONE,
-        instruction=f"{what}; once its {attempts} attempts are spent {then}",
-    )
+def build_rollback_failure_policy(ctx: Planning) -> tuple[RollbackFailurePolicy, ...]:
+    """One policy per step the engine can compensate, in process order.
 
-
-def _unknown(process: Process, failed: Step, *, has_rollback: bool) -> StepAction:
-    ruling = decide(failed, Situation.TIMEOUT)
-    attempts = process.max_attempts_for(failed)
-    route = alert_to(process, failed)
-    waits = "; the rollback below waits until it is settled" if has_rollback else ""
-    if ruling.decision is Decision.RETRY and failed.read_only:
-        text = (
-            f"retry {failed.id} (a repeat is harmless), up to {attempts} attempts; "
-            "if it never answers there is still nothing to undo for it"
-        )
-    elif ruling.decision is Decision.RETRY:
-        text = (
-            f"retry {failed.id} with the same idempotency key {{operation_id}}:{failed.id}, "
-            f"up to {attempts} attempts; still unknown after that: needs_manual_review, "
-            f"alert to {route}{waits}"
-        )
-    elif ruling.decision is Decision.VERIFY:
-        ident = external_id_phrase(failed)
-        text = (
-            f"verify {failed.id} before anything else ({verify_text(failed)}). Found: save "
-            f"{ident}, mark {failed.id} completed and continue the run instead of rolling "
-            f"back. Not found: it never happened, so {failed.id} is called again with the same "
-            f"key while its {attempts} attempts last, then rolled back as below. Verify cannot "
-            "tell: needs_manual_review, "
-            f"alert to {route}"
-        )
-    else:
-        text = (
-            f"stop: {failed.id}'s outcome is unknown and nothing can verify it; mark it "
-            f"needs_manual_review and alert {route}; a person checks whether it took effect "
-            f"before anything is compensated or retried{waits}"
-        )
-    return StepAction(decision=ruling.decision, instruction=text)
-
-
-def _procedure(process: Process, index: int, failed: Step) -> tuple[str, ...]:
-    lines = [
-        f"{failed.id} failed for good: mark the run compensating (one owner, holding the lease)"
-    ]
-    attempts = process.defaults.compensation_attempts
-    for step in reversed(process.steps[:index]):
-        if step.step_class is StepClass.COMPENSATABLE:
-            lines.append(
-                f"compensate {step.id}: {compensation_instruction(step)}; up to {attempts} "
-                f"attempts, then needs_manual_review with an alert to {alert_to(process, step)}"
-            )
-        elif step.irreversible:
-            lines.append(f"{step.id} cannot be undone: {mitigation_for(step)}")
-        elif step.step_class is StepClass.IRREVERSIBLE:
-            lines.append(
-                f"{step.id} declares no compensation, so its effect stays: {mitigation_for(step)}"
-            )
-    undo = compensation_order(process, index)
-    if undo:
-        lines.append(f"mark the run compensated once {undo[-1].id} is undone")
-    elif rollback_status(process, index) is RunStatus.COMPENSATED:
-        kept = [s.id for s in process.steps[:index] if side_effecting(s)]
-        lines.append(f"mark the run compensated: {', '.join(kept)} kept with a mitigation")
-    else:
-        lines[0] = f"{failed.id} failed for good"
-        lines.append(f"nothing before {failed.id} changed anything: mark the run failed")
-    return tuple(lines)
-
-
-def build_rollback_failure_policy(process: Process) -> tuple[RollbackFailurePolicy, ...]:
-    """One policy per step that a rollback can undo, in process order.
-
-    That is every compensatable step but the last: a rollback only undoes steps before the
-    one that failed, so the last step's compensation never runs and cannot fail.
+    Those are the compensatable steps before the pivot (all of them when there is none),
+    except the last step: a rollback only undoes steps before the one that failed.
     """
     policies = []
-    defaults = process.defaults
+    defaults = ctx.process.defaults
     base, top = fmt_seconds(defaults.backoff_base), fmt_seconds(defaults.backoff_max)
-    for index, step in enumerate(process.steps[:-1]):
-        if step.step_class is not StepClass.COMPENSATABLE:
-            continue
-        attempts = defaults.compensation_attempts
-        halted = compensation_order(process, index)
+    for step in ctx.compensatable_before_pivot():
+        index = ctx.index(step)
+        ruling = ctx.ruling(step, Situation.COMPENSATION_FAILED)
+        halted = ctx.undo_count(index)
         comp = compensation_instruction(step)
         review = (
-            f"after {attempts} failed attempts, or at once when the outcome of the "
-            f"compensation is unknown: {step.id} is marked compensation_failed, the rollback "
-            "stops and the run waits in needs_manual_review"
+            f"once that is spent, or at once when the compensation is refused or its outcome "
+            f"is unknown: {step.id} is marked compensation_failed, the rollback stops and the "
+            "run waits in needs_manual_review"
         )
         if halted:
-            names = ", ".join(s.id for s in halted)
-            verb, them = ("stays", "it") if len(halted) == 1 else ("stay", "them")
+            names = few([s.id for s in ctx.latest_undo(index, 4)], halted)
+            verb, them = ("stays", "it") if halted == 1 else ("stay", "them")
             review += f"; {names} {verb} completed, since undoing {step.id} may still need {them}"
         policies.append(
             RollbackFailurePolicy(
                 step=step.id,
                 compensation=comp,
-                attempts=attempts,
+                bound=bound_spec(ruling.bound) or BoundSpec(attempts=1, window_s=None),
                 backoff=Backoff(base_s=defaults.backoff_base, max_s=defaults.backoff_max),
                 retry_when=(
-                    f"the compensation of {step.id} ({comp}) fails definitely (answered, "
-                    f"nothing changed): retried up to "
-                    f"{attempts} attempts, waiting {base} doubling to at most {top}, with "
-                    "jitter; a compensation whose outcome is unknown is not repeated"
+                    f"the compensation of {step.id} fails definitely (answered, nothing "
+                    f"changed): retried {bound_text(ruling.bound)}, waiting {base} doubling to "
+                    f"at most {top}, with jitter; attempts survive a crash"
                 ),
                 manual_review_when=review,
-                halted_steps=tuple(s.id for s in halted),
-                alert_kind=AlertKind.COMPENSATION_FAILED,
-                alert_route=process.alert_route(step),
-                alert_to=alert_to(process, step),
+                halted_count=halted,
+                alert_kind=ruling.alert or AlertKind.COMPENSATION_FAILED,
+                alert_route=ctx.route(step),
+                alert_to=ctx.who(step),
             )
         )
     return tuple(policies)

@@ -1,339 +1,263 @@
 """Part 5 of the plan: partial-failure tests, each with its faults and expected final state.
 
-Faults name the engine's fault points (``before_call``, ``after_call``, ``after_commit``,
-``before_compensation``, ``after_compensation``), so a test of the plan can be run by the
-fault harness as written. Expected states follow :func:`sagaguard._legacy_rules.decide`.
+Faults name the engine's fault points and a :class:`~.testplan.FaultKind`; the expected
+state of every step and of the run, the call counts and the alerts come from
+:mod:`.simulate`, that is from the rulebook. A fault harness can run each test as written.
 """
 
 from __future__ import annotations
 
-from sagaguard._legacy_rules import Decision, Situation, decide
-from sagaguard.model import Process, Step, StepClass
+from sagaguard.model import Phase, Step
+from sagaguard.planner.context import Planning
+from sagaguard.planner.impact import riskiest
 from sagaguard.planner.plan import (
-    AlertKind,
-    ExpectedAlert,
-    ExpectedState,
     FaultKind,
     FaultPoint,
     Injection,
     PartialFailureTest,
-    RunStatus,
     TestCategory,
 )
-from sagaguard.planner.wording import (
-    alert_to,
-    compensation_text,
-    fmt_seconds,
-    mitigation_for,
-    riskiest,
-    rollback_status,
-    side_effecting,
-    single_owner_mechanism,
-    verify_text,
-)
+from sagaguard.planner.simulate import Expectations
+from sagaguard.planner.wording import compensation_text, fmt_seconds, plural, single_owner_mechanism
+from sagaguard.rules import Decision, Situation
 
-__all__ = ["build_tests", "compensation_failure_target", "unknown_outcome_target"]
+__all__ = [
+    "build_tests",
+    "compensation_failure_injection",
+    "compensation_failure_target",
+    "rollback_trigger",
+    "unknown_outcome_target",
+]
 
 
-def build_tests(process: Process) -> tuple[PartialFailureTest, ...]:
+def build_tests(ctx: Planning) -> tuple[PartialFailureTest, ...]:
     """``failure_after_step`` for every step, then one test of each other category."""
-    tests = [_failure_after(process, i) for i in range(len(process.steps))]
-    target = unknown_outcome_target(process)
-    tests.append(_unknown_outcome(process, target, Situation.CRASH_BEFORE_PERSIST))
-    tests.append(_unknown_outcome(process, target, Situation.TIMEOUT))
-    tests.append(_retry_after_partial_success(process, target))
-    tests.append(_parallel(process))
-    victim = compensation_failure_target(process)
+    expectations = Expectations(ctx)
+    tests = [_failure_after(ctx, expectations, i) for i in range(len(ctx.steps))]
+    target = unknown_outcome_target(ctx)
+    tests.append(_lost_answer(ctx, expectations, target, TestCategory.CRASH_BEFORE_PERSIST))
+    tests.append(_lost_answer(ctx, expectations, target, TestCategory.TIMEOUT))
+    tests.append(_retry_after_partial_success(ctx, expectations, target))
+    tests.append(_parallel(ctx, expectations))
+    victim = compensation_failure_target(ctx)
     if victim is not None:
-        tests.append(_compensation_failure(process, victim))
+        tests.append(_compensation_failure(ctx, expectations, victim))
     return tuple(tests)
 
 
-def unknown_outcome_target(process: Process) -> Step:
+def unknown_outcome_target(ctx: Planning) -> Step:
     """The step whose lost answer hurts most.
 
     The riskiest step that cannot simply be retried (a lost answer means verify or a
-    person), else the riskiest side-effecting step, else the first step.
+    person), a required one before a best-effort one (whose lost answer the run can go on
+    without), else the riskiest side-effecting step, else the first step.
     """
-    effects = [s for s in process.steps if side_effecting(s)]
-    unsafe = [s for s in effects if decide(s, Situation.TIMEOUT).decision is not Decision.RETRY]
-    return riskiest(unsafe) or riskiest(effects) or process.steps[0]
+    effects = [s for s in ctx.steps if not s.read_only]
+    unsafe = [s for s in effects if ctx.ruling(s, Situation.TIMEOUT).decision is not Decision.RETRY]
+    required = [s for s in unsafe if s.required]
+    return (
+        riskiest(ctx, required) or riskiest(ctx, unsafe) or riskiest(ctx, effects) or ctx.steps[0]
+    )
 
 
-def compensation_failure_target(process: Process) -> Step | None:
-    """The riskiest compensatable step that a later step's failure can make undo, if any."""
-    candidates = [s for s in process.steps[:-1] if s.step_class is StepClass.COMPENSATABLE]
-    return riskiest(candidates)
+def rollback_trigger(ctx: Planning) -> Step | None:
+    """The latest step whose failure for good rolls back (the pivot, when there is one)."""
+    for step in reversed(ctx.steps):
+        if ctx.give_up(step) is Decision.ROLLBACK:
+            return step
+    return None
 
 
-def _effects(steps: tuple[Step, ...] | list[Step]) -> tuple[str, ...]:
-    return tuple(s.id for s in steps if side_effecting(s))
+def compensation_failure_target(ctx: Planning) -> Step | None:
+    """The riskiest step the engine compensates when :func:`rollback_trigger` fails, if any."""
+    trigger = rollback_trigger(ctx)
+    if trigger is None:
+        return None
+    return riskiest(ctx, list(ctx.undo_before(ctx.index(trigger))))
 
 
-def _failure_after(process: Process, index: int) -> PartialFailureTest:
-    step = process.steps[index]
-    if index == len(process.steps) - 1:
-        return PartialFailureTest(
-            id=f"failure_after_{step.id}",
-            category=TestCategory.FAILURE_AFTER_STEP,
-            step=step.id,
-            scenario=(
-                f"{step.id}, the last step, completes and its result is committed; the worker "
-                "crashes before it marks the run completed"
-            ),
-            injection=(
-                Injection(
-                    step=step.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.CRASH, times=1
-                ),
-            ),
-            expected=ExpectedState(
-                run_status=RunStatus.COMPLETED,
-                active=_effects(process.steps),
-                compensated=(),
-                manual_review=(),
-                alert=None,
-                checks=(
-                    f"a restarted worker finds {step.id} completed in the journal and marks "
-                    "the run completed",
-                    f"{step.id} is not called a second time (attempts stays 1)",
-                ),
-            ),
-        )
-    nxt = process.steps[index + 1]
-    done = process.steps[: index + 1]
-    undone = tuple(s for s in reversed(done) if s.step_class is StepClass.COMPENSATABLE)
-    kept = [s for s in done if s.step_class is StepClass.IRREVERSIBLE]
-    attempts = process.max_attempts_for(nxt)
-    checks = [f"{nxt.id} is called {attempts} times and leaves nothing to undo"]
-    if undone:
-        checks.append(
-            "compensations run in this order, each once: " + ", ".join(s.id for s in undone)
-        )
-    else:
-        checks.append("no compensation runs: nothing before the failure can be undone")
-    checks += [f"{s.id} stays done; its mitigation: {mitigation_for(s)}" for s in kept]
-    if index + 2 < len(process.steps):
-        checks.append(f"steps after {nxt.id} never start")
-    return PartialFailureTest(
-        id=f"failure_after_{step.id}",
-        category=TestCategory.FAILURE_AFTER_STEP,
-        step=step.id,
-        scenario=(
-            f"{step.id} completes, then {nxt.id} fails definitely on every attempt "
-            f"({attempts}): the run rolls back what was done up to {step.id}"
-        ),
-        injection=(
-            Injection(step=nxt.id, point=FaultPoint.BEFORE_CALL, fault=FaultKind.FAIL, times=None),
-        ),
-        expected=ExpectedState(
-            run_status=rollback_status(process, index + 1),
-            active=_effects(kept),
-            compensated=tuple(s.id for s in undone),
-            manual_review=(),
-            alert=None,
-            checks=tuple(checks),
+def compensation_failure_injection(trigger: Step, victim: Step) -> tuple[Injection, ...]:
+    """``trigger`` fails on every attempt, and undoing ``victim`` fails on every attempt."""
+    return (
+        _fail_every_attempt(trigger),
+        Injection(
+            step=victim.id,
+            point=FaultPoint.BEFORE_COMPENSATION,
+            fault=FaultKind.FAIL,
+            attempt=None,
         ),
     )
 
 
-def _unknown_outcome(process: Process, target: Step, situation: Situation) -> PartialFailureTest:
-    index = process.index(target.id)
-    ruling = decide(target, situation)
-    if situation is Situation.TIMEOUT:
-        category, fault = TestCategory.TIMEOUT, FaultKind.TIMEOUT
+def _fail_every_attempt(step: Step) -> Injection:
+    return Injection(step=step.id, point=FaultPoint.BEFORE_CALL, fault=FaultKind.FAIL, attempt=None)
+
+
+def _failure_after(ctx: Planning, expectations: Expectations, index: int) -> PartialFailureTest:
+    step = ctx.steps[index]
+    if index == len(ctx.steps) - 1:
+        injection = (
+            Injection(
+                step=step.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.CRASH, attempt=1
+            ),
+        )
         scenario = (
-            f"{target.id}'s call takes effect but no answer arrives within "
-            f"{fmt_seconds(process.timeout_for(target))}: the outcome is unknown"
+            f"{step.id}, the last step, completes and its result is committed; the worker "
+            "crashes before it marks the run completed; a restarted worker finds it completed "
+            "and calls nothing again"
         )
     else:
-        category, fault = TestCategory.CRASH_BEFORE_PERSIST, FaultKind.CRASH
+        nxt = ctx.steps[index + 1]
+        injection = (_fail_every_attempt(nxt),)
+        scenario = f"{step.id} completes, then {nxt.id} fails definitely on every attempt: " + (
+            _after_failure(ctx, nxt)
+        )
+    return PartialFailureTest(
+        id=f"failure_after_{step.id}",
+        category=TestCategory.FAILURE_AFTER_STEP,
+        step=step.id,
+        scenario=scenario,
+        injection=injection,
+        expected=expectations.expect(injection),
+    )
+
+
+def _after_failure(ctx: Planning, failed: Step) -> str:
+    decision = ctx.give_up(failed)
+    ruling = ctx.ruling(failed, Situation.DEFINITE_FAILURE)
+    attempts = ruling.bound.attempts if ruling.bound and ruling.bound.attempts else 1
+    if decision is Decision.CONTINUE:
+        return (
+            f"it is best-effort, so after {plural(attempts, 'attempt')} it ends failed, a "
+            f"best_effort_failed alert goes to {ctx.who(failed)} and the run completes without it"
+        )
+    if decision is Decision.MANUAL_REVIEW:
+        pivot = ctx.pivot.id if ctx.pivot is not None else "the pivot"
+        return (
+            f"it comes after {pivot}, the point of no return, so it is retried for "
+            f"{fmt_seconds(ctx.process.retry_for(failed))} (at least "
+            f"{plural(attempts, 'attempt')}), then waits for {ctx.who(failed)}; nothing before "
+            "it is undone"
+        )
+    index = ctx.index(failed)
+    if not ctx.changed_before(index):
+        return f"after {plural(attempts, 'attempt')} the run fails with nothing to undo"
+    return (
+        f"after {plural(attempts, 'attempt')} the run rolls back what was done before "
+        f"{failed.id}, latest first"
+    )
+
+
+def _lost_answer(
+    ctx: Planning, expectations: Expectations, target: Step, category: TestCategory
+) -> PartialFailureTest:
+    timeout = fmt_seconds(ctx.process.timeout_for(target))
+    if category is TestCategory.TIMEOUT:
+        fault = FaultKind.TIMEOUT
+        situation = Situation.TIMEOUT
+        scenario = (
+            f"{target.id}'s call takes effect but no answer arrives within {timeout}: the "
+            "outcome is unknown"
+        )
+    else:
+        fault = FaultKind.CRASH
+        situation = Situation.CRASH_BEFORE_PERSIST
         scenario = (
             f"{target.id}'s call takes effect, then the worker crashes before the result is "
             f"saved; a restarted worker finds {target.id} started with no result"
         )
-    injection = (Injection(step=target.id, point=FaultPoint.AFTER_CALL, fault=fault, times=1),)
-    ident = target.external_id or "its result"
-    if ruling.decision is Decision.MANUAL_REVIEW:
-        later = [s.id for s in process.steps[index + 1 :]]
-        checks = [
-            f"{target.id} is not called a second time",
-            f"nothing is compensated while {target.id}'s outcome is unknown",
-            f"the alert needs_manual_review for {target.id} goes to {alert_to(process, target)}",
-        ]
-        if later:
-            checks.append(f"{', '.join(later)} never start{'s' if len(later) == 1 else ''}")
-        expected = ExpectedState(
-            run_status=RunStatus.NEEDS_MANUAL_REVIEW,
-            active=_effects(process.steps[:index]),
-            compensated=(),
-            manual_review=(target.id,),
-            alert=ExpectedAlert(
-                kind=AlertKind.NEEDS_MANUAL_REVIEW,
-                route=process.alert_route(target),
-                step=target.id,
-            ),
-            checks=tuple(checks),
-        )
-    else:
-        if ruling.decision is Decision.VERIFY:
-            checks = [
-                f"verify runs before any retry ({verify_text(target)})",
-                f"verify finds the effect: {target.id} is marked completed without a second "
-                f"call, with {ident} taken from the verify answer",
-            ]
-        elif target.read_only:
-            checks = [f"{target.id} is called again; it changes nothing"]
-        else:
-            checks = [
-                f"the retry of {target.id} carries the same idempotency key "
-                f"{{operation_id}}:{target.id}, so its effect exists exactly once",
-            ]
-        checks.append("every later step runs once and the run completes")
-        expected = ExpectedState(
-            run_status=RunStatus.COMPLETED,
-            active=_effects(process.steps),
-            compensated=(),
-            manual_review=(),
-            alert=None,
-            checks=tuple(checks),
-        )
+    decision = ctx.ruling(target, situation).decision
+    scenario += {
+        Decision.RETRY: f"; it is retried with the same key ({{operation_id}}:{target.id})",
+        Decision.VERIFY: "; verify finds the effect, so it is not called again",
+        Decision.MANUAL_REVIEW: f"; nothing can settle it, so it waits for {ctx.who(target)}",
+        Decision.CONTINUE: "; nothing can settle it and it is best-effort: the run goes on",
+    }.get(decision, "")
+    injection = (Injection(step=target.id, point=FaultPoint.AFTER_CALL, fault=fault, attempt=1),)
     return PartialFailureTest(
         id=f"{category.value}_{target.id}",
         category=category,
         step=target.id,
         scenario=scenario,
         injection=injection,
-        expected=expected,
+        expected=expectations.expect(injection),
     )
 
 
-def _retry_after_partial_success(process: Process, target: Step) -> PartialFailureTest:
-    index = process.index(target.id)
-    done = [s.id for s in process.steps[: index + 1]]
-    rest = [s.id for s in process.steps[index + 1 :]]
-    checks = [
-        "the resubmission returns the existing run: one run for the operation_id",
-        f"{', '.join(done)} keep attempts 1: none is called again",
-    ]
-    if rest:
-        checks.append(f"{', '.join(rest)} run once each")
+def _retry_after_partial_success(
+    ctx: Planning, expectations: Expectations, target: Step
+) -> PartialFailureTest:
+    injection = (
+        Injection(step=target.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.CRASH, attempt=1),
+        Injection(
+            step=target.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.RESUBMIT, attempt=1
+        ),
+    )
     return PartialFailureTest(
         id=f"retry_after_partial_success_{target.id}",
         category=TestCategory.RETRY_AFTER_PARTIAL_SUCCESS,
         step=target.id,
         scenario=(
-            f"the worker crashes right after {target.id}'s result is committed; the client "
-            "gets no answer and sends the same operation_id again"
+            f"the worker crashes right after {target.id}'s result is committed; the client gets "
+            "no answer and sends the same operation_id again: the resubmission returns the "
+            "existing run, which resumes after it"
         ),
-        injection=(
-            Injection(
-                step=target.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.CRASH, times=1
-            ),
-            Injection(
-                step=target.id, point=FaultPoint.AFTER_COMMIT, fault=FaultKind.RESUBMIT, times=1
-            ),
-        ),
-        expected=ExpectedState(
-            run_status=RunStatus.COMPLETED,
-            active=_effects(process.steps),
-            compensated=(),
-            manual_review=(),
-            alert=None,
-            checks=tuple(checks),
-        ),
+        injection=injection,
+        expected=expectations.expect(injection),
     )
 
 
-def _parallel(process: Process) -> PartialFailureTest:
-    target = next((s for s in process.steps if side_effecting(s)), process.steps[0])
+def _parallel(ctx: Planning, expectations: Expectations) -> PartialFailureTest:
+    target = next((s for s in ctx.steps if not s.read_only), ctx.steps[0])
+    injection = (
+        Injection(
+            step=target.id,
+            point=FaultPoint.BEFORE_CALL,
+            fault=FaultKind.CONCURRENT_START,
+            attempt=1,
+        ),
+    )
+    process = ctx.process
     return PartialFailureTest(
         id=f"parallel_same_operation_id_{target.id}",
         category=TestCategory.PARALLEL_SAME_OPERATION_ID,
         step=target.id,
         scenario=(
             f"two workers start the same operation_id at once; the first is paused just before "
-            f"calling {target.id} while the second tries to run it"
+            f"calling {target.id} while the second tries to run it: one run exists, the second "
+            "start returns it or is refused while the first holds the lease (RunBusyError), and "
+            f"a stale owner's write is rejected (StaleOwnerError). In the "
+            f"{process.state_store.value} store: "
+            + single_owner_mechanism(process.state_store, process.name)
         ),
-        injection=(
-            Injection(
-                step=target.id,
-                point=FaultPoint.BEFORE_CALL,
-                fault=FaultKind.CONCURRENT_START,
-                times=1,
-            ),
-        ),
-        expected=ExpectedState(
-            run_status=RunStatus.COMPLETED,
-            active=_effects(process.steps),
-            compensated=(),
-            manual_review=(),
-            alert=None,
-            checks=(
-                "exactly one run exists for the operation_id; the second start returns it or "
-                "is refused while the first holds the lease (RunBusyError)",
-                f"each step is called once: {', '.join(s.id for s in process.steps)}",
-                f"single owner in the {process.state_store.value} store: "
-                + single_owner_mechanism(process),
-                "a write with a stale fencing token is rejected (StaleOwnerError)",
-            ),
-        ),
+        injection=injection,
+        expected=expectations.expect(injection),
     )
 
 
-def _compensation_failure(process: Process, victim: Step) -> PartialFailureTest:
-    index = process.index(victim.id)
-    last = process.steps[-1]
-    between = process.steps[index + 1 : -1]
-    undone = tuple(s.id for s in reversed(between) if s.step_class is StepClass.COMPENSATABLE)
-    halted = [
-        s.id for s in reversed(process.steps[:index]) if s.step_class is StepClass.COMPENSATABLE
-    ]
-    kept = {s.id for s in process.steps[:index] if side_effecting(s)}
-    kept |= {s.id for s in between if s.step_class is StepClass.IRREVERSIBLE}
-    attempts = process.defaults.compensation_attempts
-    backoff = (
-        f"{fmt_seconds(process.defaults.backoff_base)} doubling to at most "
-        f"{fmt_seconds(process.defaults.backoff_max)}"
+def _compensation_failure(
+    ctx: Planning, expectations: Expectations, victim: Step
+) -> PartialFailureTest:
+    trigger = rollback_trigger(ctx)
+    assert trigger is not None  # a victim exists only below a trigger
+    injection = compensation_failure_injection(trigger, victim)
+    ruling = ctx.ruling(victim, Situation.COMPENSATION_FAILED)
+    window = fmt_seconds(ruling.bound.window_s) if ruling.bound and ruling.bound.window_s else ""
+    during = f" for {window}" if window else ""
+    where = (
+        "the pivot"
+        if ctx.phase(trigger) is Phase.PIVOT
+        else "the latest step whose failure rolls back"
     )
-    checks = [
-        f"{last.id} fails definitely on each of its {process.max_attempts_for(last)} attempts",
-    ]
-    if undone:
-        checks.append("compensated first, latest first: " + ", ".join(undone))
-    checks += [
-        f"the compensation of {victim.id} is attempted {attempts} times, {backoff}, with jitter",
-        f"a compensation_failed event for {victim.id} is journaled apart from {last.id}'s failure",
-        f"the alert goes to {alert_to(process, victim)}",
-    ]
-    if halted:
-        checks.append(f"the rollback halts: {', '.join(halted)} stay completed, not compensated")
     return PartialFailureTest(
         id=f"compensation_failure_{victim.id}",
         category=TestCategory.COMPENSATION_FAILURE,
         step=victim.id,
         scenario=(
-            f"{last.id} fails definitely, the rollback reaches {victim.id} and its "
-            f"compensation ({compensation_text(victim)}) fails on every attempt"
+            f"{trigger.id} ({where}) fails definitely, the rollback "
+            f"reaches {victim.id} and its compensation ({compensation_text(victim)}) fails on "
+            f"every attempt{during}: the rollback stops there and a person takes over"
         ),
-        injection=(
-            Injection(step=last.id, point=FaultPoint.BEFORE_CALL, fault=FaultKind.FAIL, times=None),
-            Injection(
-                step=victim.id,
-                point=FaultPoint.BEFORE_COMPENSATION,
-                fault=FaultKind.FAIL,
-                times=None,
-            ),
-        ),
-        expected=ExpectedState(
-            run_status=RunStatus.NEEDS_MANUAL_REVIEW,
-            active=tuple(s.id for s in process.steps if s.id in kept),
-            compensated=undone,
-            manual_review=(victim.id,),
-            alert=ExpectedAlert(
-                kind=AlertKind.COMPENSATION_FAILED,
-                route=process.alert_route(victim),
-                step=victim.id,
-            ),
-            checks=tuple(checks),
-        ),
+        injection=injection,
+        expected=expectations.expect(injection),
     )

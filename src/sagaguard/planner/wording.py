@@ -1,40 +1,39 @@
-"""Shared judgements and phrases of the planner, so every part of a plan says the same thing.
+"""Shared phrases of the planner, so every part of a plan says the same thing the same way.
 
-Which step is the riskiest, which steps can still fail, what to do instead of undoing an
-irreversible step, who is alerted and how durations read: each plan part asks here, so
-the step table, the rollback sequences and the tests never word one fact two ways.
+How durations, counts and lists of steps read; what to do instead of undoing an
+irreversible step; how a compensation or a verify is quoted; example ids for journal rows.
+Nothing here decides anything: the rules and :class:`~.context.Planning` did.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 
-from sagaguard.model import (
-    IMPORT_PATH_PATTERN,
-    ChangeKind,
-    Idempotency,
-    Process,
-    StateStore,
-    Step,
-    StepClass,
-)
-from sagaguard.planner.plan import RunStatus
+from sagaguard.model import IMPORT_PATH_PATTERN, ChangeKind, StateStore, Step
+from sagaguard.rules import Bound
 
-# Why a step of each kind is risky; money first (the guide: money goes to a person).
-_RISK_BY_KIND = {
-    ChangeKind.PAYMENT: 8,
-    ChangeKind.EXTERNAL_API: 2,
-    ChangeKind.EMAIL: 2,
-    ChangeKind.RESERVATION: 2,
-    ChangeKind.QUEUE: 1,
-    ChangeKind.DATABASE: 0,
-    ChangeKind.NONE: 0,
-}
+__all__ = [
+    "at_most",
+    "bound_text",
+    "compensation_instruction",
+    "compensation_text",
+    "described",
+    "external_id_phrase",
+    "few",
+    "fmt_seconds",
+    "join",
+    "mitigation_for",
+    "plural",
+    "sample_external_id",
+    "sample_operation_id",
+    "single_owner_mechanism",
+    "verify_text",
+]
 
-# Kinds whose call can be refused for good even when a repeat is safe (a declined card,
-# stock that ran out): such a step can still fail after an irreversible one.
-_REFUSABLE_KINDS = frozenset({ChangeKind.PAYMENT, ChangeKind.RESERVATION})
+FEW = 4
+"""How many step ids a sentence names before it says "and N more" (keeps plans linear)."""
 
 
 def fmt_seconds(seconds: float) -> str:
@@ -47,56 +46,84 @@ def fmt_seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def side_effecting(step: Step) -> bool:
-    """True when the step changes something in the world."""
-    return not step.read_only
+def plural(count: int, noun: str) -> str:
+    """``1 attempt``, ``3 attempts``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def can_still_fail(step: Step) -> bool:
-    """True when the step can end the run in failure although everything before it succeeded.
+def at_most(count: int, noun: str = "attempt") -> str:
+    """``at most 1 attempt``, ``at most 3 attempts``."""
+    return f"at most {plural(count, noun)}"
 
-    A step that is safe to repeat eventually succeeds by retrying; one that is not (or one
-    the other side may refuse outright, like a card decline) can fail for good.
+
+def join(items: Iterable[str], last: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    words = list(items)
+    if len(words) <= 1:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {last} {words[-1]}"
+
+
+def few(ids: Sequence[str], total: int | None = None, last: str = "and") -> str:
+    """Up to :data:`FEW` ids, then ``and N more``: ``c, b, a`` or ``z, y, x, w and 9 more``.
+
+    ``total`` is the length of the whole list when ``ids`` holds only its first few.
     """
-    if step.read_only:
-        return False
-    return not step.safe_to_repeat or any(k in _REFUSABLE_KINDS for k in step.changes)
+    count = len(ids) if total is None else total
+    shown = list(ids[:FEW])
+    if count <= len(shown):
+        return join(shown, last)
+    return f"{', '.join(shown)} {last} {count - len(shown)} more"
 
 
-def risk_score(step: Step) -> int:
-    """How much damage a blind retry or a lost answer of this step can do (higher = worse)."""
-    if step.read_only:
-        return 0
-    score = max(_RISK_BY_KIND[k] for k in step.changes)
-    if step.idempotent is not Idempotency.YES:
-        score += 4
-        if not step.has_verify:
-            score += 2
-    if step.step_class is StepClass.IRREVERSIBLE:
-        score += 1
-    return score
-
-
-def riskiest(steps: tuple[Step, ...] | list[Step]) -> Step | None:
-    """The riskiest of ``steps`` (the earliest on a tie), or None when there are none."""
-    best: Step | None = None
-    for step in steps:
-        if best is None or risk_score(step) > risk_score(best):
-            best = step
-    return best
+def bound_text(bound: Bound | None, noun: str = "attempt") -> str:
+    """``at most 3 attempts`` or ``for at least 15m and at least 3 attempts``."""
+    if bound is None:
+        return "once"
+    attempts = bound.attempts
+    if bound.window_s is None:
+        return at_most(attempts or 1, noun)
+    window = fmt_seconds(bound.window_s)
+    if attempts is None:
+        return f"for {window}"
+    return f"for at least {window} and at least {plural(attempts, noun)}"
 
 
 def external_id_phrase(step: Step) -> str:
-    """How the journal names the step's external object: ``its payment_id`` or a fallback."""
+    """How the journal names the step's external object: ``payment_id`` or a fallback."""
     if step.external_id:
         return step.external_id
     return f"the result of {step.id}"
 
 
+def described(text: str) -> str:
+    """Spec text as a reader takes it: a ``module:function`` binding reads ``code: ...``."""
+    text = " ".join(text.split())
+    return f"code: {text}" if re.match(IMPORT_PATH_PATTERN, text) else text
+
+
+def verify_text(step: Step) -> str:
+    """How the step's real outcome is learned, readable whether it is words or code."""
+    return described(step.verify or "")
+
+
+def compensation_text(step: Step) -> str:
+    """The step's declared compensation, readable whether it is words or code."""
+    return described(step.compensation or "")
+
+
+def compensation_instruction(step: Step) -> str:
+    """The compensation of a compensatable step, with the journal id it must address."""
+    text = compensation_text(step).rstrip(".")
+    if step.external_id and step.external_id not in text:
+        return f"{text}, by the {step.external_id} saved in the journal"
+    return text
+
+
 def mitigation_for(step: Step) -> str:
     """What to do instead of undoing an irreversible step: the spec's, else one from its changes."""
     if step.mitigation:
-        return step.mitigation
+        return " ".join(step.mitigation.split())
     ref = f" (by {step.external_id})" if step.external_id else ""
     kinds = set(step.changes)
     if ChangeKind.PAYMENT in kinds:
@@ -106,7 +133,7 @@ def mitigation_for(step: Step) -> str:
         )
     if ChangeKind.EMAIL in kinds:
         return (
-            f"send a correction that explains the state (the run for this operation_id was "
+            "send a correction that explains the state (the run for this operation_id was "
             f"rolled back); never resend the original message of {step.id}"
         )
     if ChangeKind.QUEUE in kinds:
@@ -130,58 +157,23 @@ def mitigation_for(step: Step) -> str:
     )
 
 
-def described(text: str) -> str:
-    """Spec text as a reader takes it: a ``module:function`` binding reads ``code: ...``.
-
-    A runnable spec may bind verify to code; quoted bare, the import path would read as a
-    sentence that makes no sense.
-    """
-    return f"code: {text}" if re.match(IMPORT_PATH_PATTERN, text) else text
-
-
-def verify_text(step: Step) -> str:
-    """How the step's real outcome is learned, readable whether it is words or code."""
-    return described(step.verify or "")
-
-
-def compensation_text(step: Step) -> str:
-    """The step's declared compensation, readable whether it is words or code."""
-    return described(step.compensation or "")
-
-
-def compensation_instruction(step: Step) -> str:
-    """The compensation of a compensatable step, with the journal id it must address."""
-    text = compensation_text(step).rstrip(".")
-    if step.external_id and step.external_id not in text:
-        return f"{text}, by the {step.external_id} saved in the journal"
-    return text
-
-
-def missing_route_hint(step: Step | None) -> str:
-    """What to add to ``alerts`` when nobody is routed for ``step``."""
-    if step is not None and ChangeKind.PAYMENT in step.changes:
-        return "no route: add alerts.payment or alerts.default"
-    return "no route: add alerts.default"
-
-
-def alert_to(process: Process, step: Step | None) -> str:
-    """Who is alerted about ``step``, or the instruction to add a route."""
-    return process.alert_route(step) or missing_route_hint(step)
-
-
-def sample_operation_id(process: Process) -> str:
+def sample_operation_id(name: str) -> str:
     """A deterministic example operation_id for journal rows shown in the plan."""
-    digest = hashlib.sha256(process.name.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"op-{digest}"
 
 
-def sample_external_id(process: Process, step: Step) -> str | None:
-    """A deterministic example value of the step's external id, e.g. ``payment_id=pay_3f9c1a``."""
+def sample_external_id(name: str, step: Step) -> str | None:
+    """A deterministic example value of the step's external id, e.g. ``payment_id=pay_3f9c1a``.
+
+    The prefix is the id's name without ``_id`` and without underscores, so ``fx_trade_id``
+    gives ``fxt_…``, never ``fx__…``.
+    """
     if not step.external_id:
         return None
-    stem = step.external_id.removesuffix("_id").removesuffix("id").strip("_") or "ext"
-    digest = hashlib.sha256(f"{process.name}:{step.id}".encode()).hexdigest()[:6]
-    return f"{step.external_id}={stem[:3].lower()}_{digest}"
+    stem = step.external_id.lower().removesuffix("_id").removesuffix("id").replace("_", "")
+    digest = hashlib.sha256(f"{name}:{step.id}".encode()).hexdigest()[:6]
+    return f"{step.external_id}={(stem or 'ext')[:3]}_{digest}"
 
 
 _OWNER_BY_STORE = {
@@ -213,18 +205,6 @@ _OWNER_BY_STORE = {
 }
 
 
-def single_owner_mechanism(process: Process) -> str:
+def single_owner_mechanism(store: StateStore, name: str) -> str:
     """How the process's state store gives one run exactly one rollback owner."""
-    return _OWNER_BY_STORE[process.state_store].replace("{process}", process.name)
-
-
-def rollback_status(process: Process, failed_index: int) -> RunStatus:
-    """How a run ends when step ``failed_index`` fails for good and every undo succeeds.
-
-    ``compensated`` once any step before it changed something (undone, or kept with its
-    mitigation when irreversible), ``failed`` when nothing before it changed anything:
-    the same rule the engine applies when its rollback finishes.
-    """
-    if any(side_effecting(s) for s in process.steps[:failed_index]):
-        return RunStatus.COMPENSATED
-    return RunStatus.FAILED
+    return _OWNER_BY_STORE[store].replace("{process}", name)

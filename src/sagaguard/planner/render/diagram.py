@@ -1,12 +1,17 @@
 """Layout of the flow diagram for the HTML page: boxes and arrows in SVG coordinates.
 
-Three bands. The forward path runs left to right on top (start, the steps in order, the
-end reached by completing them). Beneath it, each compensation or mitigation sits under
-its own step, so the compensation path reads right to left, ending in the "rolled back"
-end under the start. At the bottom, the manual-review state is a bar across the width,
-so every "outcome unknown" and "compensation fails" arrow can drop straight into it.
-The layout is computed here, in plain Python, so the page needs no script and no
-external library; the template only draws what this module measured.
+The diagram runs top to bottom, so it fits the width of a page whatever the number of
+steps. Three columns:
+
+- the forward path on the left: the process, each step in order, "completed";
+- beside each step, its compensation (or mitigation) when a rollback can reach it, so the
+  rollback path reads bottom to top and ends in "rolled back" beside the start;
+- on the right, the manual-review state as a tall bar every "outcome unknown", "failed after
+  the pivot" and "compensation fails" arrow can reach with a horizontal line.
+
+Every label is wrapped to its box and never cut: a box grows as tall as its text needs. The
+layout is computed here, in plain Python, so the page needs no script and no external
+library; the template only draws what this module measured.
 """
 
 from __future__ import annotations
@@ -19,27 +24,16 @@ from sagaguard.planner.plan import Flow, FlowEdge, FlowEdgeKind, FlowNode, FlowN
 
 __all__ = ["Arrow", "Box", "Diagram", "layout"]
 
-_STEP_W = 160.0
-_TERMINAL_W = 84.0
-_TERMINAL_H = 34.0
-_GAP_X = 40.0
-_MARGIN = 16.0
+_MARGIN = 28.0
+_COL_W = (210.0, 210.0, 150.0)
+_GAP_X = 64.0
+_ROW_GAP = 30.0
 _LINE_H = 15.0
 _PAD_Y = 9.0
-_ROW_GAP = 72.0
+_TERMINAL_H = 34.0
 _CHAR_W = 6.3
 _MONO_CHAR_EM = 0.62
-_MAX_LINES = 5
-_BANDS = 3
-_INSET = 22.0
-
-_BAND_OF: dict[FlowNodeKind, int] = {
-    FlowNodeKind.START: 0,
-    FlowNodeKind.STEP: 0,
-    FlowNodeKind.COMPENSATION: 1,
-    FlowNodeKind.MITIGATION: 1,
-    FlowNodeKind.MANUAL_REVIEW: 2,
-}
+_SKIP_X = 16.0
 
 _HEADERS: dict[FlowNodeKind, str] = {
     FlowNodeKind.STEP: "{step}",
@@ -76,13 +70,13 @@ class Box:
 
     @property
     def anchor(self) -> str:
-        """SVG text-anchor: the wide manual-review bar reads from its left end."""
-        return "start" if self.kind is FlowNodeKind.MANUAL_REVIEW else "middle"
+        """SVG text-anchor: every label is centred."""
+        return "middle"
 
     @property
     def text_x(self) -> float:
         """Where the label lines are anchored."""
-        return self.x + 14 if self.anchor == "start" else self.cx
+        return self.cx
 
     @property
     def header_size(self) -> float:
@@ -93,9 +87,12 @@ class Box:
 
     @property
     def baselines(self) -> tuple[float, ...]:
-        """Baseline of every text line (header first), centred in the box."""
+        """Baseline of every text line (header first), centred in the box (or at its top)."""
         count = len(self.lines) + (1 if self.header else 0)
-        first = self.cy - (count - 1) * _LINE_H / 2 + 4
+        if self.kind is FlowNodeKind.MANUAL_REVIEW:
+            first = self.y + _PAD_Y + 11
+        else:
+            first = self.cy - (count - 1) * _LINE_H / 2 + 4
         return tuple(first + i * _LINE_H for i in range(count))
 
 
@@ -118,42 +115,47 @@ class Diagram:
     arrows: tuple[Arrow, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    lefts: tuple[float, float, float]
+    tops: list[float]
+    heights: list[float]
+
+    def gap(self, col: int) -> float:
+        """The x of the vertical channel right of column ``col``."""
+        return self.lefts[col] + _COL_W[col] + _GAP_X / 2
+
+    def channel(self, row: int) -> float:
+        """The y of the horizontal channel just above row ``row``."""
+        return self.tops[row] - _ROW_GAP / 2
+
+
 def layout(flow: Flow, step_order: tuple[str, ...]) -> Diagram:
     """Place every node of ``flow`` and route every edge (pure, deterministic).
 
-    ``step_order`` is the plan's step ids in process order; it gives each step its column.
+    ``step_order`` is the plan's step ids in process order; it gives each step its row.
     """
-    last_col = len(step_order) + 1
-    slots = _slots(flow, {step_id: i + 1 for i, step_id in enumerate(step_order)}, last_col)
-    widths = {node.id: _node_width(node) for node in flow.nodes}
-    col_widths = [_TERMINAL_W] + [_STEP_W] * (last_col - 1) + [_TERMINAL_W]
+    rows = {step_id: i + 1 for i, step_id in enumerate(step_order)}
+    slots = _slots(flow, rows, len(step_order) + 1)
+    texts = {n.id: _text(n, _COL_W[slots[n.id][1]]) for n in flow.nodes}
+    heights = [0.0] * (len(step_order) + 2)
     for node in flow.nodes:
-        if node.kind is not FlowNodeKind.MANUAL_REVIEW:
-            col = slots[node.id][1]
-            col_widths[col] = max(col_widths[col], widths[node.id])
-    lefts = [_MARGIN]
-    for width in col_widths:
-        lefts.append(lefts[-1] + width + _GAP_X)
-    texts = {node.id: _text(node, widths[node.id]) for node in flow.nodes}
-    heights = [
-        max(
-            (_text_height(texts[n.id]) for n in flow.nodes if slots[n.id][0] == band),
-            default=0.0,
-        )
-        for band in range(_BANDS)
-    ]
+        if node.kind is FlowNodeKind.MANUAL_REVIEW:
+            continue
+        row = slots[node.id][0]
+        heights[row] = max(heights[row], _height(node, texts[node.id]))
     tops = [_MARGIN]
-    for band in range(1, _BANDS):
-        tops.append(tops[-1] + heights[band - 1] + (_ROW_GAP if heights[band - 1] else 0.0))
-    boxes = {
-        node.id: _box(
-            node, slots[node.id], texts[node.id], widths[node.id], col_widths, lefts, tops, heights
-        )
-        for node in flow.nodes
-    }
-    channels = [tops[b] + heights[b] + _ROW_GAP * 0.4 for b in range(_BANDS)]
+    for row in range(1, len(heights)):
+        tops.append(tops[-1] + heights[row - 1] + _ROW_GAP)
+    lefts = (
+        _MARGIN + _SKIP_X,
+        _MARGIN + _SKIP_X + _COL_W[0] + _GAP_X,
+        _MARGIN + _SKIP_X + _COL_W[0] + _COL_W[1] + 2 * _GAP_X,
+    )
+    grid = _Grid(lefts=lefts, tops=tops, heights=heights)
+    boxes = {n.id: _box(n, slots[n.id], texts[n.id], grid) for n in flow.nodes}
     arrows = tuple(
-        _route(edge, boxes[edge.source], boxes[edge.target], slots, channels)
+        _route(edge, boxes[edge.source], boxes[edge.target], slots, grid)
         for edge in flow.edges
         if edge.source in boxes and edge.target in boxes
     )
@@ -167,80 +169,74 @@ def layout(flow: Flow, step_order: tuple[str, ...]) -> Diagram:
     )
 
 
-def _slots(flow: Flow, column: dict[str, int], last_col: int) -> dict[str, tuple[int, int]]:
-    """(band, column) of every node; an end goes where the edges that reach it come from."""
+def _slots(flow: Flow, rows: dict[str, int], last_row: int) -> dict[str, tuple[int, int]]:
+    """(row, column) of every node; the ends go where the edges that reach them come from."""
     incoming: dict[str, set[FlowEdgeKind]] = {}
     for edge in flow.edges:
         incoming.setdefault(edge.target, set()).add(edge.kind)
-    taken: set[tuple[int, int]] = set()
+    rolled_back = any(n.id == "end_rolled_back" for n in flow.nodes)
     slots: dict[str, tuple[int, int]] = {}
     for node in flow.nodes:
-        if node.kind is FlowNodeKind.END:
-            kinds = incoming.get(node.id, set())
-            if FlowEdgeKind.FORWARD in kinds:
-                band, col = 0, last_col
-            else:
-                band, col = (1 if FlowEdgeKind.COMPENSATION in kinds else 2), 0
-        elif node.kind is FlowNodeKind.START:
-            band, col = 0, 0
+        if node.kind is FlowNodeKind.START:
+            slots[node.id] = (0, 0)
+        elif node.kind is FlowNodeKind.STEP:
+            slots[node.id] = (rows.get(node.step or "", 1), 0)
+        elif node.kind in (FlowNodeKind.COMPENSATION, FlowNodeKind.MITIGATION):
+            slots[node.id] = (rows.get(node.step or "", 1), 1)
+        elif node.kind is FlowNodeKind.MANUAL_REVIEW:
+            slots[node.id] = (1, 2)
+        elif FlowEdgeKind.FORWARD in incoming.get(node.id, set()) or (
+            FlowEdgeKind.SKIPPED in incoming.get(node.id, set())
+        ):
+            slots[node.id] = (last_row, 0)
+        elif FlowEdgeKind.COMPENSATION in incoming.get(node.id, set()) or not rolled_back:
+            slots[node.id] = (0, 1)
         else:
-            band = _BAND_OF[node.kind]
-            col = column.get(node.step or "", 1)
-        while (band, col) in taken and band < _BANDS - 1:
-            band += 1
-        taken.add((band, col))
-        slots[node.id] = (band, col)
+            slots[node.id] = (0, 2)
     return slots
-
-
-def _node_width(node: FlowNode) -> float:
-    if node.kind not in (FlowNodeKind.START, FlowNodeKind.END):
-        return _STEP_W
-    # An end is as wide as its longest word needs (a process name is one long word).
-    longest = max((len(word) for word in node.label.split()), default=0)
-    return min(_STEP_W, max(_TERMINAL_W, longest * _CHAR_W + 24))
 
 
 def _text(node: FlowNode, width: float) -> tuple[str | None, tuple[str, ...]]:
     template = _HEADERS.get(node.kind)
     header = template.format(step=node.step) if template and node.step else None
-    if node.kind is FlowNodeKind.MANUAL_REVIEW:
-        width = 4 * _STEP_W
-    chars = max(8, int((width - 14) / _CHAR_W))
-    lines = textwrap.wrap(node.label, chars) or [""]
-    if len(lines) > _MAX_LINES:
-        lines = lines[:_MAX_LINES]
-        lines[-1] = lines[-1][: chars - 1].rstrip() + "…"
+    chars = max(8, int((width - 16) / _CHAR_W))
+    lines = textwrap.wrap(node.label, chars, break_long_words=True) or [""]
+    # The role reads on a line of its own, so a long step id keeps its full size.
+    if header and node.pivot:
+        lines.insert(0, "(pivot: the point of no return)")
+    elif header and not node.required:
+        lines.insert(0, "(best-effort)")
     return header, tuple(lines)
 
 
-def _text_height(text: tuple[str | None, tuple[str, ...]]) -> float:
+def _height(node: FlowNode, text: tuple[str | None, tuple[str, ...]]) -> float:
     header, lines = text
-    return (len(lines) + (1 if header else 0)) * _LINE_H + 2 * _PAD_Y
+    measured = (len(lines) + (1 if header else 0)) * _LINE_H + 2 * _PAD_Y
+    if node.kind in (FlowNodeKind.START, FlowNodeKind.END):
+        return max(_TERMINAL_H, measured)
+    return measured
 
 
 def _box(
     node: FlowNode,
     slot: tuple[int, int],
     text: tuple[str | None, tuple[str, ...]],
-    w: float,
-    col_widths: list[float],
-    lefts: list[float],
-    tops: list[float],
-    heights: list[float],
+    grid: _Grid,
 ) -> Box:
-    band, col = slot
+    row, col = slot
     header, lines = text
     terminal = node.kind in (FlowNodeKind.START, FlowNodeKind.END)
+    x, w = grid.lefts[col], _COL_W[col]
     if node.kind is FlowNodeKind.MANUAL_REVIEW:
-        # A bar under every step column: each arrow into it can drop straight down.
-        # It reaches past the last step's column so the last step's arrow lands on it too.
-        last_col = len(col_widths) - 1
-        x, w = lefts[1], lefts[last_col] - _GAP_X / 2 + _INSET - lefts[1]
+        # A bar beside every step row, so each arrow into it is a horizontal line.
+        y = grid.tops[1]
+        h = max(_height(node, text), grid.tops[-1] - _ROW_GAP - y)
+    elif terminal:
+        h = _height(node, text)
+        y = grid.tops[row] + (grid.heights[row] - h) / 2
     else:
-        x = lefts[col] + (col_widths[col] - w) / 2
-    h = max(_TERMINAL_H, _text_height(text)) if terminal else heights[band]
-    y = tops[band] + (heights[band] - h) / 2
+        h = grid.heights[row]
+        y = grid.tops[row]
     return Box(
         id=node.id,
         kind=node.kind,
@@ -258,6 +254,10 @@ def _box(
 
 def _box_css(node: FlowNode) -> str:
     if node.kind is FlowNodeKind.STEP:
+        if node.pivot:
+            return "node step pivot"
+        if not node.required:
+            return "node step best-effort"
         if node.step_class is StepClass.IRREVERSIBLE:
             return "node step irreversible"
         if node.step_class is StepClass.READ_ONLY:
@@ -271,49 +271,51 @@ def _route(
     source: Box,
     target: Box,
     slots: dict[str, tuple[int, int]],
-    channels: list[float],
+    grid: _Grid,
 ) -> Arrow:
     kind = edge.kind.value.replace("_", "-")
-    s_band, t_band = slots[edge.source][0], slots[edge.target][0]
-    if s_band == t_band:
-        # Same band: a straight line between the facing sides.
-        y = (max(source.y, target.y) + min(source.y + source.h, target.y + target.h)) / 2
-        if target.cx >= source.cx:
-            points = [(source.x + source.w, y), (target.x, y)]
-        else:
-            points = [(source.x, y), (target.x + target.w, y)]
-    elif edge.kind is FlowEdgeKind.FAILURE or t_band < s_band:
-        points = _failure_route(source, target, s_band, t_band, channels)
-    elif target.kind is FlowNodeKind.MANUAL_REVIEW:
-        # Into the manual-review bar: straight down, or via the gap right of the source.
-        if t_band == s_band + 1:
-            x = source.cx + _INSET / 2
-            points = [(x, source.y + source.h), (x, target.y)]
-        else:
-            # Out of the right side, below the forward arrow, and down the gap.
-            y = source.y + source.h - _PAD_Y
-            gap_x = source.x + source.w + _GAP_X / 2
-            points = [(source.x + source.w, y), (gap_x, y), (gap_x, target.y)]
-    else:
+    s_row, s_col = slots[edge.source]
+    t_col = slots[edge.target][1]
+    points: list[tuple[float, float]]
+    if edge.kind is FlowEdgeKind.FORWARD:
         points = [(source.cx, source.y + source.h), (target.cx, target.y)]
+    elif edge.kind is FlowEdgeKind.SKIPPED:
+        # Around the left of the step it passes, into the next one.
+        x = source.x - _SKIP_X
+        points = [(source.x, source.cy), (x, source.cy), (x, target.cy), (target.x, target.cy)]
+    elif edge.kind is FlowEdgeKind.COMPENSATION:
+        points = [(source.cx, source.y), (target.cx, target.y + target.h)]
+    elif target.kind is FlowNodeKind.MANUAL_REVIEW and s_col == 1:
+        points = [(source.x + source.w, source.cy), (target.x, source.cy)]
+    elif edge.kind is FlowEdgeKind.FORWARD_RECOVERY:
+        # After the pivot nothing sits beside the step: straight across to the bar.
+        points = [(source.x + source.w, source.cy), (target.x, source.cy)]
+    elif edge.kind is FlowEdgeKind.UNKNOWN_OUTCOME:
+        # Down into the channel below the step, then across to the bar.
+        x = source.x + source.w - 24
+        y = grid.channel(s_row + 1) if s_row + 1 < len(grid.tops) else source.y + source.h + 10
+        y = min(y, target.y + target.h - 8)
+        points = [(x, source.y + source.h), (x, y), (target.x, y)]
+    else:
+        points = _failure_route(source, target, s_row, t_col, grid)
     return Arrow(d=_path(points), kind=kind, label=edge.label or None)
 
 
 def _failure_route(
-    source: Box, target: Box, s_band: int, t_band: int, channels: list[float]
+    source: Box, target: Box, s_row: int, t_col: int, grid: _Grid
 ) -> list[tuple[float, float]]:
-    x0 = source.x + _INSET
-    y0 = source.y + source.h
-    y = channels[s_band]
-    if t_band == s_band + 1:
-        x1 = target.x + target.w - _INSET if target.cx < source.cx else target.x + _INSET
-        return [(x0, y0), (x0, y), (x1, y), (x1, target.y)]
-    # Further down: through the gap beside the target, then into its side.
-    if target.cx < source.cx:
-        gap_x, side = target.x + target.w + _GAP_X / 2, target.x + target.w
-    else:
-        gap_x, side = target.x - _GAP_X / 2, target.x
-    return [(x0, y0), (x0, y), (gap_x, y), (gap_x, target.cy), (side, target.cy)]
+    """From a step's right side up the channel beside it, into the target's left side.
+
+    Neighbouring steps climb the channel a few pixels apart, so their arrows stay apart.
+    """
+    x0, y0 = source.x + source.w, source.cy - 6
+    gap = grid.gap(0) + (s_row % 3 - 1) * 8
+    if t_col == 1:
+        return [(x0, y0), (gap, y0), (gap, target.cy), (target.x, target.cy)]
+    # An end in the right column: over the row of the first undo, then down into it.
+    y = grid.channel(1)
+    gap2 = grid.gap(1)
+    return [(x0, y0), (gap, y0), (gap, y), (gap2, y), (gap2, target.cy), (target.x, target.cy)]
 
 
 def _path(points: list[tuple[float, float]]) -> str:

@@ -1,51 +1,58 @@
 """The recovery plan as Markdown: the default output of ``sagaguard plan``.
 
-Each of the seven parts becomes a section with a table or a list, followed by the example
-journal states and a Mermaid flowchart. Everything shown comes from the :class:`Plan`;
-this module only chooses how it reads (pure: a plan in, a string out).
+A plan with error findings opens with "Not ready for production" and the errors. Each of
+the seven parts becomes a section with a table or a list, followed by the example journal
+states and a Mermaid flowchart. Everything shown comes from the :class:`Plan`; this module
+only chooses how it reads (pure: a plan in, a string out).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 from sagaguard.planner.plan import (
     DecisionEntry,
-    ExpectedState,
     FlowEdgeKind,
-    Injection,
-    JournalRow,
-    PartialFailureTest,
     Plan,
     RollbackSequence,
+    StepAction,
     StepEntry,
 )
 from sagaguard.planner.render.labels import (
-    CATEGORY_LABELS,
+    ANSWER_LABELS,
     DECISION_LABELS,
+    KIND_LABELS,
+    LIST_LIMIT,
     SECTIONS,
     SITUATION_LABELS,
     backoff_text,
+    bound_label,
     count_text,
     duration,
-    id_list,
-    is_code,
-    words,
+    role_label,
+)
+from sagaguard.planner.render.markdown_runs import example_states_section, tests_section
+from sagaguard.planner.render.markdown_text import (
+    cell,
+    code,
+    codes,
+    inline,
+    listed_ids,
+    section,
+    spec_text,
+    table,
 )
 from sagaguard.planner.render.mermaid import render_mermaid
+from sagaguard.planner.render.rollbacks import Rollbacks, policy_intro, procedure, rollback_intro
 from sagaguard.planner.render.view import (
     checklist_by_area,
-    decision_grid,
+    duplicate_entry,
     findings_by_severity,
     flow_legend,
     legend_example,
-    policy_intro,
+    matrix_tables,
     reason_groups,
-    reason_scope,
-    rollback_intro,
     severity_counts,
-    situations,
 )
+from sagaguard.rules import Decision
 
 __all__ = ["render_markdown"]
 
@@ -55,6 +62,8 @@ _TITLES = dict(SECTIONS)
 _ARROW_WORDS = {
     FlowEdgeKind.FORWARD: "Solid blue",
     FlowEdgeKind.FAILURE: "Red dashed",
+    FlowEdgeKind.FORWARD_RECOVERY: "Purple dashed",
+    FlowEdgeKind.SKIPPED: "Grey dashed",
     FlowEdgeKind.COMPENSATION: "Orange dashed",
     FlowEdgeKind.UNKNOWN_OUTCOME: "Purple dotted",
     FlowEdgeKind.COMPENSATION_FAILED: "Red dotted",
@@ -69,57 +78,14 @@ def render_markdown(plan: Plan) -> str:
         _rollback_sequences(plan),
         _rollback_failure_policy(plan),
         _decision_matrix(plan),
-        _tests(plan),
+        tests_section(plan),
         _checklist(plan),
         _findings(plan),
-        _example_states(plan),
+        example_states_section(plan),
         _flow(plan),
     ]
     text = "\n\n".join("\n".join(lines).strip("\n") for lines in parts)
     return text + "\n"
-
-
-# --- building blocks -------------------------------------------------------------------------
-
-
-def _cell(text: str | None) -> str:
-    """Text made safe for a table cell: pipes escaped, line breaks kept as <br>."""
-    if text is None or text == "":
-        return "—"
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", "<br>")
-
-
-def _inline(text: str) -> str:
-    """Text on one line: a line break from a YAML block scalar would end a list item."""
-    return " ".join(text.split())
-
-
-def _spec_text(text: str) -> str:
-    """Spec text on one line; a binding to code reads ``code: `module:function```."""
-    if is_code(text):
-        return f"code: {_code(text)}"
-    return _inline(text)
-
-
-def _code(text: str) -> str:
-    """Inline code that survives backticks inside ``text``."""
-    fence = "``" if "`" in text else "`"
-    pad = " " if "`" in text else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def _codes(ids: Iterable[str], *, empty: str = "—") -> str:
-    return id_list((_code(i) for i in ids), empty=empty)
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _section(anchor: str) -> list[str]:
-    return [f"## {_TITLES[anchor]}", ""]
 
 
 # --- header ----------------------------------------------------------------------------------
@@ -128,27 +94,55 @@ def _section(anchor: str) -> list[str]:
 def _header(plan: Plan) -> list[str]:
     process = plan.process
     lines = [f"# Recovery plan: {process.name}", ""]
+    if not plan.ready:
+        errors = plan.errors
+        lines += [
+            f"> **Not ready for production:** {count_text(errors[0].severity, len(errors))} "
+            "must be fixed first.",
+            ">",
+            *(
+                f"> - {code(f.code)}{' on ' + code(f.step) if f.step else ''}: {inline(f.message)}"
+                for f in errors
+            ),
+            "",
+        ]
     if process.description:
-        lines += [f"> {_inline(process.description)}", ""]
+        lines += [f"> {inline(process.description)}", ""]
     routes = (
-        ", ".join(f"{_code(key)} → {value}" for key, value in process.alerts.items())
+        ", ".join(f"{code(key)} → {value}" for key, value in process.alerts.items())
         or "none declared"
     )
     observability = (
-        _codes(o.value for o in process.observability) if process.observability else "none"
+        codes([o.value for o in process.observability]) if process.observability else "none"
     )
     lines += [
-        f"- **Process:** {_code(process.name)}, version {process.version}",
-        f"- **Steps:** {' → '.join(_code(s.id) for s in plan.steps)}",
-        f"- **State store:** {_code(process.state_store.value)}",
+        f"- **Process:** {code(process.name)}, version {process.version}",
+        f"- **Steps:** {_step_path(plan)}",
+        f"- **Point of no return:** {_pivot_text(plan)}",
+        f"- **State store:** {code(process.state_store.value)}",
         f"- **Observability:** {observability}",
         f"- **Alert routes:** {routes}",
+        f"- **Resubmission window:** {duration(process.resubmission_window_s)} (idempotency "
+        "keys must outlive it)",
         f"- **Findings:** {_finding_counts(plan)}",
-        f"- **Plan format:** {_code(plan.format)}",
+        f"- **Plan format:** {code(plan.format)}",
         "",
         "**Contents:** " + " · ".join(f"[{t}](#{_slug(t)})" for _, t in SECTIONS),
     ]
     return lines
+
+
+def _step_path(plan: Plan) -> str:
+    shown = plan.steps[: 2 * LIST_LIMIT]
+    more = len(plan.steps) - len(shown)
+    text = " → ".join(f"**{code(s.id)}** (pivot)" if s.pivot else code(s.id) for s in shown)
+    return f"{text} → … ({more} more)" if more else text
+
+
+def _pivot_text(plan: Plan) -> str:
+    if plan.pivot is None:
+        return "none: every step can be undone, so every failure for good rolls back"
+    return f"{code(plan.pivot.step)}, {inline(plan.pivot.reason)}"
 
 
 def _finding_counts(plan: Plan) -> str:
@@ -168,56 +162,103 @@ def _slug(title: str) -> str:
 # --- 1. step table ---------------------------------------------------------------------------
 
 
+def _role(plan: Plan, step: StepEntry) -> str:
+    declared = plan.pivot.declared if plan.pivot else False
+    text = role_label(
+        step.phase, pivot=plan.pivot is not None, pivot_declared=declared, required=step.required
+    )
+    return f"**{text}**" if step.pivot else text
+
+
 def _step_table(plan: Plan) -> list[str]:
-    lines = _section("steps")
-    lines += _table(
-        ["#", "step", "class", "changes", "idempotent", "forward action", "compensation"],
+    lines = section("steps")
+    lines += table(
+        ["#", "step", "class", "role", "changes", "idempotent", "forward action", "compensation"],
         (
             [
                 str(s.position),
-                _code(s.id),
+                code(s.id),
                 s.step_class.value,
+                _role(plan, s),
                 ", ".join(c.value for c in s.changes),
                 s.idempotent.value,
-                _cell(s.action),
-                _cell(_compensation_text(s)),
+                cell(s.action),
+                cell(_compensation_text(s)),
             ]
             for s in plan.steps
         ),
     )
     for step in plan.steps:
-        lines += ["", *_step_detail(step)]
+        lines += ["", *_step_detail(plan, step)]
     return lines
 
 
 def _compensation_text(step: StepEntry) -> str:
+    if step.compensation and not step.compensation_runs:
+        return f"{step.compensation} (by hand only: the engine never runs it)"
     if step.compensation:
         return step.compensation
     if step.mitigation:
-        return f"none (irreversible); instead: {_inline(step.mitigation)}"
+        return f"none (irreversible); instead: {inline(step.mitigation)}"
     return "none"
 
 
-def _step_detail(step: StepEntry) -> list[str]:
-    limits = f"timeout {duration(step.timeout_s)}, at most {step.max_attempts} attempts"
-    lines = [f"### {step.position}. `{step.id}`", ""]
-    lines.append(f"- **Forward:** {_inline(step.action)}")
+def _limits(step: StepEntry) -> str:
+    text = f"timeout {duration(step.timeout_s)}, at most {step.max_attempts} attempt"
+    text += "" if step.max_attempts == 1 else "s"
+    if step.retry_for_s:
+        text += f"; after the pivot, retried for {duration(step.retry_for_s)} before a person"
+    if step.verify_after_s:
+        text += f"; a 'not found' from verify counts after {duration(step.verify_after_s)}"
+    return text
+
+
+def _verify_line(step: StepEntry) -> str | None:
+    if not step.verify:
+        return None
+    if step.verify_bound:
+        return f"{spec_text(step.verify)} (code bound: the engine asks it)"
+    return (
+        f"{spec_text(step.verify)} (described only: no code is bound, so the engine cannot ask "
+        "and a lost answer goes to a person; bind `verify: module:function`)"
+    )
+
+
+def _step_detail(plan: Plan, step: StepEntry) -> list[str]:
+    title = f"### {step.position}. `{step.id}`"
+    if step.pivot:
+        title += " (the point of no return)"
+    elif not step.required:
+        title += " (best-effort)"
+    lines = [title, ""]
+    lines.append(f"- **Forward:** {inline(step.action)}")
     if step.compensation:
-        lines.append(f"- **Compensation:** {_inline(step.compensation)}")
+        lines.append(f"- **Compensation:** {inline(_compensation_text(step))}")
     if step.mitigation:
-        lines.append(f"- **Mitigation (cannot be undone):** {_inline(step.mitigation)}")
-    lines.append(f"- **Do not compensate when:** {_inline(step.rollback_condition)}")
-    if step.verify:
-        lines.append(f"- **Verify the real outcome:** {_spec_text(step.verify)}")
+        lines.append(f"- **Mitigation (cannot be undone):** {inline(step.mitigation)}")
+    if not step.required:
+        lines.append(
+            f"- **Best-effort:** never rolls the run back; failing for good it ends failed and "
+            f"a best_effort_failed alert goes to {step.alert_to}"
+        )
+    lines.append("- **Do not compensate:**")
+    lines += [f"  - {inline(c)}" for c in step.rollback_conditions]
+    verify = _verify_line(step)
+    if verify:
+        lines.append(f"- **Verify the real outcome:** {verify}")
     if step.external_id:
-        lines.append(f"- **External id:** {_code(step.external_id)}")
-    lines.append(f"- **Limits:** {limits}")
-    lines.append(f"- **Alerts go to:** {step.alert_route or 'no route declared'}")
-    lines.append(f"- **Persist:** {_codes(step.persist)}")
-    lines.append("- **Success signals:**")
-    lines += [f"  - {_inline(signal)}" for signal in step.success_signals]
-    lines.append("- **Failure signals:**")
-    lines += [f"  - {_inline(signal)}" for signal in step.failure_signals]
+        lines.append(f"- **External id:** {code(step.external_id)}")
+    lines.append(f"- **Lost answer settled by:** {KIND_LABELS[step.kind]}")
+    lines.append(f"- **Limits:** {_limits(step)}")
+    lines.append(f"- **Alerts go to:** {step.alert_to}")
+    lines.append(f"- **Persist:** {codes(step.persist)}")
+    lines.append("- **Signals:**")
+    for signal in step.signals:
+        source = " (from the spec)" if signal.from_spec else ""
+        lines.append(
+            f"  - *{ANSWER_LABELS[signal.answer]}*{source}: {inline(signal.looks_like)} → "
+            f"{inline(signal.then)}"
+        )
     return lines
 
 
@@ -225,48 +266,51 @@ def _step_detail(step: StepEntry) -> list[str]:
 
 
 def _rollback_sequences(plan: Plan) -> list[str]:
-    lines = _section("rollback-sequences")
+    lines = section("rollback-sequences")
+    rollbacks = Rollbacks.of(plan)
     lines += [
         rollback_intro(plan),
         "",
-        *_table(
-            ["failed step", "compensate (latest first)", "irreversible on the way", "ends as"],
+        *table(
+            ["failed step", "then", "compensate (latest first)", "kept", "ends as"],
             (
                 [
-                    _code(seq.failed_step),
-                    _codes(seq.compensate, empty="nothing to undo"),
-                    _codes((i.step for i in seq.irreversible), empty="—"),
-                    _code(seq.final_status.value),
+                    code(seq.failed_step),
+                    cell(_then(seq)),
+                    listed_ids(rollbacks.compensated(seq), seq.compensate_count, empty="nothing"),
+                    listed_ids(rollbacks.kept(seq), seq.keep_count, empty="—"),
+                    code(seq.final_status.value),
                 ]
                 for seq in plan.rollback_sequences
             ),
         ),
     ]
     for seq in plan.rollback_sequences:
-        lines += ["", *_sequence_detail(seq)]
+        lines += ["", *_sequence_detail(plan, seq, rollbacks)]
     return lines
 
 
-def _sequence_detail(seq: RollbackSequence) -> list[str]:
-    handling = seq.failed_step_handling
+def _then(seq: RollbackSequence) -> str:
+    if seq.recovery is not Decision.ROLLBACK:
+        return seq.summary
+    return "roll back" if seq.rollback_from else "fail, nothing to undo"
+
+
+def _action(label: str, action: StepAction) -> str:
+    decision = DECISION_LABELS[action.decision]
+    if action.then is not None:
+        decision += f" → {DECISION_LABELS[action.then]}"
+    return f"- **{label}** ({decision}): {inline(action.instruction)}"
+
+
+def _sequence_detail(plan: Plan, seq: RollbackSequence, rollbacks: Rollbacks) -> list[str]:
     lines = [f"### If `{seq.failed_step}` fails", ""]
-    lines.append(
-        f"- **It failed definitely** ({DECISION_LABELS[handling.definite_failure.decision]}): "
-        f"{_inline(handling.definite_failure.instruction)}"
-    )
-    lines.append(
-        f"- **Its outcome is unknown** ({DECISION_LABELS[handling.unknown_outcome.decision]}): "
-        f"{_inline(handling.unknown_outcome.instruction)}"
-    )
-    for item in seq.irreversible:
-        lines.append(f"- **`{item.step}` cannot be undone:** {_inline(item.mitigation)}")
-    lines += ["", "Procedure:", ""]
-    lines += [f"{n}. {_inline(instruction)}" for n, instruction in enumerate(seq.procedure, 1)]
-    if seq.compensate:
-        ending = f"The run ends as `{seq.final_status.value}` once every compensation succeeded."
-    else:
-        ending = f"The run ends as `{seq.final_status.value}`: nothing to undo."
-    lines += ["", ending]
+    lines.append(_action("It failed definitely", seq.definite_failure))
+    lines.append(_action("It was refused", seq.refused))
+    lines.append(_action("Its outcome is unknown", seq.unknown_outcome))
+    lines += ["", "Once it failed for good:", ""]
+    lines += [f"{n}. {inline(line)}" for n, line in enumerate(procedure(plan, seq, rollbacks), 1)]
+    lines += ["", f"The run ends as `{seq.final_status.value}`."]
     return lines
 
 
@@ -274,21 +318,22 @@ def _sequence_detail(seq: RollbackSequence) -> list[str]:
 
 
 def _rollback_failure_policy(plan: Plan) -> list[str]:
-    lines = _section("rollback-failure-policy")
+    lines = section("rollback-failure-policy")
     if not plan.rollback_failure_policy:
         return [*lines, policy_intro(plan)]
+    rollbacks = Rollbacks.of(plan)
     lines += [
         policy_intro(plan),
         "",
-        *_table(
-            ["step", "compensation", "attempts", "left waiting", "alert"],
+        *table(
+            ["step", "compensation", "retried", "left waiting", "alert"],
             (
                 [
-                    _code(p.step),
-                    _cell(p.compensation),
-                    str(p.attempts),
-                    _codes(p.halted_steps, empty="nothing"),
-                    _cell(f"{p.alert_kind.value} → {p.alert_to}"),
+                    code(p.step),
+                    cell(p.compensation),
+                    bound_label(p.bound),
+                    listed_ids(rollbacks.halted(p.step), p.halted_count, empty="nothing"),
+                    cell(f"{p.alert_kind.value} → {p.alert_to}"),
                 ]
                 for p in plan.rollback_failure_policy
             ),
@@ -299,13 +344,13 @@ def _rollback_failure_policy(plan: Plan) -> list[str]:
             "",
             f"### Undoing `{policy.step}` fails",
             "",
-            f"- **Compensation:** {_inline(policy.compensation)}",
-            f"- **Attempts:** {policy.attempts}, backoff {backoff_text(policy.backoff)}",
-            f"- **Retried when:** {_inline(policy.retry_when)}",
-            f"- **Manual review when:** {_inline(policy.manual_review_when)}",
+            f"- **Compensation:** {inline(policy.compensation)}",
+            f"- **Retried:** {bound_label(policy.bound)}, backoff {backoff_text(policy.backoff)}",
+            f"- **Retried when:** {inline(policy.retry_when)}",
+            f"- **Manual review when:** {inline(policy.manual_review_when)}",
             f"- **Left completed while the run waits:** "
-            f"{_codes(policy.halted_steps, empty='nothing')}",
-            f"- **Alert:** `{policy.alert_kind.value}` → {_inline(policy.alert_to)}",
+            f"{listed_ids(rollbacks.halted(policy.step), policy.halted_count, empty='nothing')}",
+            f"- **Alert:** `{policy.alert_kind.value}` → {inline(policy.alert_to)}",
         ]
     return lines
 
@@ -314,35 +359,50 @@ def _rollback_failure_policy(plan: Plan) -> list[str]:
 
 
 def _decision_matrix(plan: Plan) -> list[str]:
-    lines = _section("decision-matrix")
+    lines = section("decision-matrix")
     lines += [_matrix_legend(plan), ""]
-    lines += _table(
-        ["step", *(SITUATION_LABELS[s] for s in situations(plan))],
-        ([_code(step), *(_matrix_cell(e) for e in row)] for step, row in decision_grid(plan)),
-    )
-    lines += ["", "Why:", ""]
+    for grid in matrix_tables(plan):
+        lines += [f"**{grid.title}**", ""]
+        lines += table(
+            ["step", *(SITUATION_LABELS[s] for s in grid.situations)],
+            ([code(step), *(_matrix_cell(e) for e in row)] for step, row in grid.rows),
+        )
+        lines.append("")
+    lines += [
+        "A dash marks a situation that cannot arise for the step: verify answers need verify "
+        "code bound, and an undo can only fail for a step the engine compensates.",
+        "",
+    ]
+    duplicate = duplicate_entry(plan)
+    if duplicate is not None:
+        lines += [
+            f"**A duplicate request** (any step) → **{DECISION_LABELS[duplicate.decision]}**: "
+            f"{inline(duplicate.reason)}",
+            "",
+        ]
+    lines += ["Why:", ""]
     for group in reason_groups(plan):
         entry = group.entry
-        who = reason_scope(plan, group) or _codes(group.steps)
+        who = f"any step of {plan.process.name}" if group.everyone else codes(group.steps)
         lines.append(
             f"- *{SITUATION_LABELS[entry.situation]}* for {who} → **{_matrix_cell(entry)}**: "
-            f"{_inline(entry.reason)}"
+            f"{inline(entry.reason)}"
         )
     return lines
 
 
 def _matrix_legend(plan: Plan) -> str:
-    text = f"What to do with each step of {plan.process.name} in each situation."
+    text = f"What the engine does with each step of {plan.process.name} in each situation."
     example = legend_example(plan)
     if example is None:
         return text
     entry, step = example
     then = DECISION_LABELS[entry.then] if entry.then else ""
-    alert = f", and {step.alert_route or 'a person'} is alerted (🔔)" if entry.alert else ""
+    alert = f", and {step.alert_to} is alerted (🔔)" if entry.alert else ""
     return (
         f"{text} A cell reads `a → b`: for example `{_matrix_cell(entry)}` for "
-        f"{step.id}'s {SITUATION_LABELS[entry.situation]} means retry within its "
-        f"{step.max_attempts} attempts, then {then}{alert}."
+        f"{step.id}'s {SITUATION_LABELS[entry.situation]} means retry "
+        f"({bound_label(entry.bound)}), then {then}{alert}."
     )
 
 
@@ -352,71 +412,23 @@ def _matrix_cell(entry: DecisionEntry | None) -> str:
     text = DECISION_LABELS[entry.decision]
     if entry.then is not None:
         text += f" → {DECISION_LABELS[entry.then]}"
-    if entry.alert:
+    if entry.alert is not None:
         text += " 🔔"
     return text
-
-
-# --- 5. partial-failure tests ----------------------------------------------------------------
-
-
-def _tests(plan: Plan) -> list[str]:
-    lines = _section("tests")
-    lines += _table(
-        ["id", "category", "step", "inject", "run ends as", "alert"],
-        (
-            [
-                _code(t.id),
-                CATEGORY_LABELS[t.category],
-                _code(t.step),
-                _cell("; ".join(_injection(i) for i in t.injection)),
-                _code(t.expected.run_status.value),
-                _cell(_alert_text(t.expected)),
-            ]
-            for t in plan.tests
-        ),
-    )
-    for test in plan.tests:
-        lines += ["", *_test_detail(test)]
-    return lines
-
-
-def _injection(injection: Injection) -> str:
-    times = "every attempt" if injection.times is None else f"×{injection.times}"
-    return f"{injection.fault.value} {words(injection.point.value)} {injection.step} ({times})"
-
-
-def _alert_text(expected: ExpectedState) -> str:
-    alert = expected.alert
-    if alert is None:
-        return "none"
-    route = alert.route or "no route declared"
-    return f"{alert.kind.value} on {alert.step} → {route}"
-
-
-def _test_detail(test: PartialFailureTest) -> list[str]:
-    expected = test.expected
-    lines = [f"### `{test.id}`: {CATEGORY_LABELS[test.category]}", "", _inline(test.scenario), ""]
-    lines.append("- **Inject:** " + "; ".join(_injection(i) for i in test.injection))
-    lines.append(f"- **Run ends as:** `{expected.run_status.value}`")
-    lines.append(f"- **Still active:** {_codes(expected.active, empty='nothing')}")
-    lines.append(f"- **Compensated (in order):** {_codes(expected.compensated, empty='nothing')}")
-    lines.append(f"- **Waiting for a person:** {_codes(expected.manual_review, empty='nothing')}")
-    lines.append(f"- **Alert:** {_alert_text(expected)}")
-    lines += [f"- {_inline(check)}" for check in expected.checks]
-    return lines
 
 
 # --- 6. checklist ----------------------------------------------------------------------------
 
 
 def _checklist(plan: Plan) -> list[str]:
-    lines = _section("checklist")
+    lines = section("checklist")
     for area, items in checklist_by_area(plan):
         lines += [f"### {area.value.capitalize()}", ""]
         for item in items:
-            about = f" ({_codes(item.steps)})" if item.steps else ""
-            lines.append(f"- [ ] **{_inline(item.title)}**{about}: {_inline(item.detail)}")
+            about = f" ({codes(item.steps)})" if item.steps else ""
+            lines.append(f"- [ ] **{inline(item.title)}**{about}: {inline(item.detail)}")
+            if item.commands:
+                lines += ["", "  ```console", *(f"  {c}" for c in item.commands), "  ```", ""]
         lines.append("")
     return lines
 
@@ -425,17 +437,17 @@ def _checklist(plan: Plan) -> list[str]:
 
 
 def _findings(plan: Plan) -> list[str]:
-    lines = _section("findings")
+    lines = section("findings")
     if not plan.findings:
         return [*lines, "No findings: the process follows every rule sagaguard checks."]
-    lines += _table(
+    lines += table(
         ["severity", "step", "code", "message"],
         (
             [
                 f"**{f.severity.value}**" if f.severity.value == "error" else f.severity.value,
-                _code(f.step) if f.step else "(process)",
-                _code(f.code),
-                _cell(f.message),
+                code(f.step) if f.step else "(process)",
+                code(f.code),
+                cell(f.message),
             ]
             for f in findings_by_severity(plan)
         ),
@@ -443,40 +455,8 @@ def _findings(plan: Plan) -> list[str]:
     return lines
 
 
-# --- example states and flow -----------------------------------------------------------------
-
-
-def _example_states(plan: Plan) -> list[str]:
-    states = plan.example_states
-    lines = _section("example-states")
-    lines += [f"The most dangerous failure of this process: {_inline(states.scenario)}", ""]
-    lines += [f"**Before recovery** (run `{states.run_status_before.value}`):", ""]
-    lines += _journal(states.before)
-    lines += ["", f"**Recovery:** {_inline(states.recovery)}", ""]
-    lines += [f"**After recovery** (run `{states.run_status_after.value}`):", ""]
-    lines += _journal(states.after)
-    return lines
-
-
-def _journal(rows: Sequence[JournalRow]) -> list[str]:
-    return _table(
-        ["operation_id", "step_id", "status", "external id", "attempts", "reason"],
-        (
-            [
-                _code(r.operation_id),
-                _code(r.step_id),
-                f"**{r.status.value}**",
-                _code(r.external_id) if r.external_id else "—",
-                str(r.attempts),
-                _cell(r.reason),
-            ]
-            for r in rows
-        ),
-    )
-
-
 def _flow(plan: Plan) -> list[str]:
-    lines = _section("flow")
+    lines = section("flow")
     lines += [f"- **{_ARROW_WORDS[kind]}:** {text}" for kind, text in flow_legend(plan)]
     lines += [
         "",

@@ -27,6 +27,8 @@ _SHAPES: dict[FlowNodeKind, tuple[str, str]] = {
 _ARROWS: dict[FlowEdgeKind, str] = {
     FlowEdgeKind.FORWARD: "-->",
     FlowEdgeKind.FAILURE: "-.->",
+    FlowEdgeKind.FORWARD_RECOVERY: "-.->",
+    FlowEdgeKind.SKIPPED: "-.->",
     FlowEdgeKind.COMPENSATION: "-.->",
     FlowEdgeKind.UNKNOWN_OUTCOME: "-.->",
     FlowEdgeKind.COMPENSATION_FAILED: "-.->",
@@ -36,6 +38,8 @@ _ARROWS: dict[FlowEdgeKind, str] = {
 _EDGE_STYLES: dict[FlowEdgeKind, str] = {
     FlowEdgeKind.FORWARD: "stroke:#1f6feb,stroke-width:2px",
     FlowEdgeKind.FAILURE: "stroke:#cf222e,stroke-width:1.5px,stroke-dasharray:6 4",
+    FlowEdgeKind.FORWARD_RECOVERY: "stroke:#8250df,stroke-width:1.5px,stroke-dasharray:6 4",
+    FlowEdgeKind.SKIPPED: "stroke:#8c959f,stroke-width:1.5px,stroke-dasharray:6 4",
     FlowEdgeKind.COMPENSATION: "stroke:#bc4c00,stroke-width:1.5px,stroke-dasharray:6 4",
     FlowEdgeKind.UNKNOWN_OUTCOME: "stroke:#8250df,stroke-width:1.5px,stroke-dasharray:2 3",
     FlowEdgeKind.COMPENSATION_FAILED: "stroke:#cf222e,stroke-width:1.5px,stroke-dasharray:2 3",
@@ -52,6 +56,8 @@ _CLASS_DEFS = (
     "classDef step fill:#ddf4ff,stroke:#0969da,color:#0a3069",
     "classDef irreversible fill:#fff8c5,stroke:#9a6700,color:#4d2d00",
     "classDef readonly fill:#f6f8fa,stroke:#8c959f,color:#24292f",
+    "classDef pivot fill:#fff8c5,stroke:#9a6700,stroke-width:3px,color:#4d2d00",
+    "classDef besteffort fill:#f6f8fa,stroke:#8c959f,stroke-dasharray:4 3,color:#24292f",
     "classDef compensation fill:#fff1e5,stroke:#bc4c00,color:#762c00",
     "classDef mitigation fill:#fbefff,stroke:#8250df,color:#3e1f79",
     "classDef manual fill:#ffebe9,stroke:#cf222e,color:#82071e",
@@ -91,7 +97,12 @@ def _node_label(node: FlowNode) -> str:
     template = _HEADERS.get(node.kind)
     if template is None or node.step is None:
         return _label(node.label)
-    return f"<b>{_label(template.format(step=node.step))}</b><br/>{_label(node.label)}"
+    header = template.format(step=node.step)
+    if node.pivot:
+        header += " (pivot)"
+    elif not node.required:
+        header += " (best-effort)"
+    return f"<b>{_label(header)}</b><br/>{_label(node.label)}"
 
 
 def _label(text: str) -> str:
@@ -110,6 +121,10 @@ def _node_class(node: FlowNode) -> str:
     if node.kind in (FlowNodeKind.START, FlowNodeKind.END):
         return "terminal"
     if node.kind is FlowNodeKind.STEP:
+        if node.pivot:
+            return "pivot"
+        if not node.required:
+            return "besteffort"
         if node.step_class is StepClass.IRREVERSIBLE:
             return "irreversible"
         if node.step_class is StepClass.READ_ONLY:

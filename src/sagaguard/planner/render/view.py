@@ -1,15 +1,16 @@
 """Groupings of plan data that both the Markdown and the HTML renderer show.
 
-They only regroup or reorder what the plan holds (findings by severity, checklist items by
-area, identical decision-matrix reasons under one line), so that the two documents say
-the same thing in the same order.
+They only regroup, reorder or count what the plan holds (findings by severity, checklist
+items by area, the decision matrix in three tables, the flow diagram's key), so that the
+two documents say the same thing in the same order. Long lists are cut at
+:data:`~.labels.LIST_LIMIT` ids, so a rendered plan grows linearly with the process.
+Rollbacks are in :mod:`.rollbacks`, what a test expects in :mod:`.expectations`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sagaguard._legacy_rules import Decision, Situation
 from sagaguard.planner.plan import (
     Area,
     ChecklistItem,
@@ -19,25 +20,30 @@ from sagaguard.planner.plan import (
     FlowEdgeKind,
     FlowNodeKind,
     Plan,
-    RunStatus,
     Severity,
     StepEntry,
 )
-from sagaguard.planner.render.labels import SEVERITY_ORDER
+from sagaguard.planner.render.labels import (
+    LIST_LIMIT,
+    MATRIX_GROUPS,
+    SEVERITY_ORDER,
+)
+from sagaguard.planner.render.rollbacks import steps_by_id
+from sagaguard.planner.wording import join
+from sagaguard.rules import Decision, Situation, StepKind
 
 __all__ = [
+    "MatrixTable",
     "ReasonGroup",
+    "arises",
     "checklist_by_area",
-    "decision_grid",
+    "duplicate_entry",
     "findings_by_severity",
     "flow_legend",
     "legend_example",
-    "policy_intro",
+    "matrix_tables",
     "reason_groups",
-    "reason_scope",
-    "rollback_intro",
     "severity_counts",
-    "situations",
 ]
 
 
@@ -47,29 +53,94 @@ class ReasonGroup:
 
     steps: tuple[str, ...]
     entry: DecisionEntry
+    everyone: bool
+    """True when it applies to every step of the process."""
 
 
-def situations(plan: Plan) -> list[Situation]:
-    """The situations of the decision matrix, in the plan's order."""
-    return list(dict.fromkeys(e.situation for e in plan.decision_matrix))
+@dataclass(frozen=True, slots=True)
+class MatrixTable:
+    """One of the decision matrix's tables: its situations and a row per step."""
+
+    title: str
+    situations: tuple[Situation, ...]
+    rows: tuple[tuple[str, tuple[DecisionEntry | None, ...]], ...]
 
 
-def decision_grid(plan: Plan) -> list[tuple[str, list[DecisionEntry | None]]]:
-    """One row per step (process order), one cell per situation (None when absent)."""
+_VERIFY_SITUATIONS = (
+    Situation.VERIFY_NOT_APPLIED,
+    Situation.VERIFY_TOO_SOON,
+    Situation.VERIFY_FAILED,
+)
+_COMPENSATION_SITUATIONS = (
+    Situation.COMPENSATION_FAILED,
+    Situation.COMPENSATION_REFUSED,
+    Situation.COMPENSATION_UNKNOWN,
+)
+
+
+def arises(step: StepEntry, situation: Situation) -> bool:
+    """False when ``situation`` can never happen to ``step`` as it is bound.
+
+    Verify answers only reach a step with verify code bound (a "not found too soon" only one
+    with a settle delay); a compensation only fails for a step the engine compensates.
+    """
+    if situation in _VERIFY_SITUATIONS:
+        if step.kind is not StepKind.VERIFIABLE:
+            return False
+        return situation is not Situation.VERIFY_TOO_SOON or step.verify_after_s > 0
+    if situation in _COMPENSATION_SITUATIONS:
+        return step.compensation_runs
+    return True
+
+
+def matrix_tables(plan: Plan) -> list[MatrixTable]:
+    """The matrix as three tables: the step's own call, verify, a rollback reaching it.
+
+    A cell is None (shown as a dash) where the situation cannot arise for the step.
+    """
     cells = {(e.step, e.situation): e for e in plan.decision_matrix}
-    columns = situations(plan)
-    return [(s.id, [cells.get((s.id, sit)) for sit in columns]) for s in plan.steps]
+    return [
+        MatrixTable(
+            title=title,
+            situations=group,
+            rows=tuple(
+                (
+                    s.id,
+                    tuple(cells.get((s.id, sit)) if arises(s, sit) else None for sit in group),
+                )
+                for s in plan.steps
+            ),
+        )
+        for title, group in MATRIX_GROUPS
+    ]
+
+
+def duplicate_entry(plan: Plan) -> DecisionEntry | None:
+    """The ruling for a repeated operation_id (the same for every step)."""
+    return next(
+        (e for e in plan.decision_matrix if e.situation is Situation.DUPLICATE_REQUEST), None
+    )
 
 
 def reason_groups(plan: Plan) -> list[ReasonGroup]:
-    """Decision-matrix entries with the same ruling merged, by situation then first step."""
-    order = {sit: i for i, sit in enumerate(situations(plan))}
+    """Matrix entries with the same ruling and reason merged, by situation then first step."""
+    order = {sit: i for i, sit in enumerate(Situation)}
     groups: dict[tuple[object, ...], list[DecisionEntry]] = {}
+    by_id = steps_by_id(plan)
     for entry in plan.decision_matrix:
+        if entry.situation is Situation.DUPLICATE_REQUEST:
+            continue
+        if not arises(by_id[entry.step], entry.situation):
+            continue
         key = (entry.situation, entry.decision, entry.then, entry.alert, entry.reason)
         groups.setdefault(key, []).append(entry)
+    total = len(plan.steps)
     merged = [
-        ReasonGroup(steps=tuple(e.step for e in entries), entry=entries[0])
+        ReasonGroup(
+            steps=tuple(e.step for e in entries),
+            entry=entries[0],
+            everyone=len(entries) == total > 1,
+        )
         for entries in groups.values()
     ]
     return sorted(merged, key=lambda g: order[g.entry.situation])
@@ -94,65 +165,7 @@ def checklist_by_area(plan: Plan) -> list[tuple[Area, list[ChecklistItem]]]:
     return [(area, items) for area, items in grouped if items]
 
 
-# --- introductions: each says what its part means for this process, with its own ids ------
-
-
-def _join(ids: list[str] | tuple[str, ...], last: str = "and") -> str:
-    items = list(ids)
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} {last} {items[-1]}"
-
-
-def rollback_intro(plan: Plan) -> str:
-    """How this process's rollback runs, shown on its longest sequence."""
-    name = plan.process.name
-    sequences = plan.rollback_sequences
-    longest = max(reversed(sequences), key=lambda s: len(s.compensate) + len(s.irreversible))
-    if not longest.compensate and not longest.irreversible:
-        return f"No step of {name} changes anything, so a failed run has nothing to undo."
-    kept = [i.step for i in longest.irreversible]
-    keeps = f"keeps {_join(kept)} (it cannot be undone) with a mitigation" if kept else ""
-    if len(kept) > 1:
-        keeps = keeps.replace("(it cannot", "(they cannot")
-    if longest.compensate:
-        first, *rest = longest.compensate
-        then = f", then {_join(rest)}" if rest else ""
-        text = (
-            f"Recovery runs backward from the step that failed: when {longest.failed_step} "
-            f"fails, the rollback undoes {first} first{then}" + (f", and {keeps}" if kept else "")
-        )
-    else:
-        text = (
-            f"No step of {name} can be undone: when {longest.failed_step} fails, the rollback "
-            + keeps
-        )
-    nothing = [s.failed_step for s in sequences if s.final_status is RunStatus.FAILED]
-    if nothing:
-        text += f". When {_join(nothing, 'or')} fails, nothing is undone: the run ends failed"
-    return text + "."
-
-
-def policy_intro(plan: Plan) -> str:
-    """What a failed compensation does to this process's rollback, and who hears of it."""
-    policies = plan.rollback_failure_policy
-    if not policies:
-        return (
-            f"No step of {plan.process.name} before the last has a compensation, so no "
-            "rollback can fail."
-        )
-    by_route: dict[str, list[str]] = {}
-    for policy in policies:
-        by_route.setdefault(policy.alert_to, []).append(policy.step)
-    main = max(by_route, key=lambda route: len(by_route[route]))
-    others = [f"{route} for {_join(steps)}" for route, steps in by_route.items() if route != main]
-    routes = main + (f" ({'; '.join(others)})" if others else "")
-    return (
-        f"If undoing {_join([p.step for p in policies], 'or')} fails, the rollback stops at "
-        "that step: it is marked compensation_failed, the compensatable steps before it stay "
-        "completed, and the run waits in needs_manual_review with a compensation_failed "
-        f"alert to {routes}."
-    )
+# --- decision matrix legend ------------------------------------------------------------------
 
 
 def legend_example(plan: Plan) -> tuple[DecisionEntry, StepEntry] | None:
@@ -164,30 +177,27 @@ def legend_example(plan: Plan) -> tuple[DecisionEntry, StepEntry] | None:
         and e.then is not None
         and e.situation in (Situation.TIMEOUT, Situation.DEFINITE_FAILURE)
     ]
-    retries.sort(key=lambda e: not e.alert)
+    retries.sort(key=lambda e: e.alert is None)
     if not retries:
         return None
     return retries[0], plan.step(retries[0].step)
 
 
-def reason_scope(plan: Plan, group: ReasonGroup) -> str | None:
-    """``None`` when the group names its steps, else how to say "all of them" for this process."""
-    if len(group.steps) == len(plan.steps) > 1:
-        return f"any step of {plan.process.name}"
-    return None
+# --- flow legend ---------------------------------------------------------------------------
 
 
 def flow_legend(plan: Plan) -> list[tuple[FlowEdgeKind, str]]:
     """What each kind of arrow of this process's diagram shows, for the kinds it has."""
     flow = plan.flow
     nodes = {n.id: n for n in flow.nodes}
-    edges = {kind: [e for e in flow.edges if e.kind is kind] for kind in FlowEdgeKind}
+    edges: dict[FlowEdgeKind, list[FlowEdge]] = {kind: [] for kind in FlowEdgeKind}
+    for edge in flow.edges:
+        edges[edge.kind].append(edge)
     steps = [s.id for s in plan.steps]
     path = f"{steps[0]} to {steps[-1]}" if len(steps) > 1 else f"through {steps[0]}"
     legend = [(FlowEdgeKind.FORWARD, f"the forward path, {path}")]
 
     def back_node(node_id: str) -> str:
-        # Read as the diagram's box headers: "undo x" or "mitigate x".
         node = nodes[node_id]
         verb = "mitigate" if node.kind is FlowNodeKind.MITIGATION else "undo"
         return f"{verb} {node.step}"
@@ -198,34 +208,54 @@ def flow_legend(plan: Plan) -> list[tuple[FlowEdgeKind, str]]:
 
     failures = edges[FlowEdgeKind.FAILURE]
     into = [e for e in failures if nodes[e.target].step is not None]
-    ended = [source(e) for e in failures if nodes[e.target].step is None]
+    ended = [source(e) for e in failures if nodes[e.target].step is None][:LIST_LIMIT]
     parts = []
     if into:
         last = into[-1]
         parts.append(f"{source(last)} failing starts the rollback at {back_node(last.target)}")
     if ended:
-        parts.append(f"{_join(ended, 'or')} failing ends the run with nothing to undo")
+        parts.append(f"{join(ended, 'or')} failing ends the run with nothing to undo")
     if parts:
         legend.append((FlowEdgeKind.FAILURE, "; ".join(parts)))
+    forward = [source(e) for e in edges[FlowEdgeKind.FORWARD_RECOVERY]][:LIST_LIMIT]
+    if forward:
+        legend.append(
+            (
+                FlowEdgeKind.FORWARD_RECOVERY,
+                f"after the pivot, {join(forward, 'or')} failing is retried, then goes to a "
+                "person: nothing is rolled back",
+            )
+        )
+    skipped = [source(e) for e in edges[FlowEdgeKind.SKIPPED]][:LIST_LIMIT]
+    if skipped:
+        legend.append(
+            (
+                FlowEdgeKind.SKIPPED,
+                f"{join(skipped, 'or')} failing (best-effort) is skipped: the run goes on",
+            )
+        )
     back = edges[FlowEdgeKind.COMPENSATION]
     if back:
-        chain = ", ".join(back_node(e.source) for e in back)
-        legend.append((FlowEdgeKind.COMPENSATION, f"the rollback, latest first: {chain}"))
-    unknown = [source(e) for e in edges[FlowEdgeKind.UNKNOWN_OUTCOME]]
+        chain = [back_node(e.source) for e in back][:LIST_LIMIT]
+        more = f" and {len(back) - len(chain)} more" if len(back) > len(chain) else ""
+        legend.append(
+            (FlowEdgeKind.COMPENSATION, f"the rollback, latest first: {', '.join(chain)}{more}")
+        )
+    unknown = [source(e) for e in edges[FlowEdgeKind.UNKNOWN_OUTCOME]][:LIST_LIMIT]
     if unknown:
         legend.append(
             (
                 FlowEdgeKind.UNKNOWN_OUTCOME,
-                f"an outcome of {_join(unknown, 'or')} that stays unknown goes to "
+                f"an outcome of {join(unknown, 'or')} that stays unknown goes to "
                 "needs_manual_review",
             )
         )
-    undo = [source(e) for e in edges[FlowEdgeKind.COMPENSATION_FAILED]]
+    undo = [source(e) for e in edges[FlowEdgeKind.COMPENSATION_FAILED]][:LIST_LIMIT]
     if undo:
         legend.append(
             (
                 FlowEdgeKind.COMPENSATION_FAILED,
-                f"a failed undo of {_join(undo, 'or')} goes to needs_manual_review",
+                f"a failed undo of {join(undo, 'or')} goes to needs_manual_review",
             )
         )
     return legend
