@@ -1,10 +1,11 @@
 """A completed run that left a best-effort step behind says so in ``runs list`` and ``runs show``.
 
 Issue 6: a best-effort step (a confirmation email) that fails for good, or whose outcome
-stays unknown, never rolls the run back; the run ends ``completed``. The journal here is
+stays unknown, never rolls the run back; the run ends ``completed``. Most journals here are
 written as the engine writes such a run (the step ``failed`` or ``unknown``, a
-``best_effort_failed`` event with its alert, then ``run_completed``), and read back through
-the command line, in tables and as JSON, with the step's reason escaped.
+``best_effort_failed`` event with its alert, then ``run_completed``), so that each state is
+pinned; the last test has the real engine write it through ``sagaguard run``. Each is read
+back through the command line, in tables and as JSON, with the step's reason escaped.
 """
 
 from __future__ import annotations
@@ -121,3 +122,62 @@ def test_a_clean_completed_run_shows_no_oddity(db: str) -> None:
     assert shown.exit_code == 0, shown.stderr
     assert "best-effort" not in shown.stdout
     assert json.loads(invoke(db, "runs", "show", "o-clean", "--json").stdout)["oddities"] == []
+
+
+SPEC = """\
+process: signup
+state_store: database
+observability: [logs, alerts]
+alerts: {default: growth-oncall}
+steps:
+  - id: create_account
+    changes: [database]
+    idempotent: yes
+    handler: signup_app:create_account
+    compensation: Delete the account
+    compensate: signup_app:delete_account
+  - id: send_welcome_email
+    changes: [email]
+    idempotent: no
+    handler: signup_app:send_welcome_email
+    compensation: none
+    required: false
+"""
+
+APP = """\
+from sagaguard import StepFailed
+
+
+def create_account(ctx):
+    return {"account_id": "acc-1"}
+
+
+def delete_account(ctx):
+    raise AssertionError("a best-effort failure must never roll the run back")
+
+
+def send_welcome_email(ctx):
+    raise StepFailed("SMTP 550: mailbox unavailable", retry=False)
+"""
+
+
+def test_a_run_the_engine_completes_without_its_best_effort_email_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SAGAGUARD_DB", raising=False)
+    (tmp_path / "signup.yaml").write_text(SPEC, encoding="utf-8")
+    (tmp_path / "signup_app.py").write_text(APP, encoding="utf-8")
+    db = f"sqlite:///{tmp_path}/journal.sqlite3"
+
+    ran = invoke(db, "run", str(tmp_path / "signup.yaml"), "--operation-id", "u-1")
+    listed = invoke(db, "runs", "list")
+    view = json.loads(invoke(db, "runs", "show", "u-1", "--json").stdout)
+
+    assert ran.exit_code == 0, ran.stdout + ran.stderr
+    assert "best-effort send_welcome_email failed: " in ran.stdout
+    assert "best-effort send_welcome_email failed" in listed.stdout
+    assert view["status"] == "completed"
+    assert [(odd["kind"], odd["step_id"]) for odd in view["oddities"]] == [
+        ("best_effort_failed", "send_welcome_email")
+    ]
+    assert "SMTP 550" in view["oddities"][0]["reason"]
