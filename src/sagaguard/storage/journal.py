@@ -6,7 +6,8 @@ it. The rules live here and nowhere else:
 - what a new run looks like (:func:`first_rows`, :func:`created_event`) and whether a
   request under an existing operation id is the same request (:func:`check_same_request`);
 - which operation ids the journal accepts for a new run (:func:`check_operation_id`), and
-  which it looks up (:func:`lookup_id`: any text it may already hold);
+  which it looks up (:func:`lookup_id`: any text it may already hold), from
+  :mod:`sagaguard.storage.operation_ids`;
 - who may take a run, and what a takeover writes (:func:`check_claimable`, :func:`take`);
 - whether a claim is still current (:func:`check_current`);
 - how a call's transitions fold into step rows, the run's row, events and alerts
@@ -22,13 +23,11 @@ store takes any lock, so a payload that is not JSON changes nothing.
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Collection, Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sagaguard.exceptions import (
-    InvalidOperationIdError,
     OperationConflictError,
     RunBusyError,
     RunNotFoundError,
@@ -48,6 +47,12 @@ from sagaguard.storage.base import (
     dumps,
     idempotency_key,
     loads,
+)
+from sagaguard.storage.operation_ids import (
+    MAX_OPERATION_ID_LENGTH,
+    check_operation_id,
+    lookup_id,
+    lookup_ids,
 )
 from sagaguard.storage.rows import (
     KEPT_UNLESS_GIVEN,
@@ -93,78 +98,6 @@ __all__ = [
     "released_event",
     "take",
 ]
-
-MAX_OPERATION_ID_LENGTH = 200
-"""Longest operation id the journal accepts, in characters (ids are 1..200 characters)."""
-
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-"""Control characters, line and paragraph separators, and lone surrogates (not encodable)."""
-
-
-def check_operation_id(operation_id: object) -> str:
-    """The id itself, or ``InvalidOperationIdError`` naming what is wrong with it.
-
-    An operation id is 1..200 characters of printable text: no control characters (they
-    would spoof terminal output and audit lines), no line separators, no lone surrogates
-    (no database can store them). Every store checks it the same way, when it creates a
-    run; looking a run up takes any id the journal may already hold (:func:`lookup_id`).
-    """
-    if not isinstance(operation_id, str):
-        raise InvalidOperationIdError(
-            f"operation_id must be a string, not {type(operation_id).__name__}"
-        )
-    if not operation_id:
-        raise InvalidOperationIdError("operation_id must not be empty")
-    if len(operation_id) > MAX_OPERATION_ID_LENGTH:
-        raise InvalidOperationIdError(
-            f"operation_id is {len(operation_id)} characters long; "
-            f"at most {MAX_OPERATION_ID_LENGTH} are allowed"
-        )
-    bad = _UNPRINTABLE.search(operation_id)
-    if bad is not None:
-        code = ord(bad.group())
-        what = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a control character"
-        raise InvalidOperationIdError(
-            f"operation_id holds {what} (U+{code:04X}) at position {bad.start()}"
-        )
-    return operation_id
-
-
-def lookup_id(operation_id: object) -> str:
-    """The id of a run to look up (load, events, claim), or the error a lookup gives.
-
-    Only a new run's id is checked (:func:`check_operation_id`, at create): a journal an
-    older version wrote may hold ids that check now refuses (control characters, any
-    length), and those runs must stay readable, resolvable and recoverable, so a lookup
-    refuses nothing the journal may hold. An id no journal can hold at all (one with a lone
-    surrogate, which no database encodes) is a run that does not exist:
-    ``RunNotFoundError`` on every store alike, never a driver's encoding error.
-    """
-    if not isinstance(operation_id, str):
-        raise InvalidOperationIdError(
-            f"operation_id must be a string, not {type(operation_id).__name__}"
-        )
-    if _SURROGATE.search(operation_id):
-        raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-    return operation_id
-
-
-def lookup_ids(operation_ids: Iterable[object]) -> tuple[str, ...]:
-    """The ids of runs to look up together, each once, in the order given.
-
-    As :func:`lookup_id`, except that an id no journal can hold is left out: it names no run.
-    """
-    wanted: dict[str, None] = {}
-    for operation_id in operation_ids:
-        try:
-            wanted[lookup_id(operation_id)] = None
-        except RunNotFoundError:
-            continue
-    return tuple(wanted)
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
 
 # -- creating a run ---------------------------------------------------------------------------
 
