@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
-from sagaguard.engine.calls import Call, ThreadCaller
+from sagaguard.engine.calls import Call, Caller, Outcome, ThreadCaller
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
 from sagaguard.engine.outbox import deliver_due
 from sagaguard.engine.resolution import Resolution, resolution_change
@@ -73,6 +73,7 @@ class Engine:
         lease_s: float = 60.0,
         rng: random.Random | None = None,
         call_threads: int = 32,
+        caller: Caller | None = None,
     ) -> None:
         self.store = store if isinstance(store, JournalStore) else open_store(store or DEFAULT_URL)
         self._owns_store = not isinstance(store, JournalStore)
@@ -90,6 +91,8 @@ class Engine:
         )
         # Sync steps run on these threads so a timeout can stop the wait (not the call).
         self._caller = ThreadCaller(max_workers=call_threads)
+        self._injected = caller
+        """A caller given by the user (the fault harness's): it makes every call instead."""
         self._sagas: dict[tuple[str, str], Saga] = {}
         self._lock = threading.Lock()
         self._driving: dict[str, threading.Event] = {}
@@ -423,7 +426,7 @@ class Engine:
             request = next(generator)
             while True:
                 if isinstance(request, Call):
-                    request = generator.send(self._caller.call(request))
+                    request = generator.send(self._call(request))
                 else:
                     self._sleep(request.seconds)
                     request = generator.send(None)
@@ -436,7 +439,11 @@ class Engine:
             request = next(generator)
             while True:
                 if isinstance(request, Call):
-                    request = generator.send(await self._caller.call_async(request))
+                    if self._injected is not None:
+                        # One method: an injected caller is sync, as a transport's handler is.
+                        request = generator.send(self._injected.call(request))
+                    else:
+                        request = generator.send(await self._caller.call_async(request))
                 else:
                     if self._sleep is time.sleep:
                         await asyncio.sleep(request.seconds)
@@ -445,6 +452,10 @@ class Engine:
                     request = generator.send(None)
         except StopIteration:
             return
+
+    def _call(self, request: Call) -> Outcome:
+        caller: Caller = self._injected if self._injected is not None else self._caller
+        return caller.call(request)
 
     def close(self) -> None:
         """Stop the call pool and close the store if this engine opened it."""
