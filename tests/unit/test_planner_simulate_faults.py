@@ -136,3 +136,18 @@ def test_a_crash_before_a_compensation_is_no_compensation_call() -> None:
     fx = outcomes(PAYOUT, expected)["fx"]
     assert (fx.status, fx.compensations.at_most) == (StepStatus.COMPENSATION_FAILED, 0)
     assert [a.kind for a in expected.alerts] == [AlertKind.COMPENSATION_FAILED]
+
+
+def test_a_crash_right_after_a_commit_finds_the_next_step_started_with_no_call() -> None:
+    """The result of a step and the next step's started share one commit."""
+    expected = _expect(BLIND, ("create_order", FaultPoint.AFTER_COMMIT, FaultKind.CRASH, 1))
+    assert expected.run_status is RunStatus.NEEDS_MANUAL_REVIEW
+    assert outcomes(BLIND, expected)["create_order"].status is StepStatus.COMPLETED
+    charge = outcomes(BLIND, expected)["charge_payment"]
+    assert (charge.status, charge.calls.at_most) == (StepStatus.NEEDS_MANUAL_REVIEW, 0)
+
+
+def test_a_crash_right_after_the_last_commit_changes_nothing() -> None:
+    expected = _expect(CHECKOUT, ("send_email", FaultPoint.AFTER_COMMIT, FaultKind.CRASH, 1))
+    assert expected.run_status is RunStatus.COMPLETED
+    assert {o.status for o in outcomes(CHECKOUT, expected).values()} == {StepStatus.COMPLETED}

@@ -12,8 +12,10 @@ The other side is taken to behave as the faults say and to honour idempotency ke
 answer means the effect was applied (the guide's case: the PSP charged, the answer was lost),
 so verify finds it. A crash before the call leaves ``started`` journaled but no effect: the
 engine cannot tell the two apart, so it settles the step as for a lost answer, and verify
-finds nothing. Faults at the verify points make verify itself fail (it could not tell) or
-crash. Counts are of calls made: a crash before a call or a compensation is not one.
+finds nothing. A step's result is committed together with the next step's ``started``, so a
+crash right after that commit is, for the next step, a crash before its call. Faults at the
+verify points make verify itself fail (it could not tell) or crash. Counts are of calls
+made: a crash before a call or a compensation is not one.
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class _Run:
     """Steps before this one complete without a fault (each called once)."""
     last: int = -1
     """Steps after this one complete without a fault, unless the run stopped first."""
+    crashed_after_commit: bool = False
+    """Set when the worker died right after a step's result was committed: that commit also
+    held the next step's ``started``, so the next step is found started, its call unmade."""
     stopped: int | None = None
     """Where the run stopped (a person, or a rollback): later steps never start."""
     clean_rollback_before: int | None = None
@@ -188,7 +193,12 @@ def _simulate(ctx: Planning, injections: Iterable[Injection]) -> _Run:
         target = run.calls if injection.point in _CALL_POINTS else run.undo
         if injection.point in _VERIFY_POINTS:
             target = run.verifies
-        target.setdefault(injection.step, {})[injection.attempt] = injection
+        faults = target.setdefault(injection.step, {})
+        held = faults.get(injection.attempt)
+        # Two faults at one attempt (a crash, then the client resubmitting): the one that
+        # changes how the run goes wins over one the journal makes invisible.
+        if held is None or held.fault in _TRANSPARENT:
+            faults[injection.attempt] = injection
     # Steps before the first one a fault touches simply complete, once each; so do the steps
     # after the last one, when the run gets there. Only the stretch between is walked.
     touched = sorted(ctx.index(ctx.process.step(step_id)) for step_id in run.calls)
@@ -196,10 +206,22 @@ def _simulate(ctx: Planning, injections: Iterable[Injection]) -> _Run:
         run.status = RunStatus.COMPLETED
         return run
     run.first, run.last = touched[0], touched[-1]
-    for index in range(run.first, run.last + 1):
+    index = run.first - 1
+    while index < run.last:
+        index += 1
         step = ctx.steps[index]
         ending = _call(run, step)
         if ending is None:
+            if run.crashed_after_commit and index + 1 < len(ctx.steps):
+                following = ctx.steps[index + 1]
+                run.calls.setdefault(following.id, {})[1] = Injection(
+                    step=following.id,
+                    point=FaultPoint.BEFORE_CALL,
+                    fault=FaultKind.CRASH,
+                    attempt=1,
+                )
+                run.last = max(run.last, index + 1)
+            run.crashed_after_commit = False
             continue
         decision, ruling = ending
         if decision is Decision.CONTINUE:
@@ -255,6 +277,9 @@ def _call(run: _Run, step: Step) -> tuple[Decision, Ruling] | None:
         situation = _situation(injection) if injection is not None else None
         if injection is None or situation is None:
             tally.status = StepStatus.COMPLETED
+            run.crashed_after_commit = injection is not None and (
+                injection.fault is FaultKind.CRASH and injection.point is FaultPoint.AFTER_COMMIT
+            )
             return None
         ruling = run.ctx.ruling(step, situation)
         decision = ruling.decision
