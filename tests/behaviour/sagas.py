@@ -8,24 +8,9 @@ from typing import Any
 
 from sagaguard import StepFailed
 from sagaguard.engine import Applied, NotApplied, Saga, StepContext
+from sagaguard.testing import FakeClock
 
-
-class FakeClock:
-    """Time that moves only when told to (or when the engine sleeps)."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+__all__ = ["CHECKOUT_STEPS", "Entry", "FakeClock", "Provider", "checkout"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +31,8 @@ class Provider:
     ``ok``, ``fail`` (StepFailed), ``refuse`` (StepFailed that says a repeat is pointless),
     ``timeout_applied`` (the effect happens, the answer is lost), ``timeout_lost`` (no effect,
     no answer), ``error`` (unknown outcome, no effect). The same for ``comp_script`` and
-    compensations (``ok``, ``fail``, ``refuse``, ``error``). Empty queue: ``ok``.
+    compensations (``ok``, ``fail``, ``refuse``, ``error``). Empty queue: ``ok``, or what
+    ``always`` / ``always_compensation`` set for the step.
     """
 
     script: dict[str, deque[str]] = field(default_factory=lambda: defaultdict(deque))
@@ -57,12 +43,22 @@ class Provider:
     """Effects that exist now, by idempotency key (what a real provider would hold)."""
     hook: Any = None
     """Called with the context inside every forward call, before the behaviour."""
+    forever: dict[str, str] = field(default_factory=dict)
+    comp_forever: dict[str, str] = field(default_factory=dict)
 
     def plan(self, step_id: str, *behaviours: str) -> None:
         self.script[step_id].extend(behaviours)
 
     def plan_compensation(self, step_id: str, *behaviours: str) -> None:
         self.comp_script[step_id].extend(behaviours)
+
+    def always(self, step_id: str, behaviour: str) -> None:
+        """Every forward call of the step behaves so once its queue is empty."""
+        self.forever[step_id] = behaviour
+
+    def always_compensation(self, step_id: str, behaviour: str) -> None:
+        """Every compensation of the step behaves so once its queue is empty."""
+        self.comp_forever[step_id] = behaviour
 
     def calls(self, step_id: str, kind: str = "call") -> list[Entry]:
         return [e for e in self.ledger if e.step_id == step_id and e.kind == kind]
@@ -75,7 +71,7 @@ class Provider:
         if self.hook is not None:
             self.hook(ctx)
         queue = self.script[ctx.step_id]
-        behaviour = queue.popleft() if queue else "ok"
+        behaviour = queue.popleft() if queue else self.forever.get(ctx.step_id, "ok")
         result = {f"{ctx.step_id}_id": f"{ctx.step_id}-{ctx.operation_id}"}
         if behaviour == "fail":
             raise StepFailed(f"{ctx.step_id} refused")
@@ -93,7 +89,7 @@ class Provider:
     def compensate(self, ctx: StepContext) -> None:
         self.ledger.append(Entry(ctx.step_id, "compensate", ctx.idempotency_key, ctx.attempt))
         queue = self.comp_script[ctx.step_id]
-        behaviour = queue.popleft() if queue else "ok"
+        behaviour = queue.popleft() if queue else self.comp_forever.get(ctx.step_id, "ok")
         if behaviour == "fail":
             raise StepFailed(f"undo of {ctx.step_id} refused")
         if behaviour == "refuse":
@@ -119,7 +115,12 @@ def checkout(provider: Provider, *, payment_verify: bool = True, name: str = "ch
     saga = Saga(
         name,
         alerts={"default": "shop-oncall", "payment": "finance"},
-        defaults={"max_attempts": 3, "compensation_attempts": 2, "timeout": "5s"},
+        defaults={
+            "max_attempts": 3,
+            "compensation_attempts": 2,
+            "compensation_retry_for": "10s",
+            "timeout": "5s",
+        },
     )
 
     def step(**fields: Any) -> Any:

@@ -108,7 +108,7 @@ def test_a_compensation_failed_alert_lost_to_a_crash_is_delivered_too(
 ) -> None:
     provider = Provider()
     provider.plan("book_delivery", "fail", "fail", "fail")
-    provider.plan_compensation("charge_payment", "fail", "fail")
+    provider.always_compensation("charge_payment", "fail")
     dying = Engine(
         store=store, clock=clock, sleep=clock.sleep, owner="dying", notifier=CrashingNotifier()
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from sagaguard.engine import Applied, Engine, NotApplied, Saga, StepContext
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
+from sagaguard.vocabulary import EventKind
 from tests.behaviour.sagas import FakeClock
 
 TIMEOUT = "0.2s"
@@ -53,32 +54,50 @@ def test_a_call_still_running_after_its_timeout_is_not_verified_or_repeated(
     assert "still running" in (charge.failure_reason or "")
 
 
-def test_an_idempotent_call_still_running_is_retried_with_the_same_key(
+class ReleaseWhenInFlight:
+    """A store that lets a hung call go on the moment the engine journals it as in flight."""
+
+    def __init__(self, inner: JournalStore, release: threading.Event) -> None:
+        self._inner, self._release = inner, release
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def record(self, claim: Any, transitions: Any, **kwargs: Any) -> Any:
+        claimed = self._inner.record(claim, transitions, **kwargs)
+        if any(t.kind == EventKind.CALL_IN_FLIGHT for t in transitions):
+            self._release.set()
+        return claimed
+
+
+def test_a_call_in_flight_is_waited_for_and_its_own_answer_settles_it(
     store: JournalStore, clock: FakeClock
 ) -> None:
+    """Even an idempotent call is not repeated while it runs: its late answer counts."""
     release, calls = threading.Event(), []
-    keys: list[str] = []
-    saga = Saga("idem", defaults={"timeout": TIMEOUT, "max_attempts": 2})
+    saga = Saga("idem", defaults={"timeout": "5s", "max_attempts": 2})
 
     @saga.step(changes=["external_api"], idempotent="yes")
     def book(ctx: StepContext) -> dict[str, str]:
         calls.append(str(ctx.attempt))
-        keys.append(ctx.idempotency_key)
-        if ctx.attempt == 1:
-            release.wait(10)
+        release.wait(10)
         return {"booking": "b-1"}
 
     @book.compensate
     def cancel(ctx: StepContext) -> None:
         """Cancel the booking."""
 
-    with Engine(store=store, clock=clock, sleep=clock.sleep, owner="e") as engine:
+    watched = ReleaseWhenInFlight(store, release)
+    saga._definitions[0].fields["timeout"] = TIMEOUT
+    saga._invalidate()
+    with Engine(store=watched, clock=clock, sleep=clock.sleep, owner="e") as engine:  # type: ignore[arg-type]
         snapshot = engine.run(saga, operation_id="op-idem", input=None)
-        release.set()
 
     assert snapshot.run.status is RunStatus.COMPLETED
-    assert calls == ["1", "2"]
-    assert keys == ["op-idem:book", "op-idem:book"]
+    assert calls == ["1"], "waited for, not called again"
+    assert snapshot.step("book").result == {"booking": "b-1"}
+    kinds = [e.kind for e in store.events("op-idem") if e.step_id == "book"]
+    assert kinds == ["step_started", "call_in_flight", "step_completed"]
 
 
 def test_a_call_that_never_got_a_thread_is_withdrawn_and_never_runs_late(

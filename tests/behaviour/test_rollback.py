@@ -6,7 +6,7 @@ import pytest
 
 from sagaguard.engine import AlertKind, Engine, RecordingNotifier, Resolution
 from sagaguard.storage import RunStatus, StepStatus
-from tests.behaviour.sagas import CHECKOUT_STEPS, Provider, checkout
+from tests.behaviour.sagas import CHECKOUT_STEPS, FakeClock, Provider, checkout
 
 COMPENSATABLE = ["create_order", "reserve_stock", "charge_payment", "book_delivery"]
 
@@ -66,19 +66,28 @@ def test_compensation_that_fails_definitely_is_retried_within_its_bound(engine: 
 
 
 def test_failed_compensation_halts_the_rollback_alerts_and_waits_for_a_person(
-    engine: Engine, notifier: RecordingNotifier
+    engine: Engine, notifier: RecordingNotifier, clock: FakeClock
 ) -> None:
     provider = Provider()
     provider.plan("book_delivery", "fail", "fail", "fail")
-    provider.plan_compensation("charge_payment", "fail", "fail")
-    snapshot = engine.run(checkout(provider), operation_id="op-cfail", input=None)
+    provider.always_compensation("charge_payment", "fail")
+    saga = checkout(provider)
+    snapshot = engine.run(saga, operation_id="op-cfail", input=None)
 
     assert snapshot.run.status is RunStatus.NEEDS_MANUAL_REVIEW
-    assert snapshot.step("charge_payment").status is StepStatus.COMPENSATION_FAILED
+    payment = snapshot.step("charge_payment")
+    assert payment.status is StepStatus.COMPENSATION_FAILED
+    # Retried with backoff for the whole window (at least its attempts), then a person.
+    defaults = saga.process.defaults
+    tries = provider.calls("charge_payment", "compensate")
+    assert len(tries) == payment.compensation_attempts >= defaults.compensation_attempts
+    assert payment.compensation_first_at is not None
+    assert clock.now - payment.compensation_first_at >= defaults.compensation_retry_for
+    assert max(clock.sleeps) <= defaults.backoff_max
     assert snapshot.step("reserve_stock").status is StepStatus.COMPLETED, "rollback halted"
     assert provider.calls("reserve_stock", "compensate") == []
     events = [e.kind for e in engine.store.events("op-cfail")]
-    assert "compensation_failed" in events
+    assert events.count("compensation_failed") == 1
     assert [a.kind for a in notifier.alerts] == [AlertKind.COMPENSATION_FAILED]
     assert notifier.alerts[0].route == "finance", "money goes to the payment route"
     assert notifier.alerts[0].step_id == "charge_payment"
@@ -93,7 +102,7 @@ def test_failed_compensation_halts_the_rollback_alerts_and_waits_for_a_person(
     )
     assert resumed.run.status is RunStatus.COMPENSATED
     assert provider.order("compensate")[-2:] == ["reserve_stock", "create_order"]
-    assert len(provider.calls("charge_payment", "compensate")) == 2, "not retried after the person"
+    assert len(provider.calls("charge_payment", "compensate")) == len(tries), "not retried after"
     resolved = [e for e in engine.store.events("op-cfail") if e.kind == "resolved"]
     assert resolved[0].actor == "review:alice"
     assert resolved[0].data["note"] == "refunded in PSP"
@@ -113,6 +122,7 @@ def test_compensation_with_unknown_outcome_is_not_repeated(
 
 
 def test_irreversible_step_is_kept_with_its_mitigation(engine: Engine) -> None:
+    """A best-effort email before a failing step cannot be unsent: the rollback keeps it."""
     from sagaguard.engine import Saga
 
     provider = Provider()
@@ -120,15 +130,24 @@ def test_irreversible_step_is_kept_with_its_mitigation(engine: Engine) -> None:
     reserve = saga.step(id="reserve", changes=["reservation"], idempotent="yes")(provider.forward)
     reserve.compensate(provider.compensate)
     saga.step(
-        id="email", changes=["email"], idempotent="no", compensation="none", mitigation="send a fix"
+        id="email",
+        changes=["email"],
+        idempotent="no",
+        compensation="none",
+        mitigation="send a fix",
+        required=False,
     )(provider.forward)
     saga.step(id="ship", changes=["external_api"], idempotent="yes")(provider.forward)
     provider.plan("ship", "fail", "fail", "fail")
     snapshot = engine.run(saga, operation_id="op-irr", input=None)
+    pivot = saga.process.pivot
+    assert pivot is not None
+    assert pivot.id == "ship", "a best-effort step is never the pivot"
     assert snapshot.run.status is RunStatus.COMPENSATED
     assert provider.order("compensate") == ["reserve"]
-    assert snapshot.step("email").status is StepStatus.COMPLETED
-    assert "send a fix" in (snapshot.step("email").failure_reason or "")
+    email = snapshot.step("email")
+    assert (email.status, email.kept) == (StepStatus.COMPLETED, True)
+    assert "send a fix" in (email.failure_reason or "")
     assert "email" in (snapshot.run.reason or "")
 
 

@@ -122,11 +122,31 @@ def test_idempotent_step_that_never_answers_ends_in_review_not_failure(
     assert notifier.alerts[0].route == "shop-oncall"
 
 
-def test_verify_that_raises_sends_the_step_to_review(engine: Engine) -> None:
+def test_verify_that_cannot_tell_is_asked_again_within_its_bound_then_a_person(
+    engine: Engine, notifier: RecordingNotifier
+) -> None:
+    """Verify calls are attempts too: each is journaled first, bounded, then review."""
+    provider = Provider()
+    provider.plan("charge_payment", "timeout_applied")
+    provider.verify_script["charge_payment"].extend(["error"] * 3)
+    saga = checkout(provider)
+    snapshot = engine.run(saga, operation_id="op-verr", input=None)
+    assert snapshot.run.status is RunStatus.NEEDS_MANUAL_REVIEW
+    bound = saga.process.max_attempts_for(saga.process.step("charge_payment"))
+    assert len(provider.calls("charge_payment", "verify")) == bound
+    assert snapshot.step("charge_payment").verify_attempts == bound
+    assert len(provider.calls("charge_payment")) == 1, "never charged again"
+    assert "verify could not tell" in (snapshot.step("charge_payment").failure_reason or "")
+    assert [a.kind for a in notifier.alerts] == [AlertKind.NEEDS_MANUAL_REVIEW]
+
+
+def test_verify_that_fails_once_is_asked_again_and_settles_the_outcome(engine: Engine) -> None:
     provider = Provider()
     provider.plan("charge_payment", "timeout_applied")
     provider.verify_script["charge_payment"].append("error")
-    snapshot = engine.run(checkout(provider), operation_id="op-verr", input=None)
-    assert snapshot.run.status is RunStatus.NEEDS_MANUAL_REVIEW
+    snapshot = engine.run(checkout(provider), operation_id="op-verr1", input=None)
+    assert snapshot.run.status is RunStatus.COMPLETED
+    assert len(provider.calls("charge_payment", "verify")) == 2
     assert len(provider.calls("charge_payment")) == 1
-    assert "verify could not tell" in (snapshot.step("charge_payment").failure_reason or "")
+    kinds = [e.kind for e in engine.store.events("op-verr1") if e.step_id == "charge_payment"]
+    assert kinds.count("verify_failed") == 1

@@ -36,6 +36,7 @@ from sagaguard.storage.base import (
 from sagaguard.storage.memory import InMemoryStore
 from sagaguard.testing import (
     CrashAt,
+    FakeClock,
     FaultPoint,
     LedgerEntry,
     LedgerKind,
@@ -46,6 +47,7 @@ from sagaguard.testing import (
 )
 
 OP = "op-1"
+
 
 PROCESS = Process.model_validate(
     {
@@ -219,9 +221,9 @@ def checkout_saga(ledger: MemoryLedger, effects: dict[str, Any]) -> Saga:
     ids=["happy", "timeout-verified", "rollback", "refund-fails"],
 )
 def test_real_engine_runs_pass_every_check(scenario: dict[str, Any], expected: RunStatus) -> None:
-    ledger, notifier = MemoryLedger(), RecordingNotifier()
+    ledger, notifier, clock = MemoryLedger(), RecordingNotifier(), FakeClock()
     saga = checkout_saga(ledger, {})
-    with Engine(store="memory://", notifier=notifier, sleep=lambda s: None) as engine:
+    with Engine(store="memory://", notifier=notifier, clock=clock, sleep=clock.sleep) as engine:
         snapshot = engine.run(saga, operation_id=OP, input=scenario)
         assert snapshot.run.status is expected
         violations = check_invariants(
@@ -485,6 +487,43 @@ def test_inv9_catches_a_completed_run_with_a_step_not_done() -> None:
     found = journal.check([entry("reserve")], settled=True)
     assert numbers(found) == {9}
     assert {v.step_id for v in found} == {"charge", "ship"}
+
+
+# -- invariant 10 ----------------------------------------------------------------------------
+
+
+def _with_steps(**changes: dict[str, Any]) -> Process:
+    """PROCESS with some steps' fields changed (``charge={"pivot": True}``)."""
+    data = PROCESS.model_dump(by_alias=True, exclude_none=True)
+    for step in data["steps"]:
+        step.update(changes.get(step["id"], {}))
+    return Process.model_validate(data)
+
+
+def test_inv10_catches_a_rollback_past_a_completed_pivot() -> None:
+    """The charge is the declared pivot: once it completed, undoing the reserve is forbidden."""
+    pivoted = _with_steps(charge={"pivot": True})
+    journal = _two_done_then_rollback().compensated("charge").compensated("reserve")
+    calls = [entry("reserve"), entry("charge"), entry("ship")]
+    calls += [entry("charge", "compensate"), entry("reserve", "compensate")]
+    found = check_invariants(journal.store.load(OP), journal.store.events(OP), calls, pivoted)
+    assert numbers(found) == {10}
+    assert {v.step_id for v in found} == {None, "charge", "reserve"}
+    # The same journal is a clean rollback when no step is the point of no return.
+    assert journal.check(calls) == []
+
+
+def test_inv10_catches_a_rollback_for_a_best_effort_step() -> None:
+    best_effort = _with_steps(ship={"required": False})
+    journal = _two_done_then_rollback()
+    found = check_invariants(
+        journal.store.load(OP),
+        journal.store.events(OP),
+        [entry("reserve"), entry("charge"), entry("ship")],
+        best_effort,
+    )
+    assert [(v.invariant, v.step_id) for v in found] == [(10, "ship")]
+    assert "best-effort" in found[0].message
 
 
 def test_violation_reads_as_one_line_naming_invariant_run_and_step() -> None:

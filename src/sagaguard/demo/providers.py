@@ -183,7 +183,8 @@ class World:
     def refund(self, *, payment_id: str, fault: str | None = None) -> None:
         """Refund a charge in full (once)."""
         if fault == "refused":
-            raise StepFailed(f"psp: refund of {payment_id} refused")
+            # A refusal a repeat cannot change (the charge is disputed): a person at once.
+            raise StepFailed(f"psp: refund of {payment_id} refused", retry=False)
         if not self._already("psp", "refund", payment_id):
             self.ledger.record(Entry("psp", "refund", payment_id))
 

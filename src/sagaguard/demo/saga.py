@@ -2,7 +2,8 @@
 
 The guide's five steps: create the order, reserve stock, charge the card (the provider's
 idempotency is unknown, so an unknown outcome is verified by looking the charge up under
-the idempotency key), book the delivery, send the confirmation email (irreversible). Every
+the idempotency key), book the delivery, send the confirmation email (irreversible, and
+best-effort: its failure never rolls the order back). Every
 call passes ``ctx.idempotency_key`` to its provider, as real code must. Retries back off in
 milliseconds so the demo stays fast; a real process keeps the default backoff.
 """
@@ -99,6 +100,7 @@ def build_saga(world: World) -> Saga:
         idempotent="no",
         compensation="none",
         mitigation="If the order is cancelled later, send a cancellation notice",
+        required=False,  # best-effort: a bounce never refunds a paid order
     )
     def send_confirmation_email(ctx: StepContext) -> dict[str, Any]:
         """Send the order confirmation email."""

@@ -35,6 +35,7 @@ from sagaguard.storage.base import (
     StoreInfo,
     Transition,
 )
+from sagaguard.vocabulary import EventKind
 
 __all__ = ["SCENARIOS", "Check", "JournalTap", "Played", "Scenario", "play"]
 
@@ -88,7 +89,7 @@ def _lost_answer_checks(
         Check("the run completed", snapshot.run.status is RunStatus.COMPLETED),
         Check(
             "the charge's outcome was unknown, then verified as applied",
-            "outcome_unknown" in kinds and "verified_applied" in kinds,
+            EventKind.OUTCOME_UNKNOWN in kinds and EventKind.VERIFIED_APPLIED in kinds,
         ),
         Check("the card was charged exactly once", _count(ledger, "psp", "charge") == 1),
         Check("nothing was refunded", _count(ledger, "psp", "refund") == 0),
@@ -98,8 +99,10 @@ def _lost_answer_checks(
 def _rollback_checks(
     snapshot: RunSnapshot, events: list[Event], ledger: list[Entry]
 ) -> list[Check]:
-    undone = [e.step_id for e in events if e.kind == "step_compensated"]
-    bookings = [e for e in events if e.kind == "step_started" and e.step_id == "book_delivery"]
+    undone = [e.step_id for e in events if e.kind == EventKind.STEP_COMPENSATED]
+    bookings = [
+        e for e in events if e.kind == EventKind.STEP_STARTED and e.step_id == "book_delivery"
+    ]
     return [
         Check("the run was compensated", snapshot.run.status is RunStatus.COMPENSATED),
         Check("delivery was tried 3 times, then given up", len(bookings) == 3),

@@ -3,6 +3,10 @@
 The run logic (``runner.py``) never calls user code itself: it yields a :class:`Call` and
 receives an :class:`Outcome`. The sync engine and the async engine each perform calls their
 own way (threads or the caller's event loop) but share every decision.
+
+A sync call runs on a pool thread, so the engine can stop *waiting* at its timeout. Python
+cannot stop the thread, so such a call is *in flight*: a :class:`PendingCall` the engine can
+wait on again, and nobody verifies or repeats it while it runs.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +24,10 @@ from sagaguard.engine.context import StepContext
 from sagaguard.exceptions import StepFailed
 
 logger = logging.getLogger("sagaguard.engine")
+
+_COROUTINE_GRACE_S = 1.0
+"""How much longer than its timeout a coroutine on a call thread is waited for: it is
+cancelled at its timeout and needs a moment to unwind before its thread is free."""
 
 
 class OutcomeKind(StrEnum):
@@ -41,11 +48,15 @@ class Outcome:
     kind: OutcomeKind
     value: Any = None
     reason: str = ""
-    in_flight: bool = False
-    """The call timed out and is still running on a thread that Python cannot stop: its
-    effect may still be on its way, so asking the other side now proves nothing."""
     retryable: bool = True
     """For a definite failure: whether a repeat could get another answer."""
+    pending: PendingCall | None = None
+    """Set when the call outlived its timeout and still runs on its thread (in flight)."""
+
+    @property
+    def in_flight(self) -> bool:
+        """True when the call is still running: its effect may still be on its way."""
+        return self.pending is not None
 
     @classmethod
     def of_exception(cls, exc: BaseException) -> Outcome:
@@ -54,7 +65,27 @@ class Outcome:
             return cls(OutcomeKind.FAILED, reason=_short(exc.reason), retryable=exc.retry)
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return cls(OutcomeKind.UNKNOWN, reason="timed out")
-        return cls(OutcomeKind.UNKNOWN, reason=_short(f"{type(exc).__name__}: {exc}"))
+        return cls(OutcomeKind.UNKNOWN, reason=describe(exc, prefix=type(exc).__name__))
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(value: object, *, prefix: str | None = None, limit: int = 300) -> str:
+    """A short one-line ``str()`` of anything: a reason object, an exception, a result.
+
+    Never raises: an object whose ``str()`` fails (or recurses too deep) is named by its type.
+    """
+    try:
+        text = str(value)
+    except Exception:  # noqa: BLE001 - a reason must never break the engine
+        text = f"<{type(value).__name__} that cannot be shown>"
+    text = " ".join(text.split())
+    if prefix is not None:
+        text = f"{prefix}: {text}" if text else prefix
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +94,105 @@ class Call:
 
     fn: Callable[..., Any]
     ctx: StepContext
-    timeout_s: float | None
+    timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    """A request from the run logic: wait ``seconds`` before the next attempt."""
+    """A request from the run logic: wait ``seconds`` before the next move."""
 
     seconds: float
 
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+@dataclass(frozen=True, slots=True)
+class WaitFor:
+    """A request from the run logic: wait up to ``seconds`` more for a call in flight.
+
+    Answered with the call's :class:`Outcome` once it returned, or ``None`` if it still runs.
+    """
+
+    pending: PendingCall
+    seconds: float
+
+
+Request = Call | Sleep | WaitFor
+
+
+class PendingCall:
+    """A sync call running on a pool thread: wait for it, again, from any thread or loop."""
+
+    def __init__(self, future: concurrent.futures.Future[Outcome], request: Call) -> None:
+        self._future = future
+        self.request = request
+
+    def done(self) -> bool:
+        """True once the call returned (or was withdrawn before it started)."""
+        return self._future.done()
+
+    def outcome(self) -> Outcome:
+        """The outcome of a call that is done."""
+        return _settled(self._future)
+
+    def wait(self, timeout_s: float) -> Outcome:
+        """Wait for the call's outcome; past ``timeout_s`` it is in flight (or withdrawn)."""
+        try:
+            return _settled(self._future, timeout_s)
+        except TimeoutError:
+            return self._overdue(timeout_s)
+
+    def wait_more(self, seconds: float) -> Outcome | None:
+        """Wait up to ``seconds`` more for a call in flight; ``None`` if it still runs."""
+        try:
+            return _settled(self._future, seconds)
+        except TimeoutError:
+            return None
+
+    async def wait_async(self, timeout_s: float) -> Outcome:
+        """:meth:`wait` on an event loop: the loop runs on while the thread works."""
+        if await self._wait_on_loop(timeout_s):
+            return self.outcome()
+        return self._overdue(timeout_s)
+
+    async def wait_more_async(self, seconds: float) -> Outcome | None:
+        """:meth:`wait_more` on an event loop."""
+        return self.outcome() if await self._wait_on_loop(seconds) else None
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the call's thread, or now) once the call is done."""
+        self._future.add_done_callback(lambda _: callback())
+
+    async def _wait_on_loop(self, seconds: float) -> bool:
+        waiting = asyncio.wrap_future(self._future)
+        # asyncio.wait, not wait_for: a timeout must not cancel what it cannot stop.
+        done, _ = await asyncio.wait({waiting}, timeout=seconds)
+        if not done:
+            waiting.cancel()  # detach from this loop; the thread's future is unaffected
+        return bool(done)
+
+    def _overdue(self, timeout_s: float) -> Outcome:
+        """The outcome of a call that did not finish within its timeout."""
+        if self._future.cancel():
+            return Outcome(
+                OutcomeKind.FAILED,
+                reason=f"not started within {timeout_s:g}s: every call thread is busy with "
+                "calls that hung, so it was withdrawn unmade",
+            )
+        if self._future.done():  # it ended just now
+            return self.outcome()
+        ctx = self.request.ctx
+        logger.warning(
+            "%s of run %s (attempt %d) still runs after its %gs timeout: in flight",
+            ctx.step_id,
+            ctx.operation_id,
+            ctx.attempt,
+            timeout_s,
+        )
+        self._future.add_done_callback(lambda done: _report_late(done, ctx))
+        return Outcome(
+            OutcomeKind.UNKNOWN,
+            reason=f"timed out after {timeout_s:g}s, call still running",
+            pending=self,
+        )
 
 
 class Caller(Protocol):
@@ -96,35 +213,48 @@ class Caller(Protocol):
 class ThreadCaller:
     """Performs calls of user code, for the sync and the async engine alike.
 
-    A sync function with a timeout runs on a pool thread so the engine can stop waiting.
-    Python cannot kill a thread, so a call still running at its timeout is abandoned and
-    reported as an unknown outcome *in flight*; one that never got a thread (every thread
-    busy with hung calls) is withdrawn and reported as a definite failure, since it never
-    ran. A coroutine runs under ``asyncio.wait_for``, which does cancel it.
+    A sync function runs on a pool thread; so does a coroutine function for the sync engine
+    (on that thread's own event loop, cancelled at its timeout). The async engine runs a
+    coroutine function on the caller's loop under ``asyncio.wait_for``.
     """
 
     def __init__(self, *, max_workers: int = 32) -> None:
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="sagaguard-call"
         )
-        self._local = threading.local()
+
+    def start(self, request: Call) -> PendingCall:
+        """Start the call on a pool thread; the engine then waits on the pending call."""
+        future: concurrent.futures.Future[Outcome] = self._pool.submit(self._guarded, request)
+        return PendingCall(future, request)
 
     def call(self, request: Call) -> Outcome:
-        """Run the call in this thread's way (sync engine) and classify what happened."""
+        """Run the call and wait for it within its timeout (the sync engine's way)."""
+        return self.start(request).wait(self.wait_s(request))
+
+    def wait_s(self, request: Call) -> float:
+        """How long to wait for a call started with :meth:`start`."""
+        if inspect.iscoroutinefunction(request.fn):
+            return request.timeout_s + _COROUTINE_GRACE_S
+        return request.timeout_s
+
+    async def call_on_loop(self, request: Call) -> Outcome:
+        """Run a coroutine function on the running loop (the async engine's way)."""
+        try:
+            value = await asyncio.wait_for(request.fn(request.ctx), request.timeout_s)
+            if inspect.isawaitable(value):
+                value = await asyncio.wait_for(value, request.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
+            return Outcome.of_exception(exc)
+        return Outcome(OutcomeKind.OK, value=value)
+
+    def _guarded(self, request: Call) -> Outcome:
+        """Run on a pool thread: the call's outcome (an error of the step is one)."""
         try:
             if inspect.iscoroutinefunction(request.fn):
                 value = self._run_coroutine(request.fn(request.ctx), request.timeout_s)
-            elif request.timeout_s is None:
-                value = request.fn(request.ctx)
             else:
-                future = self._pool.submit(request.fn, request.ctx)
-                try:
-                    value = future.result(timeout=request.timeout_s)
-                except TimeoutError:
-                    if not future.done():
-                        return _abandon(future, request)
-                    # It ended just now, or the call itself raised TimeoutError.
-                    value = future.result()
+                value = request.fn(request.ctx)
             if inspect.isawaitable(value):
                 # An async callable object, or a wrapper that returns a coroutine.
                 value = self._run_coroutine(value, request.timeout_s)
@@ -132,77 +262,41 @@ class ThreadCaller:
             return Outcome.of_exception(exc)
         return Outcome(OutcomeKind.OK, value=value)
 
-    async def call_async(self, request: Call) -> Outcome:
-        """Run the call on the caller's event loop (async engine) and classify what happened."""
-        try:
-            if inspect.iscoroutinefunction(request.fn):
-                value = await asyncio.wait_for(request.fn(request.ctx), request.timeout_s)
-            else:
-                future = self._pool.submit(request.fn, request.ctx)
-                waiting = asyncio.wrap_future(future)
-                # asyncio.wait, not wait_for: a timeout must not cancel what it cannot stop.
-                done, _ = await asyncio.wait({waiting}, timeout=request.timeout_s)
-                if not done:
-                    outcome = _abandon(future, request)
-                    waiting.cancel()  # detach from this loop; the thread's future is unaffected
-                    return outcome
-                value = waiting.result()
-            if inspect.isawaitable(value):
-                value = await asyncio.wait_for(value, request.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
-            return Outcome.of_exception(exc)
-        return Outcome(OutcomeKind.OK, value=value)
+    @staticmethod
+    def _run_coroutine(awaitable: Awaitable[Any], timeout_s: float) -> Any:
+        # A loop of its own per call, closed after it: nothing of one call outlives it.
+        async def within_timeout() -> Any:
+            return await asyncio.wait_for(awaitable, timeout_s)
 
-    def _run_coroutine(self, awaitable: Awaitable[Any], timeout_s: float | None) -> Any:
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is None or loop.is_closed():
-            loop = asyncio.new_event_loop()
-            self._local.loop = loop
-        return loop.run_until_complete(asyncio.wait_for(awaitable, timeout_s))
+        return asyncio.run(within_timeout())
 
     def close(self) -> None:
-        """Stop accepting calls; hung calls are abandoned, not awaited."""
+        """Stop accepting calls; calls in flight are abandoned, not awaited."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        loop: asyncio.AbstractEventLoop | None = getattr(self._local, "loop", None)
-        if loop is not None and not loop.is_closed():
-            loop.close()
 
 
-def _abandon(future: concurrent.futures.Future[Any], request: Call) -> Outcome:
-    """The outcome of a sync call that did not finish within its timeout."""
-    ctx = request.ctx
-    if future.cancel():
-        return Outcome(
-            OutcomeKind.FAILED,
-            reason=f"not started within {request.timeout_s:g}s: every call thread is busy "
-            "with calls that hung, so it was withdrawn unmade",
-        )
-    logger.warning(
-        "%s of run %s (attempt %d) still runs after its %gs timeout: abandoned",
-        ctx.step_id,
-        ctx.operation_id,
-        ctx.attempt,
-        request.timeout_s,
-    )
-    future.add_done_callback(lambda done: _report_late(done, ctx))
-    return Outcome(
-        OutcomeKind.UNKNOWN,
-        reason=f"timed out after {request.timeout_s:g}s, call still running",
-        in_flight=True,
-    )
+def _settled(future: concurrent.futures.Future[Outcome], timeout_s: float | None = None) -> Outcome:
+    try:
+        return future.result(timeout_s)
+    except concurrent.futures.CancelledError:
+        return Outcome(OutcomeKind.FAILED, reason="withdrawn before it started")
 
 
-def _report_late(future: concurrent.futures.Future[Any], ctx: StepContext) -> None:
-    """Log how an abandoned call ended: a person reviewing the step wants to know."""
+def _report_late(future: concurrent.futures.Future[Outcome], ctx: StepContext) -> None:
+    """Log how a call in flight ended: a person reviewing the step wants to know."""
     if future.cancelled():
         return
     error = future.exception()
-    ending = "returned" if error is None else f"raised {type(error).__name__}: {error}"
+    if error is not None:
+        ending = f"raised {type(error).__name__}"
+    else:
+        outcome = future.result()
+        ending = "returned" if outcome.kind is OutcomeKind.OK else f"ended {outcome.reason}"
     logger.warning(
-        "abandoned call %s of run %s (attempt %d, key %s) finished late: %s",
+        "call %s of run %s in flight (attempt %d, key %s) finished late: %s",
         ctx.step_id,
         ctx.operation_id,
         ctx.attempt,
         ctx.idempotency_key,
-        _short(ending),
+        describe(ending),
     )

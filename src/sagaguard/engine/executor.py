@@ -8,7 +8,6 @@ arguments, so tests drive time and crashes without patching anything.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -19,29 +18,21 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
-from sagaguard.engine.calls import Call, Caller, Outcome, ThreadCaller
+from sagaguard.engine.calls import Caller, ThreadCaller
+from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
 from sagaguard.engine.outbox import deliver_due
-from sagaguard.engine.resolution import Resolution, resolution_change
-from sagaguard.engine.runner import Environment, RunDriver, RunExists, RunGenerator
+from sagaguard.engine.resolution import Resolution
+from sagaguard.engine.reviewing import apply_resolution
+from sagaguard.engine.runner import Environment, RunDriver, RunExists
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
-    OperationConflictError,
-    ResolutionError,
     RunBusyError,
     RunNotFoundError,
     StaleOwnerError,
 )
-from sagaguard.storage import DEFAULT_URL, JournalStore, open_store
-from sagaguard.storage.base import (
-    Claim,
-    JSONValue,
-    NewRun,
-    RunSnapshot,
-    RunStatus,
-    StepChange,
-    Transition,
-)
+from sagaguard.storage import DEFAULT_URL, JournalStore, journal, open_store
+from sagaguard.storage.base import Claim, JSONValue, NewRun, RunSnapshot
 
 logger = logging.getLogger("sagaguard.engine")
 
@@ -80,7 +71,6 @@ class Engine:
         self.owner = owner or default_owner()
         self.lease_s = lease_s
         self._clock = clock
-        self._sleep = sleep
         self._env = Environment(
             store=self.store,
             clock=clock,
@@ -91,12 +81,12 @@ class Engine:
         )
         # Sync steps run on these threads so a timeout can stop the wait (not the call).
         self._caller = ThreadCaller(max_workers=call_threads)
-        self._injected = caller
-        """A caller given by the user (the fault harness's): it makes every call instead."""
+        self._holds = Holds()
+        self._pump = Pump(
+            caller=self._caller, sleep=sleep, sleep_is_real=sleep is time.sleep, injected=caller
+        )
         self._sagas: dict[tuple[str, str], Saga] = {}
         self._lock = threading.Lock()
-        self._driving: dict[str, threading.Event] = {}
-        """Runs this engine is starting or driving; each event is set once the start is over."""
         for saga in sagas:
             self.register(saga)
 
@@ -130,22 +120,18 @@ class Engine:
             return start
         try:
             try:
-                self._drive_sync(start)
+                self._pump.drive(start)
             except RunExists as exists:
                 joined = self._join(saga, exists)
                 if isinstance(joined, RunSnapshot):
                     return joined
-                self._drive_sync(joined)
+                self._pump.drive(joined)
         finally:
-            self._leave(operation_id)
+            self._holds.leave(operation_id)
         return self.store.load(operation_id)
 
     async def run_async(
-        self,
-        saga: Saga,
-        *,
-        operation_id: str,
-        input: JSONValue = None,
+        self, saga: Saga, *, operation_id: str, input: JSONValue = None
     ) -> RunSnapshot:
         """The async twin of :meth:`run`: async steps run on the caller's event loop."""
         start = self._start(saga, operation_id, input)
@@ -153,14 +139,14 @@ class Engine:
             return start
         try:
             try:
-                await self._drive_async(start)
+                await self._pump.drive_async(start)
             except RunExists as exists:
                 joined = self._join(saga, exists)
                 if isinstance(joined, RunSnapshot):
                     return joined
-                await self._drive_async(joined)
+                await self._pump.drive_async(joined)
         finally:
-            self._leave(operation_id)
+            self._holds.leave(operation_id)
         return self.store.load(operation_id)
 
     def resume(self, operation_id: str) -> RunSnapshot:
@@ -172,16 +158,16 @@ class Engine:
         if not snapshot.run.status.active:
             return snapshot
         saga = self._saga_for(snapshot)
-        if not self._enter(operation_id):
+        if not self._holds.enter(operation_id):
             return self.store.load(operation_id)
         try:
             claim = self.store.claim(
                 operation_id, owner=self.owner, now=self._clock(), lease_s=self.lease_s
             )
-            self._started(operation_id)
-            self._drive_sync(self._driver(saga, claim))
+            self._holds.started(operation_id)
+            self._pump.drive(self._driver(saga, claim))
         finally:
-            self._leave(operation_id)
+            self._holds.leave(operation_id)
         return self.store.load(operation_id)
 
     def recover(
@@ -203,37 +189,38 @@ class Engine:
             )
             if not claims:
                 break
-            claim = claims[0]
-            snapshot = self.store.load(claim.operation_id)
-            saga = self._sagas.get((snapshot.run.process, snapshot.run.version))
-            if saga is None:
-                # Keep the claim: its lease expires and a worker that knows the saga takes it.
-                logger.warning(
-                    "run %s is a run of %s v%s, unknown to this engine: left for another worker",
-                    claim.operation_id,
-                    snapshot.run.process,
-                    snapshot.run.version,
-                )
-                continue
-            if not self._enter(claim.operation_id):
-                # Its lease ran out while a call of this engine still drives it: that drive
-                # is now fenced off; the run is taken up again once this claim expires.
-                logger.warning("run %s is still being driven here; skipped", claim.operation_id)
-                continue
-            try:
-                self._started(claim.operation_id)
-                self._drive_sync(
-                    RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot)
-                )
-            except StaleOwnerError:
-                logger.warning(
-                    "run %s was taken over by another owner; skipped", claim.operation_id
-                )
-                continue
-            finally:
-                self._leave(claim.operation_id)
-            recovered.append(self.store.load(claim.operation_id))
+            snapshot = self._recover_one(claims[0])
+            if snapshot is not None:
+                recovered.append(snapshot)
         return recovered
+
+    def _recover_one(self, claim: Claim) -> RunSnapshot | None:
+        op = claim.operation_id
+        snapshot = self.store.load(op)
+        saga = self._sagas.get((snapshot.run.process, snapshot.run.version))
+        if saga is None:
+            # Keep the claim: its lease expires and a worker that knows the saga takes it.
+            logger.warning(
+                "run %s is a run of %s v%s, unknown to this engine: left for another worker",
+                op,
+                snapshot.run.process,
+                snapshot.run.version,
+            )
+            return None
+        if not self._holds.enter(op):
+            # Its lease ran out while a call of this engine still drives it: that drive
+            # is now fenced off; the run is taken up again once this claim expires.
+            logger.warning("run %s is still being driven here; skipped", op)
+            return None
+        try:
+            self._holds.started(op)
+            self._pump.drive(RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot))
+        except StaleOwnerError:
+            logger.warning("run %s was taken over by another owner; skipped", op)
+            return None
+        finally:
+            self._holds.leave(op)
+        return self.store.load(op)
 
     def deliver_alerts(self, *, limit: int = 100) -> int:
         """Deliver outbox alerts that are due (their raiser failed or died); returns how many.
@@ -262,54 +249,28 @@ class Engine:
         Audited as a ``resolved`` event whose actor is ``review:<by>``. With ``proceed`` the
         run continues at once (forward or backward), which needs its saga registered.
         """
-        outcome = Resolution(outcome)
-        # Checked before the claim (a plain mistake journals nothing) and again under it.
-        self._resolution(self.store.load(operation_id), step_id, outcome, result)
-        claim = self.store.claim(
-            operation_id, owner=f"review:{by}", now=self._clock(), lease_s=self.lease_s
-        )
-        try:
-            # Read under the claim: a resolution that raced this one is seen, or fenced off.
-            snapshot = self.store.load(operation_id)
-            change, run_status = self._resolution(snapshot, step_id, outcome, result)
-        except BaseException:
-            self.store.release(claim, now=self._clock())
-            raise
-        transition = Transition(
-            kind="resolved",
-            step=change,
-            run_status=run_status,
-            reason=f"{outcome.value} by {by}: {note}",
-            run_reason=f"resolved {step_id} as {outcome.value} by {by}",
-            data={"by": by, "note": note, "as": outcome.value, "result": result},
-        )
-        self.store.record(
-            claim, [transition], now=self._clock(), lease_s=self.lease_s, release=True
+        snapshot = apply_resolution(
+            self.store,
+            operation_id,
+            step_id=step_id,
+            outcome=Resolution(outcome),
+            by=by,
+            note=note,
+            result=result,
+            saga=self._registered(operation_id),
+            clock=self._clock,
+            lease_s=self.lease_s,
         )
         key = (snapshot.run.process, snapshot.run.version)
-        if proceed and key in self._sagas:
-            return self.resume(operation_id)
-        return self.store.load(operation_id)
+        if not proceed or key not in self._sagas:
+            return snapshot
+        return self.resume(operation_id)
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _resolution(
-        self, snapshot: RunSnapshot, step_id: str, outcome: Resolution, result: JSONValue
-    ) -> tuple[StepChange, RunStatus]:
-        run = snapshot.run
-        if run.status is not RunStatus.NEEDS_MANUAL_REVIEW:
-            raise ResolutionError(
-                f"run {run.operation_id} is {run.status.value}, not needs_manual_review"
-            )
-        try:
-            record = snapshot.step(step_id)
-        except KeyError:
-            raise ResolutionError(f"run {run.operation_id} has no step {step_id!r}") from None
-        id_field = record.external_id_field
-        saga = self._sagas.get((run.process, run.version))
-        if id_field is None and saga is not None:  # a run journaled before the field existed
-            id_field = saga.process.step(step_id).external_id
-        return resolution_change(record, outcome, result, snapshot, id_field)
+    def _registered(self, operation_id: str) -> Saga | None:
+        run = self.store.load(operation_id).run
+        return self._sagas.get((run.process, run.version))
 
     def _start(self, saga: Saga, operation_id: str, input: JSONValue) -> RunDriver | RunSnapshot:
         """A driver that creates the run (this call then holds it), or the run as it stands.
@@ -327,25 +288,23 @@ class Engine:
             step_ids=tuple(step.id for step in process.steps),
             external_id_fields={s.id: s.external_id for s in process.steps if s.external_id},
         )
-        while not self._enter(operation_id):
+        while not self._holds.enter(operation_id):
             # A duplicate request while a call of this engine starts or drives the run.
-            with self._lock:
-                gate = self._driving.get(operation_id)
-            if gate is None:
+            hold = self._holds.get(operation_id)
+            if hold is None:
                 continue  # that call has just let go: try to hold the run ourselves
-            gate.wait()
-            with self._lock:
-                still_held = self._driving.get(operation_id) is gate
-            if still_held:
-                # The holder's start is over, so the run is journaled: only compare.
-                snapshot = self.store.load(operation_id)
-                _check_same_request(new, snapshot)
-                return snapshot
+            hold.started.wait()
+            if self._holds.get(operation_id) is not hold:
+                continue
+            # The holder's start is over, so the run is journaled: only compare.
+            snapshot = self.store.load(operation_id)
+            _check_same_request(new, snapshot)
+            return snapshot  # a duplicate request gets the existing run (return_existing)
         now = self._clock()
 
         def created() -> None:
             self.register(saga)
-            self._started(operation_id)
+            self._holds.started(operation_id)
 
         return RunDriver(
             env=self._env,
@@ -365,7 +324,7 @@ class Engine:
                 self.register(saga)
             return joined
         finally:
-            self._started(exists.new_run.operation_id)
+            self._holds.started(exists.new_run.operation_id)
 
     def _take_existing(self, saga: Saga, snapshot: RunSnapshot) -> RunDriver | RunSnapshot:
         """Claim an existing run to drive it, unless it is over or a live owner holds it."""
@@ -381,27 +340,6 @@ class Engine:
         except RunBusyError:
             return self.store.load(run.operation_id)
         return self._driver(saga, claim)
-
-    def _enter(self, operation_id: str) -> bool:
-        """Hold the run for this call; False when another call of this engine holds it."""
-        with self._lock:
-            if operation_id in self._driving:
-                return False
-            self._driving[operation_id] = threading.Event()
-            return True
-
-    def _started(self, operation_id: str) -> None:
-        """The holder's start is over: duplicate requests may now read the run."""
-        with self._lock:
-            gate = self._driving.get(operation_id)
-        if gate is not None:
-            gate.set()
-
-    def _leave(self, operation_id: str) -> None:
-        with self._lock:
-            gate = self._driving.pop(operation_id, None)
-        if gate is not None:
-            gate.set()
 
     def _driver(self, saga: Saga, claim: Claim) -> RunDriver:
         return RunDriver(
@@ -420,43 +358,6 @@ class Engine:
             )
         return saga
 
-    def _drive_sync(self, driver: RunDriver) -> None:
-        generator: RunGenerator = driver.drive()
-        try:
-            request = next(generator)
-            while True:
-                if isinstance(request, Call):
-                    request = generator.send(self._call(request))
-                else:
-                    self._sleep(request.seconds)
-                    request = generator.send(None)
-        except StopIteration:
-            return
-
-    async def _drive_async(self, driver: RunDriver) -> None:
-        generator: RunGenerator = driver.drive()
-        try:
-            request = next(generator)
-            while True:
-                if isinstance(request, Call):
-                    if self._injected is not None:
-                        # One method: an injected caller is sync, as a transport's handler is.
-                        request = generator.send(self._injected.call(request))
-                    else:
-                        request = generator.send(await self._caller.call_async(request))
-                else:
-                    if self._sleep is time.sleep:
-                        await asyncio.sleep(request.seconds)
-                    else:
-                        self._sleep(request.seconds)
-                    request = generator.send(None)
-        except StopIteration:
-            return
-
-    def _call(self, request: Call) -> Outcome:
-        caller: Caller = self._injected if self._injected is not None else self._caller
-        return caller.call(request)
-
     def close(self) -> None:
         """Stop the call pool and close the store if this engine opened it."""
         self._caller.close()
@@ -466,14 +367,4 @@ class Engine:
 
 def _check_same_request(new: NewRun, snapshot: RunSnapshot) -> None:
     """``OperationConflictError`` unless the journaled run is the run ``new`` asks for."""
-    run = snapshot.run
-    if (run.process, run.input_hash) != (new.process, new.input_hash):
-        raise OperationConflictError(
-            f"operation {new.operation_id!r} already exists for process {run.process!r} "
-            "with a different input or process"
-        )
-    if run.version != new.version:
-        raise OperationConflictError(
-            f"operation_id {new.operation_id!r} is a run of {run.process} v{run.version}, "
-            f"not v{new.version}"
-        )
+    journal.check_same_request(new, snapshot.run, input_hash=new.input_hash)

@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sagaguard.exceptions import SagaDefinitionError
-from sagaguard.model import Defaults, Process
+from sagaguard.model import Defaults, Process, StepClass
 from sagaguard.spec import describe_validation_error
 
 StepFunction = Callable[..., Any]
@@ -128,12 +128,19 @@ class Saga:
         timeout: str | float | None = None,
         max_attempts: int | None = None,
         mitigation: str | None = None,
+        pivot: bool | None = None,
+        required: bool | None = None,
+        retry_for: str | float | None = None,
+        verify_after: str | float | None = None,
+        rollback_condition: str | None = None,
     ) -> Callable[[StepFunction], StepDefinition]:
         """Declare a step; the decorated function is its forward action.
 
         ``compensation`` describes the reverse action in words; attaching one with
         ``@step.compensate`` fills it from the function's docstring. ``compensation="none"``
-        declares the step irreversible.
+        declares the step irreversible. ``pivot=True`` marks the point of no return,
+        ``required=False`` a best-effort step whose failure never rolls the run back;
+        ``retry_for`` and ``verify_after`` are durations, as in a spec.
         """
         fields: dict[str, Any] = {
             "id": id,
@@ -146,6 +153,11 @@ class Saga:
             "timeout": timeout,
             "max_attempts": max_attempts,
             "mitigation": mitigation,
+            "pivot": pivot,
+            "required": required,
+            "retry_for": retry_for,
+            "verify_after": verify_after,
+            "rollback_condition": rollback_condition,
         }
 
         def decorate(func: StepFunction) -> StepDefinition:
@@ -181,7 +193,7 @@ class Saga:
         process = self.process
         for step in process.steps:
             handlers = self.handlers(step.id)
-            if step.step_class.value == "compensatable" and handlers.compensate is None:
+            if step.step_class is StepClass.COMPENSATABLE and handlers.compensate is None:
                 raise SagaDefinitionError(
                     f"saga {process.name!r}: step {step.id!r} declares a compensation "
                     f"({step.compensation!r}) but no compensation code is bound"

@@ -1,0 +1,129 @@
+"""Performing what a run driver asks for, sync or async; and which runs an engine holds.
+
+:class:`Pump` feeds a :class:`~sagaguard.engine.runner.RunDriver` its calls' outcomes: a
+sync call on a pool thread (waited for within its timeout, and again while it is in flight),
+a coroutine on the running loop for the async engine, a sleep between attempts.
+:class:`Holds` says which runs this engine is driving right now, so two callers of one
+engine never drive one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sagaguard.engine.calls import Call, Caller, Outcome, Request, Sleep, ThreadCaller, WaitFor
+from sagaguard.engine.runner import RunDriver, RunGenerator
+
+__all__ = ["Hold", "Holds", "Pump"]
+
+
+@dataclass
+class Hold:
+    """One run held by this engine: started (duplicates may read it), and done."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class Holds:
+    """The runs one engine is starting or driving: one drive per run per engine at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[str, Hold] = {}
+
+    def enter(self, operation_id: str) -> bool:
+        """Hold the run for this caller; False when another caller of this engine holds it."""
+        with self._lock:
+            if operation_id in self._held:
+                return False
+            self._held[operation_id] = Hold()
+            return True
+
+    def get(self, operation_id: str) -> Hold | None:
+        """The run's hold, if this engine holds it."""
+        with self._lock:
+            return self._held.get(operation_id)
+
+    def started(self, operation_id: str) -> None:
+        """The holder's start is over: duplicate requests may now read the run."""
+        hold = self.get(operation_id)
+        if hold is not None:
+            hold.started.set()
+
+    def leave(self, operation_id: str) -> None:
+        """Let go of the run."""
+        with self._lock:
+            hold = self._held.pop(operation_id, None)
+        if hold is not None:
+            hold.started.set()
+            hold.done.set()
+
+
+class Pump:
+    """Performs a driver's requests: calls on threads or the loop, sleeps, waits for calls."""
+
+    def __init__(
+        self,
+        *,
+        caller: ThreadCaller,
+        sleep: Callable[[float], None],
+        sleep_is_real: bool,
+        injected: Caller | None = None,
+    ) -> None:
+        self._injected = injected
+        """A caller given to the engine (the fault harness's): it makes every call instead."""
+        self._caller = caller
+        self._sleep = sleep
+        self._sleep_is_real = sleep_is_real
+
+    def drive(self, driver: RunDriver) -> None:
+        """Drive the run in this thread until the driver stops."""
+        generator: RunGenerator = driver.drive()
+        try:
+            request = next(generator)
+            while True:
+                request = generator.send(self._perform(request))
+        except StopIteration:
+            return
+
+    def _perform(self, request: Request) -> Outcome | None:
+        if isinstance(request, Sleep):
+            self._sleep(request.seconds)
+            return None
+        if isinstance(request, WaitFor):
+            return request.pending.wait_more(request.seconds)
+        if self._injected is not None:
+            return self._injected.call(request)
+        return self._caller.start(request).wait(self._caller.wait_s(request))
+
+    async def drive_async(self, driver: RunDriver) -> None:
+        """Drive the run on the running event loop until the driver stops."""
+        generator: RunGenerator = driver.drive()
+        try:
+            request = next(generator)
+            while True:
+                request = generator.send(await self._perform_async(request))
+        except StopIteration:
+            return
+
+    async def _perform_async(self, request: Request) -> Outcome | None:
+        if isinstance(request, Sleep):
+            if self._sleep_is_real:
+                await asyncio.sleep(request.seconds)
+            else:
+                self._sleep(request.seconds)
+            return None
+        if isinstance(request, WaitFor):
+            return await request.pending.wait_more_async(request.seconds)
+        if self._injected is not None:
+            # One method: an injected caller is sync, as a transport's handler is.
+            return self._injected.call(request)
+        if isinstance(request, Call) and inspect.iscoroutinefunction(request.fn):
+            return await self._caller.call_on_loop(request)
+        pending = self._caller.start(request)
+        return await pending.wait_async(self._caller.wait_s(request))

@@ -1,0 +1,274 @@
+"""One owned run as its driver sees it, and the write-ahead plumbing under it.
+
+A transition is *staged* (the in-memory view of the run moves at once) and staged transitions
+are *flushed*: one atomic ``record`` call, fenced by the claim, before any external call, any
+sleep and any stop. So ``started`` is durable before its call, and a step's result is durable
+before the next step's call; the result of step k and the ``started`` of step k+1 share one
+commit. A run not journaled yet is created by its first flush.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from random import Random
+from typing import Any
+
+from sagaguard.engine.alerts import Alert, Notifier
+from sagaguard.engine.calls import Outcome, Request, Sleep
+from sagaguard.engine.context import StepContext
+from sagaguard.engine.faults import FaultInjector
+from sagaguard.engine.outbox import deliver_now
+from sagaguard.engine.retry import backoff_delay
+from sagaguard.engine.saga import Saga
+from sagaguard.model import Process, Step
+from sagaguard.storage.base import (
+    Claim,
+    JournalStore,
+    NewAlert,
+    NewRun,
+    RunSnapshot,
+    RunStatus,
+    StepChange,
+    StepRecord,
+    StepStatus,
+    Transition,
+)
+from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
+
+__all__ = ["Environment", "RunExists", "StagedRun"]
+
+Requests = Generator[Request, Outcome | None, None]
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """What a run needs from its engine: all injected, nothing global."""
+
+    store: JournalStore
+    clock: Callable[[], float]
+    faults: FaultInjector
+    notifier: Notifier
+    lease_s: float
+    rng: Random
+
+
+class RunExists(Exception):  # noqa: N818 - it names the fact, like StopIteration
+    """A driver meant to create its run found it journaled already; nothing was called."""
+
+    def __init__(self, new_run: NewRun, snapshot: RunSnapshot) -> None:
+        super().__init__(new_run.operation_id)
+        self.new_run = new_run
+        self.snapshot = snapshot
+
+
+@dataclass
+class StagedRun:
+    """The run's state as journaled plus what is staged, and the commit that writes it."""
+
+    env: Environment
+    saga: Saga
+    claim: Claim
+    snapshot: RunSnapshot
+    new_run: NewRun | None = None
+    """Set for a run not journaled yet: its first flush creates it (``RunExists`` if it
+    exists), so the run and the ``started`` of its first step share one commit."""
+    on_created: Callable[[], None] | None = None
+    """Called once the first flush created the run."""
+    current: str | None = None
+    """The step in hand (an error the engine did not expect is pinned on it)."""
+    steps: dict[str, StepRecord] = field(init=False)
+    status: RunStatus = field(init=False)
+    _pending: list[Transition] = field(init=False, default_factory=list)
+    _after_flush: list[Callable[[], None]] = field(init=False, default_factory=list)
+    _alerts: list[Alert] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.steps = {record.step_id: record for record in self.snapshot.steps}
+        self.status = self.snapshot.run.status
+
+    @property
+    def operation_id(self) -> str:
+        """The run's operation id."""
+        return self.claim.operation_id
+
+    @property
+    def process(self) -> Process:
+        """The process the run follows."""
+        return self.saga.process
+
+    def now(self) -> float:
+        """The engine's clock."""
+        return self.env.clock()
+
+    def verify_bound(self, step: Step) -> bool:
+        """True when verify code is bound to ``step`` (the rulebook asks)."""
+        return self.saga.handlers(step.id).verify is not None
+
+    def backoff(self, attempts: int) -> Requests:
+        """Wait before the next try, after ``attempts`` tries (jittered, capped)."""
+        defaults = self.process.defaults
+        delay = backoff_delay(
+            attempts, base_s=defaults.backoff_base, max_s=defaults.backoff_max, rng=self.env.rng
+        )
+        yield from self.sleep(delay)
+
+    def sleep(self, seconds: float) -> Requests:
+        """Commit what is staged, then wait ``seconds`` (the lease covers the wait)."""
+        self.flush(extra_lease_s=seconds)
+        if seconds > 0:
+            yield Sleep(seconds)
+
+    def next_seq(self) -> int:
+        """The completion number the next completed step gets."""
+        return 1 + max((r.completed_seq or 0) for r in self.steps.values())
+
+    # -- staging ----------------------------------------------------------------------------
+
+    def stage(
+        self,
+        kind: EventKind,
+        *,
+        step_id: str | None = None,
+        run_status: RunStatus | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Stage a change of the run (an event, optionally a new run status)."""
+        step = StepChange(step_id, self.steps[step_id].status) if step_id else None
+        self._pending.append(
+            Transition(
+                kind=kind, step=step, run_status=run_status, reason=reason, run_reason=reason
+            )
+        )
+        if run_status is not None:
+            self.status = run_status
+
+    def stage_step(
+        self,
+        kind: EventKind,
+        step_id: str,
+        status: StepStatus,
+        *,
+        alert: NewAlert | None = None,
+        **values: Any,
+    ) -> None:
+        """Stage a change of one step's row (``values`` are :class:`StepChange` fields)."""
+        change = StepChange(step_id, status, **values)
+        # An alerting event names its route and alert id, so the trail shows who was told.
+        data = (
+            None if alert is None else {"route": alert.payload["route"], "alert_id": alert.alert_id}
+        )
+        self._pending.append(
+            Transition(
+                kind=kind, step=change, reason=values.get("failure_reason"), alert=alert, data=data
+            )
+        )
+        updates = {k: v for k, v in values.items() if v is not None} | {"status": status}
+        self.steps[step_id] = dataclasses.replace(self.steps[step_id], **updates)
+
+    def stage_review(
+        self,
+        step: Step,
+        *,
+        kind: EventKind,
+        status: StepStatus,
+        alert: AlertKind | None,
+        reason: str,
+        run_reason: str,
+    ) -> None:
+        """Stage a stop for a person: the step's event (with its alert), then the run's."""
+        new_alert = None
+        if alert is not None:
+            new_alert = self.alert(alert, step, reason, run_status=RunStatus.NEEDS_MANUAL_REVIEW)
+        self.stage_step(kind, step.id, status, alert=new_alert, failure_reason=reason)
+        self.stage(
+            EventKind.AWAITING_REVIEW, run_status=RunStatus.NEEDS_MANUAL_REVIEW, reason=run_reason
+        )
+
+    def after_flush(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` right after the next flush (a fault point after a commit)."""
+        self._after_flush.append(callback)
+
+    def alert(self, kind: AlertKind, step: Step, reason: str, *, run_status: RunStatus) -> NewAlert:
+        """Prepare an alert: it enters the outbox with its transition, then is delivered."""
+        now = self.now()
+        alert = Alert(
+            kind=kind,
+            operation_id=self.operation_id,
+            process=self.process.name,
+            step_id=step.id,
+            route=self.process.alert_route(step),
+            reason=reason,
+            run_status=run_status.value,
+            at=now,
+        )
+        self._alerts.append(alert)
+        # A worker takes it over only once this owner had a lease's time to deliver it.
+        return NewAlert(
+            alert_id=alert.alert_id,
+            kind=kind.value,
+            payload=alert.to_json(),
+            deliver_after=now + self.env.lease_s,
+        )
+
+    # -- what steps receive -----------------------------------------------------------------
+
+    def context(
+        self, step: Step, attempt: int, *, result: Any = None, external_id: str | None = None
+    ) -> StepContext:
+        """What a call of ``step`` receives: the run's input and the results so far."""
+        done = [r for r in self.steps.values() if r.completed_seq is not None]
+        return StepContext(
+            operation_id=self.operation_id,
+            step_id=step.id,
+            attempt=attempt,
+            idempotency_key=self.steps[step.id].idempotency_key,
+            fencing_token=self.claim.fencing_token,
+            input=self.snapshot.run.input,
+            results={r.step_id: r.result for r in done},
+            external_ids={r.step_id: r.external_id for r in done},
+            result=result,
+            external_id=external_id,
+        )
+
+    def fault(self, point: FaultPoint, step_id: str, attempt: int) -> None:
+        """Offer a fault point to the injector."""
+        self.env.faults.check(
+            point, operation_id=self.operation_id, step_id=step_id, attempt=attempt
+        )
+
+    # -- committing -------------------------------------------------------------------------
+
+    def flush(self, *, extra_lease_s: float = 0.0, release: bool = False) -> None:
+        """Commit what is staged in one atomic write, renewing (or releasing) the lease."""
+        lease_s = self.env.lease_s + extra_lease_s
+        if self.new_run is not None:
+            self._create(lease_s)
+        if self._pending or release:
+            self.claim = self.env.store.record(
+                self.claim, self._pending, now=self.now(), lease_s=lease_s, release=release
+            )
+            self._pending = []
+        alerts, self._alerts = self._alerts, []
+        for alert in alerts:
+            deliver_now(self.env.store, self.env.notifier, alert, now=self.now())
+        callbacks, self._after_flush = self._after_flush, []
+        for callback in callbacks:
+            callback()
+
+    def _create(self, lease_s: float) -> None:
+        assert self.new_run is not None
+        created = self.env.store.create_run(
+            self.new_run,
+            owner=self.claim.owner,
+            now=self.now(),
+            lease_s=lease_s,
+            transitions=self._pending,
+        )
+        if not created.created:
+            raise RunExists(self.new_run, created.snapshot)
+        assert created.claim is not None
+        self.new_run, self.claim, self._pending = None, created.claim, []
+        if self.on_created is not None:
+            self.on_created()
