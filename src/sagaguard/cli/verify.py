@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["ProofFormat", "verify"]
 
 EXIT_VIOLATION = 1
+SHOWN_FAILURES = 10
+"""Failing scenarios the terminal table shows in full; the other formats show them all."""
 SEED = Bound(0, 2**63 - 1, "")
 EXPLORE = Bound(0, 100_000, "schedules")
 
@@ -96,6 +98,15 @@ def verify(
             callback=EXPLORE.check(),
         ),
     ] = 0,
+    input_file: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            metavar="FILE",
+            help="The input (JSON) of every run, `-` for stdin. Default: the subject's own.",
+            show_default=False,
+        ),
+    ] = None,
     db: Annotated[
         str,
         typer.Option(
@@ -135,6 +146,11 @@ def verify(
     fmt = output_format or _format_for(output)
     ids = [part.strip() for item in only or () for part in item.split(",") if part.strip()]
     source = load_subject(target)
+    if input_file is not None:
+        from sagaguard.cli.running import read_json_input
+        from sagaguard.testing.subject import with_input
+
+        source = with_input(source, read_json_input(input_file))
     with _quiet_engine(), _progress() as progress:
         report = run_matrix(source, db=db, seed=seed, only=ids, explore=explore, progress=progress)
     text = _render(report, fmt)
@@ -198,8 +214,24 @@ def _table(report: Report) -> str:
             f"  {row[0]:<{widths[0]}}  "
             + "  ".join(f"{cell:>{widths[i + 1]}}" for i, cell in enumerate(row[1:]))
         )
-    failures = _failure_lines(report)
+    if not report.passed:
+        lines += ["", *_finding_lines(report)]
+    failures = _failure_lines(report, most=SHOWN_FAILURES)
     return "\n".join(lines) + ("\n\n" + failures if failures else "\n")
+
+
+def _finding_lines(report: Report) -> list[str]:
+    from sagaguard.testing.report import findings
+
+    out = ["What failed (by check and step, with the first scenario that shows it):"]
+    for finding in findings(report):
+        where = f" [{finding.step}]" if finding.step else ""
+        out.append(
+            f"  {finding.check}{where}: {finding.scenarios} scenario"
+            f"{'' if finding.scenarios == 1 else 's'}, e.g. {finding.first}: "
+            + printable(finding.example)
+        )
+    return out
 
 
 def _verdict(report: Report) -> str:
@@ -209,17 +241,23 @@ def _verdict(report: Report) -> str:
     return f"{len(report.failed)} of {total} scenarios FAILED"
 
 
-def _failure_lines(report: Report) -> str:
+def _failure_lines(report: Report, *, most: int | None = None) -> str:
     from sagaguard.testing.report import describe_faults
 
     out: list[str] = []
-    for result in report.failed:
+    failed = report.failed
+    for result in failed[:most]:
         scenario = result.scenario
         out.append(f"FAILED {printable(scenario.id)}: {printable(scenario.title)}")
         out.append(f"  faults: {printable(describe_faults(scenario.faults))}")
         out += [f"  {printable(str(failure))}" for failure in result.failures]
         out.append(f"  replay: {printable(report.replay(result))}")
         out.append("")
+    if most is not None and len(failed) > most:
+        out.append(
+            f"... and {len(failed) - most} more failing scenarios "
+            "(--format markdown or json lists every one)"
+        )
     return "\n".join(out)
 
 

@@ -9,13 +9,22 @@ command that replays it.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from sagaguard.planner.testplan import Injection
 from sagaguard.testing.harness import Report
 from sagaguard.testing.scenario import Observed, ScenarioKind, ScenarioResult
 
-__all__ = ["PROOF_FORMAT", "describe_faults", "kind_rows", "render_markdown", "to_json"]
+__all__ = [
+    "PROOF_FORMAT",
+    "Finding",
+    "describe_faults",
+    "findings",
+    "kind_rows",
+    "render_markdown",
+    "to_json",
+]
 
 PROOF_FORMAT = "sagaguard-proof/1"
 
@@ -56,6 +65,33 @@ def kind_rows(report: Report) -> list[tuple[str, int, int, int]]:
         for kind in ScenarioKind
         if total[kind]
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One kind of failure (a check on a step), the scenarios that show it, one example."""
+
+    check: str
+    step: str | None
+    scenarios: int
+    example: str
+    first: str
+    """The id of the first scenario that shows it: the one to replay."""
+
+
+def findings(report: Report) -> list[Finding]:
+    """The failures grouped by check and step, the most widespread first."""
+    seen: dict[tuple[str, str | None], list[tuple[str, str]]] = {}
+    for result in report.failed:
+        for failure in result.failures:
+            found = seen.setdefault((failure.check, failure.step), [])
+            if not found or found[-1][0] != result.scenario.id:
+                found.append((result.scenario.id, failure.message))
+    rows = [
+        Finding(check, step, len(hits), hits[0][1], hits[0][0])
+        for (check, step), hits in seen.items()
+    ]
+    return sorted(rows, key=lambda f: -f.scenarios)
 
 
 def _observed(observed: Observed | None) -> dict[str, Any] | None:
@@ -167,6 +203,18 @@ def render_markdown(report: Report) -> str:
     ]
     lines += [f"| {what} | {n} | {ok} | {bad} |" for what, n, ok, bad in kind_rows(report)]
     if failed:
+        lines += [
+            "",
+            "## Findings",
+            "",
+            "| check | step | scenarios | e.g. |",
+            "| --- | --- | ---: | --- |",
+        ]
+        lines += [
+            f"| {f.check} | {f'`{f.step}`' if f.step else '—'} | {f.scenarios} | "
+            f"{_cell(f.example)} (`{f.first}`) |"
+            for f in findings(report)
+        ]
         lines += ["", "## Failures", ""]
         for result in failed:
             scenario = result.scenario

@@ -170,7 +170,8 @@ def run_scenario(
         store=store,
         clock=clock,
         seed=seed,
-        operation_id=f"{scenario.id}-{next(_RUNS)}",
+        # Fakes shared by every scenario keep effects apart by key: one operation_id a run.
+        operation_id=scenario.id if subject.fresh else f"{scenario.id}-{next(_RUNS)}",
     )
     observed = None
     try:

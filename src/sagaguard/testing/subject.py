@@ -12,6 +12,7 @@ TARGET is one of:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,9 @@ from sagaguard.testing.clock import FakeClock
 from sagaguard.testing.simulated import simulate_providers
 from sagaguard.testing.world import World
 
-__all__ = ["Subject", "SubjectSource", "load_subject"]
+__all__ = ["Subject", "SubjectSource", "load_subject", "subject_source", "with_input"]
+
+_KEEP: Any = object()
 
 
 @dataclass(frozen=True)
@@ -53,21 +56,40 @@ class SubjectSource:
     target: str
 
 
-def load_subject(target: str | Path) -> SubjectSource:
-    """The subject ``target`` names; one-line ``SagaGuardError`` when it cannot be used."""
+def load_subject(target: str | Path, *, input: JSONValue = _KEEP) -> SubjectSource:
+    """The subject ``target`` names; one-line ``SagaGuardError`` when it cannot be used.
+
+    ``input``, when given, is the input of every run (else the subject's own, or None).
+    """
     text = str(target)
     if is_spec_file_target(target):
         from sagaguard.spec import load_spec
 
-        return _simulated(load_spec(text), text)
-    found = import_attribute(text)
+        source = _simulated(load_spec(text), text)
+    else:
+        source = subject_source(import_attribute(text), target=text)
+    return source if input is _KEEP else with_input(source, input)
+
+
+def with_input(source: SubjectSource, value: JSONValue) -> SubjectSource:
+    """``source`` whose runs all take ``value`` as their input."""
+    make = source.make
+    return dataclasses.replace(
+        source, make=lambda clock: dataclasses.replace(make(clock), input=value)
+    )
+
+
+def subject_source(found: object, *, target: str) -> SubjectSource:
+    """The subject a Saga, a :class:`Subject`, a Process or a function returning one is."""
+    text = target
     if isinstance(found, Process):
         return _simulated(found, text)
     if isinstance(found, Saga | Subject):
         shared = _as_subject(found, fresh=False)
         return _source(lambda clock: shared, text)
     if callable(found):
-        return _source(lambda clock: _as_subject(_call(found, text), fresh=True), text)
+        factory = found
+        return _source(lambda clock: _as_subject(_call(factory, text), fresh=True), text)
     raise PlanError(
         f"{text}: is of type {type(found).__name__!r}, not a Saga, a Subject, a Process or a "
         "function returning a Saga or a Subject"

@@ -87,16 +87,16 @@ class World:
         out: list[Violation] = []
         keys = {idempotency_key(op, step.id): step.id for step in process.steps}
         if fresh:
-            strays = sorted({str(e.idempotency_key) for e in effects} - set(keys))
-            for key in strays:
+            strays = {e.idempotency_key for e in effects} - set(keys)
+            for key in sorted(strays, key=str):
+                how = "without an idempotency key" if key is None else f"under {key!r}"
                 out.append(
                     Violation(
                         1,
                         op,
                         None,
-                        f"the provider holds an effect under {key!r}, which is no step's "
-                        "idempotency key: a step did not pass ctx.idempotency_key, so a retry "
-                        "cannot be recognised",
+                        f"the provider holds an effect made {how}, not under a step's "
+                        "ctx.idempotency_key: it cannot recognise a retry of that step",
                     )
                 )
         for key, step_id in keys.items():
