@@ -66,9 +66,10 @@ async def _within(awaitable: Any, timeout_s: float | None) -> Any:
 def role_of(saga: Saga, request: Call) -> LedgerKind:
     """Which of its step's functions a call runs: the call, its compensation or its verify."""
     handlers = saga.handlers(request.ctx.step_id)
-    if request.fn is handlers.compensate:
+    # ==, not is: a bound method is a new object each time it is read, and equal to itself.
+    if handlers.compensate is not None and request.fn == handlers.compensate:
         return LedgerKind.COMPENSATE
-    if request.fn is handlers.verify:
+    if handlers.verify is not None and request.fn == handlers.verify:
         return LedgerKind.VERIFY
     return LedgerKind.CALL
 

@@ -45,8 +45,10 @@ def verify_tests(
     if isinstance(target, str | Path):
         source = load_subject(target)
     else:
-        name = getattr(target, "__qualname__", None) or type(target).__name__
-        source = subject_source(target, target=str(name))
+        module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", None)
+        # module:attribute, so the replay line a failure prints can be typed as it is.
+        named = f"{module}:{name}" if module and name else type(target).__name__
+        source = subject_source(target, target=named)
     chosen = seed if seed is not None else int(os.environ.get(SEED_ENV, "0"))
     scenarios = matrix_of(source)
 

@@ -24,6 +24,7 @@ from sagaguard.engine.faults import SimulatedCrash
 from sagaguard.exceptions import OperationConflictError, StaleOwnerError
 from sagaguard.storage.base import JournalStore, RunSnapshot
 from sagaguard.testing.caller import FaultingCaller
+from sagaguard.testing.checks import rollback_order, stale_writes
 from sagaguard.testing.clock import FakeClock
 from sagaguard.testing.compare import compare, observe
 from sagaguard.testing.injector import ScheduledFaults
@@ -32,7 +33,7 @@ from sagaguard.testing.ledger import MemoryLedger
 from sagaguard.testing.scenario import Duplicate, Failure, Observed, Scenario, ScenarioResult
 from sagaguard.testing.stores import ScenarioStores
 from sagaguard.testing.subject import Subject, SubjectSource
-from sagaguard.vocabulary import EventKind, RunStatus
+from sagaguard.vocabulary import RunStatus
 
 __all__ = ["LEASE_S", "MAX_RESTARTS", "run_scenario"]
 
@@ -278,18 +279,7 @@ def _check_fenced(scene: _Scene) -> None:
             Failure("ownership", scene.scenario.step, "the run never reached the takeover point")
         )
         return
-    events = scene.store.events(scene.operation_id)
-    taken = [e.seq for e in events if e.kind == EventKind.CLAIMED and e.actor != stale]
-    late = [e for e in events if taken and e.seq > taken[0] and e.actor == stale]
-    for event in late:
-        scene.failures.append(
-            Failure(
-                "invariant 4",
-                event.step_id,
-                f"{stale} wrote {event.kind} (event {event.seq}) after another owner took the "
-                "run over: a stale owner's write was not fenced off",
-            )
-        )
+    scene.failures.extend(stale_writes(scene.store.events(scene.operation_id), stale))
     if not scene.stale_fenced:
         scene.failures.append(
             Failure(
@@ -313,6 +303,7 @@ def _judge(scene: _Scene) -> Observed:
         scene.failures.append(
             Failure(f"invariant {violation.invariant}", violation.step_id, violation.message)
         )
+    scene.failures.extend(rollback_order(events, entries))
     for violation in scene.subject.world.check(snapshot, process, fresh=scene.subject.fresh):
         scene.failures.append(Failure("world", violation.step_id, violation.message))
     for step_id, lie in scene.caller.lies:
