@@ -18,8 +18,8 @@ import pytest
 
 from sagaguard import rules
 from sagaguard.engine import Applied, NotApplied, Saga, StepContext
+from sagaguard.engine.backward import Backward
 from sagaguard.engine.calls import Call, Outcome, OutcomeKind
-from sagaguard.engine.driving import Pump
 from sagaguard.engine.forward import Forward
 from sagaguard.engine.staging import StagedRun
 from sagaguard.model import Phase, Process, Step, StepClass
@@ -127,16 +127,21 @@ def test_a_non_idempotent_step_retried_after_a_timeout(monkeypatch: pytest.Monke
 
 
 def test_a_compensation_run_twice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The driver's pump makes every compensation call twice."""
-    perform = Pump._perform
+    """The rollback asks for each compensation call twice (the first answer is dropped)."""
+    attempt = Backward._attempt
 
-    def twice(self: Pump, request: Any) -> Outcome | None:
-        outcome = perform(self, request)
-        if isinstance(request, Call) and request.fn.__name__ == "compensate":
-            outcome = perform(self, request)
-        return outcome
+    def twice(self: Backward, step: Step) -> Any:
+        moves = attempt(self, step)
+        try:
+            request = next(moves)
+            while True:
+                if isinstance(request, Call):
+                    yield request
+                request = moves.send((yield request))
+        except StopIteration as stop:
+            return stop.value
 
-    monkeypatch.setattr(Pump, "_perform", twice)
+    monkeypatch.setattr(Backward, "_attempt", twice)
     report = prove(CHECKOUT, "failure_after_charge_payment")
     assert ("invariant 2", "charge_payment") in checks(report, "failure_after_charge_payment")
 

@@ -145,3 +145,12 @@ def test_the_installed_command_runs_a_spec_in_a_child_process(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(out.read_text())["counts"] == {"scenarios": 1, "passed": 1, "failed": 0}
+
+
+@pytest.mark.usefixtures("in_examples")
+def test_a_saga_whose_fakes_every_scenario_shares_is_named_as_such() -> None:
+    """Its module-level services remember the first run's email: the table says why."""
+    result = invoke("verify", "signup_saga:saga", "--only", "duplicate_sequential")
+    assert "every scenario ran against the same fakes" in result.stdout
+    fresh = invoke("verify", "checkout_saga:checkout", "--only", "duplicate_sequential")
+    assert "same fakes" not in fresh.stdout

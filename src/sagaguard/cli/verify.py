@@ -209,6 +209,12 @@ def _table(report: Report) -> str:
         f"{printable(report.db)}, {report.seconds:.2f}s)",
         "",
     ]
+    if report.shared:
+        lines[1:1] = [
+            "note: every scenario ran against the same fakes (TARGET is a Saga), so what one "
+            "run left in them the next one sees; name a function that builds the saga on "
+            "fresh fakes instead (see sagaguard.testing.Subject)",
+        ]
     for row in rows:
         lines.append(
             f"  {row[0]:<{widths[0]}}  "
@@ -249,7 +255,9 @@ def _failure_lines(report: Report, *, most: int | None = None) -> str:
     for result in failed[:most]:
         scenario = result.scenario
         out.append(f"FAILED {printable(scenario.id)}: {printable(scenario.title)}")
-        out.append(f"  faults: {printable(describe_faults(scenario.faults))}")
+        shrunk = report.shrunk_from(result)
+        was = f" (shrunk from {shrunk})" if shrunk and shrunk > len(scenario.faults) else ""
+        out.append(f"  faults{was}: {printable(describe_faults(scenario.faults))}")
         out += [f"  {printable(str(failure))}" for failure in result.failures]
         out.append(f"  replay: {printable(report.replay(result))}")
         out.append("")

@@ -47,6 +47,8 @@ class Report:
     seconds: float = 0.0
     kept: list[str] = field(default_factory=list)
     """Journal files of failing scenarios, kept for a person to read (SQLite)."""
+    shared: bool = False
+    """Every scenario's run talked to the same fakes (a Saga, not a function making one)."""
 
     @property
     def failed(self) -> list[ScenarioResult]:
@@ -58,6 +60,13 @@ class Report:
     def passed(self) -> bool:
         """True when every scenario passed."""
         return all(r.passed for r in self.results)
+
+    def shrunk_from(self, result: ScenarioResult) -> int | None:
+        """How many faults the random schedule ``result`` was shrunk from, if it was."""
+        for shrunk in self.shrunk:
+            if shrunk.result is result:
+                return len(shrunk.original.faults)
+        return None
 
     def replay(self, result: ScenarioResult) -> str:
         """The command that runs ``result``'s scenario alone again."""
@@ -121,6 +130,7 @@ def verify(
         db=db,
         seed=seed,
         explored=explore,
+        shared=source.shared,
     )
     stores = ScenarioStores(db)
     try:

@@ -54,6 +54,9 @@ class SubjectSource:
     mode: str
     """``code`` (the team's step code) or ``spec`` (simulated providers)."""
     target: str
+    shared: bool = False
+    """Every scenario's run talks to the same fakes: their state carries from one scenario
+    to the next, which a step that reads it (a stock count, "is this email taken") sees."""
 
 
 def load_subject(target: str | Path, *, input: JSONValue = _KEEP) -> SubjectSource:
@@ -114,7 +117,14 @@ def _source(make: Callable[[FakeClock], Subject], target: str) -> SubjectSource:
         bound = frozenset(s.id for s in process.steps if saga.handlers(s.id).verify is not None)
     except SagaGuardError as exc:
         raise PlanError(f"{target}: {exc}") from None
-    return SubjectSource(make=make, process=process, verify_bound=bound, mode="code", target=target)
+    return SubjectSource(
+        make=make,
+        process=process,
+        verify_bound=bound,
+        mode="code",
+        target=target,
+        shared=make(FakeClock()) is first,
+    )
 
 
 def _call(factory: Callable[[], Any], target: str) -> Any:
