@@ -151,6 +151,27 @@ def test_the_installed_command_runs_a_spec_in_a_child_process(tmp_path: Path) ->
 def test_a_saga_whose_fakes_every_scenario_shares_is_named_as_such() -> None:
     """Its module-level services remember the first run's email: the table says why."""
     result = invoke("verify", "signup_saga:saga", "--only", "duplicate_sequential")
-    assert "every scenario ran against the same fakes" in result.stdout
+    assert "every scenario ran the same saga object" in result.stdout
     fresh = invoke("verify", "checkout_saga:checkout", "--only", "duplicate_sequential")
-    assert "same fakes" not in fresh.stdout
+    assert "same saga object" not in fresh.stdout
+
+
+def test_code_runs_a_spec_s_own_bound_handlers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """checkout_runnable.yaml binds checkout_app's functions; --code runs them."""
+    monkeypatch.setenv("CHECKOUT_LEDGER", str(tmp_path / "ledger.jsonl"))
+    spec = str(EXAMPLES / "checkout_runnable.yaml")
+    order = str(EXAMPLES / "checkout_order.json")
+    result = invoke(
+        "verify", spec, "--code", "--input", order, "-f", "json", "--only", "timeout_charge_payment"
+    )
+    assert result.exit_code == 0, result.stdout[-2000:] + result.stderr
+    proof = json.loads(result.stdout)
+    assert proof["mode"] == "code"
+    assert proof["passed"] is True
+    assert (tmp_path / "ledger.jsonl").read_text().count("charge") >= 1, "checkout_app's code ran"
+    simulated = json.loads(
+        invoke("verify", spec, "-f", "json", "--only", "timeout_charge_payment").stdout
+    )
+    assert simulated["mode"] == "spec"

@@ -98,6 +98,13 @@ def verify(
             callback=EXPLORE.check(),
         ),
     ] = 0,
+    code: Annotated[
+        bool,
+        typer.Option(
+            "--code",
+            help="For a spec file: run its bound handlers instead of simulated providers.",
+        ),
+    ] = False,
     input_file: Annotated[
         str | None,
         typer.Option(
@@ -145,7 +152,7 @@ def verify(
 
     fmt = output_format or _format_for(output)
     ids = [part.strip() for item in only or () for part in item.split(",") if part.strip()]
-    source = load_subject(target)
+    source = load_subject(target, code=code)
     if input_file is not None:
         from sagaguard.cli.running import read_json_input
         from sagaguard.testing.subject import with_input
@@ -211,9 +218,9 @@ def _table(report: Report) -> str:
     ]
     if report.shared:
         lines[1:1] = [
-            "note: every scenario ran against the same fakes (TARGET is a Saga), so what one "
-            "run left in them the next one sees; name a function that builds the saga on "
-            "fresh fakes instead (see sagaguard.testing.Subject)",
+            "note: every scenario ran the same saga object, with whatever fakes it holds, "
+            "so what one run left in them the next one sees; name a function that builds "
+            "the saga on fresh fakes instead (see sagaguard.testing.Subject)",
         ]
     for row in rows:
         lines.append(

@@ -59,13 +59,21 @@ class SubjectSource:
     to the next, which a step that reads it (a stock count, "is this email taken") sees."""
 
 
-def load_subject(target: str | Path, *, input: JSONValue = _KEEP) -> SubjectSource:
+def load_subject(
+    target: str | Path, *, input: JSONValue = _KEEP, code: bool = False
+) -> SubjectSource:
     """The subject ``target`` names; one-line ``SagaGuardError`` when it cannot be used.
 
     ``input``, when given, is the input of every run (else the subject's own, or None).
+    ``code``: a spec file's own bound code (``handler``, ``compensate``, ``verify``) runs,
+    instead of simulated providers.
     """
     text = str(target)
-    if is_spec_file_target(target):
+    if is_spec_file_target(target) and code:
+        from sagaguard.engine.loading import load_saga
+
+        source = subject_source(load_saga(text), target=text)
+    elif is_spec_file_target(target):
         from sagaguard.spec import load_spec
 
         source = _simulated(load_spec(text), text)
