@@ -117,10 +117,11 @@ def verify(
         known = {s.id: s for s in scenarios}
         unknown = [name for name in only if name not in known]
         if unknown:
-            hint = ", ".join(list(known)[:5])
+            hint = f"e.g. {', '.join(list(known)[:5])}; `--format json` lists every id"
+            if unknown[0].startswith("explore_"):
+                hint = f"random schedules need --explore N of at least {unknown[0][8:].lstrip('0')}"
             raise SagaGuardError(
-                f"--only {unknown[0]}: no such scenario in the matrix of {source.target} "
-                f"(e.g. {hint}; `--format json` lists every id)"
+                f"--only {unknown[0]}: no such scenario in the matrix of {source.target} ({hint})"
             )
         scenarios = [known[name] for name in dict.fromkeys(only)]
     report = Report(
