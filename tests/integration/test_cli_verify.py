@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shlex
@@ -9,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,3 +177,34 @@ def test_code_runs_a_spec_s_own_bound_handlers(
         invoke("verify", spec, "-f", "json", "--only", "timeout_charge_payment").stdout
     )
     assert simulated["mode"] == "spec"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_person_watching_stderr_sees_progress_and_a_pipe_sees_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sagaguard.cli import verify as command
+    from sagaguard.testing import load_subject
+    from sagaguard.testing import verify as run_matrix
+
+    source = load_subject(SPEC)
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    seen: list[tuple[int, int]] = []
+    with command._progress() as progress:
+        assert progress is not None
+
+        def both(result: Any, done: int, total: int) -> None:
+            seen.append((done, total))
+            progress(result, done, total)
+
+        run_matrix(source, only=["timeout_charge_payment", "duplicate_sequential"], progress=both)
+    assert seen == [(1, 2), (2, 2)]
+    assert "verify" in screen.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with command._progress() as progress:
+        assert progress is None
