@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
@@ -66,3 +68,19 @@ def test_a_failing_scenario_fails_its_item_with_the_seed_and_the_replay(tmp_path
         "replay: sagaguard verify checkout_saga_buggy:checkout --only timeout_charge_payment "
         "--seed 17" in done.stdout
     )
+
+
+def test_the_test_function_itself_runs_a_scenario_and_fails_with_its_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In this process, for its coverage: the parametrization and one call of each outcome."""
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    from sagaguard.testing import verify_tests
+
+    good = verify_tests("checkout_saga:checkout", seed=3)
+    [mark] = good.pytestmark  # type: ignore[attr-defined]
+    scenarios = {s.id: s for s in mark.args[1]}
+    good(scenarios["timeout_charge_payment"])
+    bad = verify_tests("checkout_saga_buggy:checkout", seed=3)
+    with pytest.raises(pytest.fail.Exception, match="--only timeout_charge_payment --seed 3"):
+        bad(scenarios["timeout_charge_payment"])
