@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BoundProcess",
+    "import_attribute",
     "import_target",
     "is_import_target",
     "is_spec_file_target",
@@ -97,7 +98,7 @@ def verify_bound_of(target: str | Path, process: Process) -> frozenset[str] | No
     text = str(target)
     from sagaguard.model import Process
 
-    found = _import_attribute(text)  # imported already by load_process: a cache hit
+    found = import_attribute(text)  # imported already by load_process: a cache hit
     handlers = getattr(found, "handlers", None)
     if isinstance(found, Process) or not callable(handlers):
         return None
@@ -116,10 +117,12 @@ def verify_bound_of(target: str | Path, process: Process) -> frozenset[str] | No
 
 def import_target(target: str) -> Process:
     """Import ``module.path:attribute`` and return the process it names."""
-    return _as_process(target, _import_attribute(target))
+    return _as_process(target, import_attribute(target))
 
 
-def _import_attribute(target: str) -> Any:
+def import_attribute(target: str) -> Any:
+    """Import ``module.path:attribute`` (the current directory first on the path), follow
+    the attribute path and return what it names; ``PlanError`` in one line when it fails."""
     match = _IMPORT_TARGET.match(target)
     if match is None:
         raise PlanError(f"{target}: expected module.path:attribute (e.g. shop.checkout:saga)")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         RecordingNotifier,
         WebhookNotifier,
     )
+    from sagaguard.engine.calls import Call, Caller, Outcome, OutcomeKind, ThreadCaller
     from sagaguard.engine.context import Applied, NotApplied, StepContext
     from sagaguard.engine.executor import Engine
     from sagaguard.engine.faults import FaultInjector, NoFaults, SimulatedCrash
@@ -29,6 +30,8 @@ __all__ = [
     "Alert",
     "AlertKind",
     "Applied",
+    "Call",
+    "Caller",
     "Engine",
     "FaultInjector",
     "FaultPoint",
@@ -36,12 +39,15 @@ __all__ = [
     "NoFaults",
     "NotApplied",
     "Notifier",
+    "Outcome",
+    "OutcomeKind",
     "RecordingNotifier",
     "Resolution",
     "Saga",
     "SimulatedCrash",
     "StepContext",
     "StepDefinition",
+    "ThreadCaller",
     "WebhookNotifier",
 ]
 
@@ -53,6 +59,11 @@ __getattr__, __dir__ = lazy_exports(
         "Notifier": "sagaguard.engine.alerts",
         "RecordingNotifier": "sagaguard.engine.alerts",
         "WebhookNotifier": "sagaguard.engine.alerts",
+        "Call": "sagaguard.engine.calls",
+        "Caller": "sagaguard.engine.calls",
+        "Outcome": "sagaguard.engine.calls",
+        "OutcomeKind": "sagaguard.engine.calls",
+        "ThreadCaller": "sagaguard.engine.calls",
         "Applied": "sagaguard.engine.context",
         "NotApplied": "sagaguard.engine.context",
         "StepContext": "sagaguard.engine.context",

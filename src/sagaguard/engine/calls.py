@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sagaguard.engine.context import StepContext
 from sagaguard.exceptions import StepFailed
@@ -193,6 +193,21 @@ class PendingCall:
             reason=f"timed out after {timeout_s:g}s, call still running",
             pending=self,
         )
+
+
+class Caller(Protocol):
+    """The engine's one-method seam to user code: perform a :class:`Call`, say what happened.
+
+    Like httpx's transport: the run logic builds every call and acts on every outcome; how
+    a call is made is the caller's business. :class:`ThreadCaller` is the default (a pool
+    thread, so a timeout stops the wait); ``Engine(caller=...)`` injects another, e.g. the
+    fault harness's, which answers some calls itself (a refusal, a lost answer) and passes
+    the rest on. A caller never raises for an error of user code: that is an outcome.
+    """
+
+    def call(self, request: Call) -> Outcome:
+        """Make the call and classify what happened (see :class:`OutcomeKind`)."""
+        ...
 
 
 class ThreadCaller:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sagaguard.engine.calls import Call, Outcome, Request, Sleep, ThreadCaller, WaitFor
+from sagaguard.engine.calls import Call, Caller, Outcome, Request, Sleep, ThreadCaller, WaitFor
 from sagaguard.engine.runner import RunDriver, RunGenerator
 
 __all__ = ["Hold", "Holds", "Pump"]
@@ -73,7 +73,10 @@ class Pump:
         caller: ThreadCaller,
         sleep: Callable[[float], None],
         sleep_is_real: bool,
+        injected: Caller | None = None,
     ) -> None:
+        self._injected = injected
+        """A caller given to the engine (the fault harness's): it makes every call instead."""
         self._caller = caller
         self._sleep = sleep
         self._sleep_is_real = sleep_is_real
@@ -94,6 +97,8 @@ class Pump:
             return None
         if isinstance(request, WaitFor):
             return request.pending.wait_more(request.seconds)
+        if self._injected is not None:
+            return self._injected.call(request)
         return self._caller.start(request).wait(self._caller.wait_s(request))
 
     async def drive_async(self, driver: RunDriver) -> None:
@@ -115,6 +120,9 @@ class Pump:
             return None
         if isinstance(request, WaitFor):
             return await request.pending.wait_more_async(request.seconds)
+        if self._injected is not None:
+            # One method: an injected caller is sync, as a transport's handler is.
+            return self._injected.call(request)
         if isinstance(request, Call) and inspect.iscoroutinefunction(request.fn):
             return await self._caller.call_on_loop(request)
         pending = self._caller.start(request)

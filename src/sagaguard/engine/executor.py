@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
-from sagaguard.engine.calls import ThreadCaller
+from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
 from sagaguard.engine.outbox import deliver_due
@@ -64,6 +64,7 @@ class Engine:
         lease_s: float = 60.0,
         rng: random.Random | None = None,
         call_threads: int = 32,
+        caller: Caller | None = None,
     ) -> None:
         self.store = store if isinstance(store, JournalStore) else open_store(store or DEFAULT_URL)
         self._owns_store = not isinstance(store, JournalStore)
@@ -81,7 +82,9 @@ class Engine:
         # Sync steps run on these threads so a timeout can stop the wait (not the call).
         self._caller = ThreadCaller(max_workers=call_threads)
         self._holds = Holds()
-        self._pump = Pump(caller=self._caller, sleep=sleep, sleep_is_real=sleep is time.sleep)
+        self._pump = Pump(
+            caller=self._caller, sleep=sleep, sleep_is_real=sleep is time.sleep, injected=caller
+        )
         self._sagas: dict[tuple[str, str], Saga] = {}
         self._lock = threading.Lock()
         for saga in sagas:

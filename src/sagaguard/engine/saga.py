@@ -237,10 +237,6 @@ class Saga:
         ``verify`` binds code when it reads ``module:function``. ``base_dir`` (the spec's
         folder) is put on ``sys.path`` so the spec's own modules import.
         """
-        saga = cls.__new__(cls)
-        saga._header = {}
-        saga._definitions = []
-        saga._process = process
         bound: dict[str, StepHandlers] = {}
         for index, step in enumerate(process.steps):
             if step.handler is None:
@@ -261,7 +257,24 @@ class Saga:
                     else None
                 ),
             )
-        saga._bound = bound
+        return cls.binding(process, bound)
+
+    @classmethod
+    def binding(cls, process: Process, handlers: Mapping[str, StepHandlers]) -> Saga:
+        """A runnable saga of ``process`` whose steps run the code ``handlers`` gives them.
+
+        How a spec's import paths are bound, and how the fault harness binds simulated
+        providers to a spec that has no code yet. ``SagaDefinitionError`` when a step has no
+        handlers or a compensatable step no compensation.
+        """
+        missing = [step.id for step in process.steps if step.id not in handlers]
+        if missing:
+            raise SagaDefinitionError(f"saga {process.name!r}: no code bound to {missing}")
+        saga = cls.__new__(cls)
+        saga._header = {}
+        saga._definitions = []
+        saga._process = process
+        saga._bound = {step.id: handlers[step.id] for step in process.steps}
         saga.check_runnable()
         return saga
 

@@ -10,7 +10,12 @@ the real engine can compare the two, and any disagreement is a bug on one side.
 
 The other side is taken to behave as the faults say and to honour idempotency keys; a lost
 answer means the effect was applied (the guide's case: the PSP charged, the answer was lost),
-so verify finds it.
+so verify finds it. A crash before the call leaves ``started`` journaled but no effect: the
+engine cannot tell the two apart, so it settles the step as for a lost answer, and verify
+finds nothing. A step's result is committed together with the next step's ``started``, so a
+crash right after that commit is, for the next step, a crash before its call. Faults at the
+verify points make verify itself fail (it could not tell) or crash. Counts are of calls
+made: a crash before a call or a compensation is not one.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ __all__ = ["Expectations", "count", "expect"]
 
 _CALL_POINTS = (FaultPoint.BEFORE_CALL, FaultPoint.AFTER_CALL, FaultPoint.AFTER_COMMIT)
 _COMPENSATION_POINTS = (FaultPoint.BEFORE_COMPENSATION, FaultPoint.AFTER_COMPENSATION)
+_VERIFY_POINTS = (FaultPoint.BEFORE_VERIFY, FaultPoint.AFTER_VERIFY)
+_BEFORE_POINTS = (FaultPoint.BEFORE_CALL, FaultPoint.BEFORE_COMPENSATION, FaultPoint.BEFORE_VERIFY)
+_LOST_ANSWER = (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST)
+_NOTHING_HAPPENED = (
+    Situation.DEFINITE_FAILURE,
+    Situation.REFUSED,
+    Situation.VERIFY_NOT_APPLIED,
+)
+"""Situations where the other side said nothing happened: a step given up there failed."""
 _COMPENSATION_SITUATIONS = {
     FaultKind.FAIL: Situation.COMPENSATION_FAILED,
     FaultKind.REFUSE: Situation.COMPENSATION_REFUSED,
@@ -71,6 +85,7 @@ class _Run:
     ctx: Planning
     calls: dict[str, dict[int | None, Injection]] = field(default_factory=dict)
     undo: dict[str, dict[int | None, Injection]] = field(default_factory=dict)
+    verifies: dict[str, dict[int | None, Injection]] = field(default_factory=dict)
     tallies: dict[str, _Tally] = field(default_factory=dict)
     alerts: list[ExpectedAlert] = field(default_factory=list)
     status: RunStatus = RunStatus.RUNNING
@@ -78,6 +93,9 @@ class _Run:
     """Steps before this one complete without a fault (each called once)."""
     last: int = -1
     """Steps after this one complete without a fault, unless the run stopped first."""
+    crashed_after_commit: bool = False
+    """Set when the worker died right after a step's result was committed: that commit also
+    held the next step's ``started``, so the next step is found started, its call unmade."""
     stopped: int | None = None
     """Where the run stopped (a person, or a rollback): later steps never start."""
     clean_rollback_before: int | None = None
@@ -112,11 +130,21 @@ def _situation(injection: Injection) -> Situation | None:
         return Situation.REFUSED
     if injection.fault is FaultKind.TIMEOUT:
         return Situation.TIMEOUT
-    if injection.point is FaultPoint.AFTER_CALL:
+    if injection.point in (FaultPoint.AFTER_CALL, FaultPoint.BEFORE_CALL):
+        # Either way a restarted worker finds the step started with no result.
         return Situation.CRASH_BEFORE_PERSIST
-    # A crash once the result is committed (or before the call is made, then re-run): the
-    # journal already says what happened, so the run just goes on.
+    # A crash once the result is committed: the journal already says what happened, so the
+    # run just goes on.
     return None
+
+
+def _made(injection: Injection | None) -> bool:
+    """False when ``injection`` kills the worker before the call it stands at is made."""
+    return not (
+        injection is not None
+        and injection.fault is FaultKind.CRASH
+        and injection.point in _BEFORE_POINTS
+    )
 
 
 class Expectations:
@@ -163,7 +191,14 @@ def _simulate(ctx: Planning, injections: Iterable[Injection]) -> _Run:
     run = _Run(ctx)
     for injection in injections:
         target = run.calls if injection.point in _CALL_POINTS else run.undo
-        target.setdefault(injection.step, {})[injection.attempt] = injection
+        if injection.point in _VERIFY_POINTS:
+            target = run.verifies
+        faults = target.setdefault(injection.step, {})
+        held = faults.get(injection.attempt)
+        # Two faults at one attempt (a crash, then the client resubmitting): the one that
+        # changes how the run goes wins over one the journal makes invisible.
+        if held is None or held.fault in _TRANSPARENT:
+            faults[injection.attempt] = injection
     # Steps before the first one a fault touches simply complete, once each; so do the steps
     # after the last one, when the run gets there. Only the stretch between is walked.
     touched = sorted(ctx.index(ctx.process.step(step_id)) for step_id in run.calls)
@@ -171,16 +206,28 @@ def _simulate(ctx: Planning, injections: Iterable[Injection]) -> _Run:
         run.status = RunStatus.COMPLETED
         return run
     run.first, run.last = touched[0], touched[-1]
-    for index in range(run.first, run.last + 1):
+    index = run.first - 1
+    while index < run.last:
+        index += 1
         step = ctx.steps[index]
         ending = _call(run, step)
         if ending is None:
+            if run.crashed_after_commit and index + 1 < len(ctx.steps):
+                following = ctx.steps[index + 1]
+                run.calls.setdefault(following.id, {})[1] = Injection(
+                    step=following.id,
+                    point=FaultPoint.BEFORE_CALL,
+                    fault=FaultKind.CRASH,
+                    attempt=1,
+                )
+                run.last = max(run.last, index + 1)
+            run.crashed_after_commit = False
             continue
         decision, ruling = ending
         if decision is Decision.CONTINUE:
             tally = run.tally(step)
-            # A lost answer stays unknown; a failure for good ends failed.
-            if ruling.situation not in (Situation.TIMEOUT, Situation.CRASH_BEFORE_PERSIST):
+            # A failure for good ends failed; an outcome nobody could settle stays unknown.
+            if ruling.situation in _NOTHING_HAPPENED:
                 tally.status = StepStatus.FAILED
             run.alert(ruling.alert, step)
             continue
@@ -224,27 +271,66 @@ def _call(run: _Run, step: Step) -> tuple[Decision, Ruling] | None:
     attempt = 0
     while True:
         attempt += 1
-        tally.calls += 1
         injection = _fault(faults, attempt)
+        made = _made(injection)
+        tally.calls += made
         situation = _situation(injection) if injection is not None else None
         if injection is None or situation is None:
             tally.status = StepStatus.COMPLETED
+            run.crashed_after_commit = injection is not None and (
+                injection.fault is FaultKind.CRASH and injection.point is FaultPoint.AFTER_COMMIT
+            )
             return None
         ruling = run.ctx.ruling(step, situation)
-        if ruling.decision is Decision.VERIFY:
-            # The effect was applied, so verify finds it: completed without a second call.
-            tally.verifies += 1
-            tally.status = StepStatus.COMPLETED
-            return None
-        if ruling.decision is not Decision.RETRY:
+        decision = ruling.decision
+        if decision is Decision.VERIFY:
+            # A lost answer means the effect was applied, unless the call was never made.
+            found = _verify(run, step, tally, applied=made and situation in _LOST_ANSWER)
+            if found is None:
+                tally.status = StepStatus.COMPLETED
+                return None
+            decision, ruling = found
+        if decision is not Decision.RETRY:
             tally.status = StepStatus.UNKNOWN
-            return ruling.decision, ruling
+            return decision, ruling
         spent, open_count = _spent(ruling.bound, attempt, every=injection.attempt is None)
         if spent:
             if open_count and ruling.bound is not None:
                 tally.calls = max(tally.calls, ruling.bound.attempts or 1)
                 tally.calls_open = True
             tally.status = StepStatus.UNKNOWN
+            return ruling.ends, ruling
+
+
+def _verify(
+    run: _Run, step: Step, tally: _Tally, *, applied: bool
+) -> tuple[Decision, Ruling] | None:
+    """Ask verify until it answers; None when it finds the effect, else what follows.
+
+    "Not applied" rules a retry (within the step's bound); a verify that cannot tell, or
+    whose worker dies, is asked again within its own bound of calls, then a person decides.
+    """
+    faults = run.verifies.get(step.id, {})
+    number = 0
+    while True:
+        number += 1
+        injection = _fault(faults, number)
+        tally.verifies += _made(injection)
+        if injection is None or injection.fault in _TRANSPARENT:
+            if applied:
+                return None
+            if run.ctx.process.verify_after_for(step) > 0:
+                # "Not found" right after the outcome became unknown may be the provider's
+                # lag: verify is asked once more when the settle delay has passed.
+                tally.verifies += 1
+            ruling = run.ctx.ruling(step, Situation.VERIFY_NOT_APPLIED)
+            return ruling.decision, ruling
+        # A crash leaves the step unknown (asked again on restart); any other fault means
+        # verify could not tell.
+        situation = Situation.TIMEOUT if injection.fault is FaultKind.CRASH else None
+        ruling = run.ctx.ruling(step, situation or Situation.VERIFY_FAILED)
+        bound = ruling.bound.attempts if ruling.bound and ruling.bound.attempts else 1
+        if ruling.decision is not Decision.VERIFY or number >= bound:
             return ruling.ends, ruling
 
 
@@ -269,8 +355,8 @@ def _compensate(run: _Run, step: Step, tally: _Tally) -> bool:
     attempt = 0
     while True:
         attempt += 1
-        tally.compensations += 1
         injection = _fault(faults, attempt)
+        tally.compensations += _made(injection)
         if injection is None or injection.fault in _TRANSPARENT:
             tally.status = StepStatus.COMPENSATED
             return True
