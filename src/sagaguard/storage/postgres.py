@@ -29,18 +29,12 @@ the fallback. At start the store refuses a transaction-mode pooler.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Collection, Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import psycopg
-import psycopg_pool
 
 from sagaguard.exceptions import RunNotFoundError, StoreError
 from sagaguard.storage import journal
-from sagaguard.storage import postgres_schema as schema
 from sagaguard.storage import postgres_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
@@ -59,7 +53,7 @@ from sagaguard.storage.base import (
     dumps,
 )
 from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
-from sagaguard.storage.postgres_listen import Listener
+from sagaguard.storage.postgres_connections import PostgresConnections
 from sagaguard.storage.rows import (
     RUN_STATUS,
     STEP_STATUS,
@@ -70,74 +64,15 @@ from sagaguard.storage.rows import (
     run_row,
     run_state,
 )
-from sagaguard.storage.wakeup import WorkSignal
 
 __all__ = ["PostgresStore"]
 
-T = TypeVar("T")
 _OPTIONS = ("schema", "clock", "pool_size", "reconnect_s")
 _URL_HELP = "use postgresql://user@host:5432/dbname[?schema=sagaguard&clock=server|caller]"
 
 
-class _CommitUnknown(Exception):  # noqa: N818 - a fact about the commit, like StopIteration
-    pass
-
-
-class PostgresStore:
+class PostgresStore(PostgresConnections):
     """A :class:`~sagaguard.storage.base.JournalStore` in a PostgreSQL schema."""
-
-    def __init__(
-        self,
-        *,
-        conninfo: str,
-        schema_name: str = "sagaguard",
-        clock: str = "server",
-        pool_size: int = 8,
-        reconnect_s: float = 30.0,
-        read_only: bool = False,
-        url: str | None = None,
-    ) -> None:
-        if clock not in ("server", "caller"):
-            raise StoreError(f"clock must be server or caller, not {clock!r}")
-        pool_size = int(POOL_SIZE.check(pool_size))
-        reconnect_s = RECONNECT_S.check(reconnect_s)
-        self.schema = schema_name
-        self._quoted = schema.quoted_schema(schema_name)
-        self.clock = clock
-        self.read_only = read_only
-        self.reconnect_s = reconnect_s
-        self.url = url or f"postgresql://?schema={schema_name}"
-        self._conninfo = conninfo
-        self._sql = sql.Statements(self._quoted)
-        self._channel = f"sagaguard_work_{schema_name}"
-        self._work = WorkSignal()
-        self._closed = False
-        try:
-            with psycopg.connect(conninfo, connect_timeout=10) as conn:
-                schema.check_session_state(conn)
-                if read_only:
-                    self.schema_version = schema.check_readable(conn, schema_name)
-                else:
-                    self.schema_version = schema.migrate(conn, schema_name)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open journal {self._shown()}: {_first_line(exc)}") from exc
-        self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = (
-            psycopg_pool.ConnectionPool(
-                conninfo,
-                min_size=1,
-                max_size=pool_size,
-                open=True,
-                check=psycopg_pool.ConnectionPool.check_connection,
-                configure=self._configure,
-                timeout=reconnect_s,
-                name=f"sagaguard-{schema_name}",
-            )
-        )
-        self._listener = Listener(
-            connect=lambda: psycopg.connect(conninfo, autocommit=True, connect_timeout=10),
-            channel=self._channel,
-            signal=self._work,
-        )
 
     @classmethod
     def from_url(cls, url: str, *, read_only: bool = False) -> PostgresStore:
@@ -487,95 +422,6 @@ class PostgresStore:
             removed += count
         return removed + count
 
-    def close(self) -> None:
-        """Stop listening and close the pool; the store is unusable afterwards."""
-        self._closed = True
-        self._listener.stop()
-        self._pool.close()
-
-    # -- connections and transactions ------------------------------------------------------
-
-    def _now(self, now: float) -> float | None:
-        """The time a statement uses: the caller's on a caller clock, else none (the server's)."""
-        return now if self.clock == "caller" else None
-
-    def _notify(self, conn: sql.Conn) -> None:
-        """Tell every listening worker, at this transaction's commit, that work may exist."""
-        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
-
-    def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
-        conn.execute("SET lock_timeout = '30s'")
-        if self.read_only:
-            conn.execute("SET default_transaction_read_only = on")
-        conn.commit()
-
     def _raise_unowned(self, conn: sql.Conn, claim: Claim) -> None:
         row = conn.execute(self._sql.lock_state, (None, claim.operation_id)).fetchone()
         journal.check_current(claim, None if row is None else run_state(row[:7]))
-
-    def _run(
-        self, work: Callable[[sql.Conn], T], *, write: bool = False, snapshot: bool = False
-    ) -> T:
-        """Run ``work`` in one transaction, retrying it on a fresh connection while none of it
-        can have committed (a connection lost before the commit was sent)."""
-        if self._closed:
-            raise StoreError(f"journal store {self._shown()} is closed")
-        if write and self.read_only:
-            raise StoreError(f"journal {self._shown()} is open read-only: nothing can be written")
-        deadline = time.monotonic() + self.reconnect_s
-        delay = 0.05
-        while True:
-            try:
-                with self._transaction(snapshot=snapshot) as conn:
-                    return work(conn)
-            except _CommitUnknown as unknown:
-                cause = unknown.__cause__
-                raise StoreError(
-                    f"journal {self._shown()}: the connection was lost during a commit, whose "
-                    f"outcome is unknown ({_first_line(cause)})"
-                ) from cause
-            except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-                if time.monotonic() + delay > deadline:
-                    raise StoreError(f"journal {self._shown()}: {_first_line(exc)}") from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-            except psycopg.Error as exc:
-                raise StoreError(f"journal {self._shown()}: {_first_line(exc)}") from exc
-
-    @contextmanager
-    def _transaction(self, *, snapshot: bool) -> Iterator[sql.Conn]:
-        # Pipeline mode: the writes after a call's first read, and its commit, travel in
-        # one round trip; a read that needs its rows still waits for them.
-        with self._pool.connection() as conn, conn.pipeline():
-            if snapshot:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                yield conn
-            except BaseException:
-                if not conn.closed and not conn.broken:
-                    conn.rollback()
-                raise
-            try:
-                conn.commit()
-            except psycopg.OperationalError as exc:
-                if snapshot:
-                    raise  # a read: nothing was at stake, it may run again
-                # The connection went while the commit was on its way: it may have landed.
-                raise _CommitUnknown() from exc
-            except psycopg.Error:
-                if not conn.closed and not conn.broken:
-                    conn.rollback()
-                raise
-
-    def _shown(self) -> str:
-        """The URL without its password, for messages."""
-        parts = urlsplit(self.url)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return self.url
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip() if exc is not None else ""
-    return text.splitlines()[0] if text else type(exc).__name__
