@@ -12,6 +12,7 @@ import pytest
 
 from sagaguard.exceptions import RunBusyError, StoreError
 from sagaguard.storage import NewRun, RunStatus, StepChange, StepStatus, Transition, open_store
+from sagaguard.storage.postgres_schema import latest_version
 from tests import pg
 from tests.pg import schema
 
@@ -76,7 +77,7 @@ def test_workers_starting_together_apply_each_migration_once(schema: str) -> Non
     assert errors == []
     with _admin() as conn:
         versions = conn.execute(f'SELECT version FROM "{schema}".schema_version').fetchall()
-    assert versions == [(1,)]
+    assert versions == [(version,) for version in range(1, latest_version() + 1)]
 
 
 def test_a_schema_holding_another_applications_tables_is_refused(schema: str) -> None:
@@ -194,3 +195,46 @@ def test_a_bad_schema_name_or_clock_is_refused_by_name() -> None:
         open_store(pg.store_url("Robert'); DROP TABLE runs;--"))
     with pytest.raises(StoreError, match="clock must be server or caller"):
         open_store(pg.store_url("sg_unused", clock="sundial"))
+
+
+def test_a_create_whose_commit_ack_was_lost_knows_the_run_as_its_own(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit lands but its acknowledgement is lost: the rerun finds the run by its create
+    token and reports created=True with the creator's claim, not created=False."""
+    import psycopg
+
+    store = open_store(pg.store_url(schema, clock="caller"))
+    real_commit = psycopg.Connection.commit
+    lost: list[bool] = []
+
+    def commit_then_lose_the_ack(conn: Any) -> None:
+        real_commit(conn)
+        # Only the store's transactions run in pipeline mode; the pool's set-up commits don't.
+        if not lost and conn._pipeline is not None:
+            lost.append(True)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    try:
+        started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
+        monkeypatch.setattr(psycopg.Connection, "commit", commit_then_lose_the_ack)
+        created = store.create_run(_new(), owner="w", now=T0, lease_s=30.0, transitions=[started])
+        monkeypatch.undo()
+        assert lost == [True]
+        assert created.created
+        assert created.claim is not None
+        assert created.claim.fencing_token == 1
+        assert [step.status for step in created.snapshot.steps] == [
+            StepStatus.STARTED,
+            StepStatus.PENDING,
+        ]
+        kinds = [event.kind for event in store.events("op-1")]
+        assert kinds == ["run_created", "step_started"]
+        done = Transition("step_completed", StepChange("reserve", StepStatus.COMPLETED))
+        store.record(created.claim, [done], now=T0 + 1, lease_s=30.0)
+        assert store.load("op-1").steps[0].status is StepStatus.COMPLETED
+        again = store.create_run(_new(), owner="w2", now=T0 + 2, lease_s=30.0)
+        assert not again.created
+        assert again.claim is None
+    finally:
+        store.close()

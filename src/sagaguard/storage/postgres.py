@@ -29,6 +29,7 @@ the fallback. At start the store refuses a transaction-mode pooler.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -204,6 +205,9 @@ class PostgresStore(PostgresConnections):
         input_text = dumps(new.input, what="input")
         prepared = journal.prepare(transitions)
         op = new.operation_id
+        # Written with the run: a rerun after a commit whose outcome was lost finds the run
+        # and, by this token, knows it as its own creation rather than someone else's.
+        token = uuid.uuid4().hex
 
         def create(conn: sql.Conn) -> CreateResult:
             row = conn.execute(self._sql.now_and_run, (self._now(now), op)).fetchone()
@@ -214,15 +218,17 @@ class PostgresStore(PostgresConnections):
                     new, owner=owner, now=at, lease_s=lease_s, input_hash=digest
                 )
                 inserted = conn.execute(
-                    self._sql.insert_run, run_row(first.run, input_text)
+                    self._sql.insert_run, (*run_row(first.run, input_text), token)
                 ).fetchone()
                 if inserted is not None:
                     return self._created(conn, new, first, actor, prepared, at, lease_s)
             existing = sql.snapshot(conn, self._sql, op)
+            if row[-1] == token:
+                return _own_creation(existing, owner)
             journal.check_same_request(new, existing.run, input_hash=digest)
             return CreateResult(snapshot=existing, created=False, claim=None)
 
-        created = self._run(create, write=True)
+        created = self._run(create, write=True, rerun_unknown=True)
         if created.created and created.claim is None:
             self._work.notify()
         return created
@@ -425,3 +431,21 @@ class PostgresStore(PostgresConnections):
     def _raise_unowned(self, conn: sql.Conn, claim: Claim) -> None:
         row = conn.execute(self._sql.lock_state, (None, claim.operation_id)).fetchone()
         journal.check_current(claim, None if row is None else run_state(row[:7]))
+
+
+def _own_creation(snapshot: RunSnapshot, owner: str | None) -> CreateResult:
+    """What a create whose commit landed unacknowledged returns when its rerun finds the run.
+
+    The claim is the creator's first one, if the run is still under it (nothing else can
+    have taken a live lease in the meantime).
+    """
+    run = snapshot.run
+    claim = None
+    if (
+        owner is not None
+        and run.owner == owner
+        and run.fencing_token == 1
+        and run.lease_expires_at is not None
+    ):
+        claim = Claim(run.operation_id, owner, 1, run.lease_expires_at)
+    return CreateResult(snapshot=snapshot, created=True, claim=claim)

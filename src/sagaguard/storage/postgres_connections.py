@@ -116,10 +116,19 @@ class PostgresConnections:
         conn.commit()
 
     def _run(
-        self, work: Callable[[sql.Conn], T], *, write: bool = False, snapshot: bool = False
+        self,
+        work: Callable[[sql.Conn], T],
+        *,
+        write: bool = False,
+        snapshot: bool = False,
+        rerun_unknown: bool = False,
     ) -> T:
         """Run ``work`` in one transaction, retrying it on a fresh connection while none of it
-        can have committed (a connection lost before the commit was sent)."""
+        can have committed (a connection lost before the commit was sent).
+
+        With ``rerun_unknown``, a commit of unknown outcome is retried too: ``work`` then
+        recognises, on its rerun, what its earlier attempt committed.
+        """
         if self._closed:
             raise StoreError(f"journal store {self._shown()} is closed")
         if write and self.read_only:
@@ -132,6 +141,10 @@ class PostgresConnections:
                     return work(conn)
             except CommitUnknown as unknown:
                 cause = unknown.__cause__
+                if rerun_unknown and time.monotonic() + delay <= deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
                 raise StoreError(
                     f"journal {self._shown()}: the connection was lost during a commit, whose "
                     f"outcome is unknown ({first_line(cause)})"

@@ -56,7 +56,7 @@ class Statements:
             f"SELECT {EVENT_COLUMNS} FROM {q}.events WHERE operation_id = %s ORDER BY seq"
         )
         self.now_and_run = (
-            f"SELECT {NOW}, {RUN_COLUMNS} FROM (SELECT 1) AS one "
+            f"SELECT {NOW}, {RUN_COLUMNS}, create_token FROM (SELECT 1) AS one "
             f"LEFT JOIN {q}.runs ON operation_id = %s"
         )
         self.lock_state = (
@@ -68,8 +68,8 @@ class Statements:
             f"AND s.step_id = ANY(%s)) FROM {q}.runs AS r WHERE r.operation_id = %s FOR UPDATE"
         )
         self.insert_run = (
-            f"INSERT INTO {q}.runs ({RUN_COLUMNS}, last_seq) VALUES "
-            f"({', '.join(['%s'] * 12)}, 1) ON CONFLICT (operation_id) DO NOTHING "
+            f"INSERT INTO {q}.runs ({RUN_COLUMNS}, create_token, last_seq) VALUES "
+            f"({', '.join(['%s'] * 13)}, 1) ON CONFLICT (operation_id) DO NOTHING "
             "RETURNING created_order"
         )
         self.insert_step = (
