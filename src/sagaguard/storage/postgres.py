@@ -218,7 +218,7 @@ class PostgresStore(PostgresConnections):
                     new, owner=owner, now=at, lease_s=lease_s, input_hash=digest
                 )
                 inserted = conn.execute(
-                    self._sql.insert_run, (*run_row(first.run, input_text), token)
+                    self._sql.create_run, (*run_row(first.run, input_text), token)
                 ).fetchone()
                 if inserted is not None:
                     return self._created(conn, new, first, actor, prepared, at, lease_s)

@@ -68,6 +68,12 @@ class Statements:
             f"AND s.step_id = ANY(%s)) FROM {q}.runs AS r WHERE r.operation_id = %s FOR UPDATE"
         )
         self.insert_run = (
+            f"INSERT INTO {q}.runs ({RUN_COLUMNS}, last_seq) VALUES "
+            f"({', '.join(['%s'] * 12)}, 1) ON CONFLICT (operation_id) DO NOTHING "
+            "RETURNING created_order"
+        )
+        # create_run's insert: the run with its creator's token (see PostgresStore.create_run).
+        self.create_run = (
             f"INSERT INTO {q}.runs ({RUN_COLUMNS}, create_token, last_seq) VALUES "
             f"({', '.join(['%s'] * 13)}, 1) ON CONFLICT (operation_id) DO NOTHING "
             "RETURNING created_order"
