@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
+from sagaguard.bounds import BATCH, CALL_THREADS, LEASE
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
@@ -66,6 +67,9 @@ class Engine:
         call_threads: int = 32,
         caller: Caller | None = None,
     ) -> None:
+        # Checked before the store is opened: bad numbers leave nothing behind.
+        LEASE.require(lease_s, "lease_s")
+        CALL_THREADS.require(call_threads, "call_threads")
         self.store = store if isinstance(store, JournalStore) else open_store(store or DEFAULT_URL)
         self._owns_store = not isinstance(store, JournalStore)
         self.owner = owner or default_owner()
@@ -180,6 +184,7 @@ class Engine:
         (its write is fenced off), never fought over. ``stop`` is asked before each run: a
         worker told to shut down finishes the run in hand and takes no other.
         """
+        BATCH.require(limit, "limit")
         recovered: list[RunSnapshot] = []
         for _ in range(limit):
             if stop():
@@ -227,6 +232,7 @@ class Engine:
 
         Safe to call from many workers at once: each alert is taken by one of them at a time.
         """
+        BATCH.require(limit, "limit")
         return deliver_due(
             self.store, self._env.notifier, clock=self._clock, lease_s=self.lease_s, limit=limit
         )
