@@ -30,6 +30,7 @@ from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
     RunBusyError,
     RunNotFoundError,
+    SagaDefinitionError,
     StaleOwnerError,
 )
 from sagaguard.storage import DEFAULT_URL, JournalStore, journal, open_store
@@ -162,6 +163,7 @@ class Engine:
         if not snapshot.run.status.active:
             return snapshot
         saga = self._saga_for(snapshot)
+        _check_same_steps(saga, snapshot)
         if not self._holds.enter(operation_id):
             return self.store.load(operation_id)
         try:
@@ -211,6 +213,12 @@ class Engine:
                 snapshot.run.process,
                 snapshot.run.version,
             )
+            return None
+        try:
+            _check_same_steps(saga, snapshot)
+        except SagaDefinitionError as exc:
+            # Keep the claim, as for an unknown saga: a worker with the right version takes it.
+            logger.error("%s; left for a worker that knows it", exc)
             return None
         if not self._holds.enter(op):
             # Its lease ran out while a call of this engine still drives it: that drive
@@ -339,6 +347,7 @@ class Engine:
         lease_live = run.owner is not None and (run.lease_expires_at or 0.0) > now
         if not run.status.active or (lease_live and run.owner != self.owner):
             return snapshot
+        _check_same_steps(saga, snapshot)
         try:
             claim = self.store.claim(
                 run.operation_id, owner=self.owner, now=now, lease_s=self.lease_s
@@ -369,6 +378,35 @@ class Engine:
         self._caller.close()
         if self._owns_store:
             self.store.close()
+
+
+def _check_same_steps(saga: Saga, snapshot: RunSnapshot) -> None:
+    """``SagaDefinitionError`` unless ``saga`` has the steps the run was journaled with.
+
+    A saga whose steps changed under the same version cannot drive the runs it started:
+    their journal has no row for a new step, and a removed one could not be undone.
+    """
+    journaled = [record.step_id for record in snapshot.steps]
+    declared = [step.id for step in saga.process.steps]
+    if journaled == declared:
+        return
+    run = snapshot.run
+    added = [s for s in declared if s not in journaled]
+    removed = [s for s in journaled if s not in declared]
+    change = "; ".join(
+        part
+        for part in (
+            f"added {added}" if added else "",
+            f"removed {removed}" if removed else "",
+            "reordered" if not added and not removed else "",
+        )
+        if part
+    )
+    raise SagaDefinitionError(
+        f"run {run.operation_id} was journaled with steps {journaled}, but {run.process!r} "
+        f"v{run.version} now has {declared} ({change}): a changed saga needs a new version; "
+        "keep the old one registered until its runs are finished"
+    )
 
 
 def _check_same_request(new: NewRun, snapshot: RunSnapshot) -> None:

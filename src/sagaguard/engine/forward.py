@@ -8,16 +8,16 @@ what is journaled, in which order, and what the step is called with.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sagaguard.engine.calls import Call, Outcome, OutcomeKind, PendingCall, WaitFor, describe
 from sagaguard.engine.context import Applied, NotApplied
 from sagaguard.engine.dispatch import End, MoveGenerator, Moves, Next, Order, act, order_for
 from sagaguard.engine.staging import StagedRun
+from sagaguard.exceptions import PayloadError
 from sagaguard.model import Phase, Step
 from sagaguard.rules import Situation, StepKind, step_kind
-from sagaguard.storage.base import RunStatus, StepStatus
+from sagaguard.storage.base import EncodedJSON, RunStatus, StepStatus
 from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
 
 __all__ = ["Forward"]
@@ -148,11 +148,10 @@ class Forward(Moves):
         try:
             # Round-tripped, so later steps see the result exactly as a resumed run would
             # (tuples become lists, int keys strings) whichever process drives them.
-            value = json.loads(json.dumps(value, allow_nan=False))
-        except (TypeError, ValueError) as exc:
+            value = EncodedJSON.of(value, what="result").value
+        except PayloadError as exc:
             # The effect happened but its result cannot be journaled: a person must look.
-            reason = f"result is not JSON-serializable ({describe(exc)}); effect applied"
-            return self._stop_for_review(step, reason)
+            return self._stop_for_review(step, f"{describe(exc)}; effect applied")
         external_id = None
         if step.external_id and isinstance(value, dict) and value.get(step.external_id) is not None:
             external_id = str(value[step.external_id])

@@ -13,6 +13,7 @@ A driver stops when the run is terminal or waits for a person, and releases the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator
 
 from sagaguard.engine.backward import Backward
@@ -21,12 +22,15 @@ from sagaguard.engine.dispatch import End
 from sagaguard.engine.forward import Forward
 from sagaguard.engine.saga import Saga
 from sagaguard.engine.staging import Environment, RunExists, StagedRun
+from sagaguard.exceptions import SagaGuardError
 from sagaguard.storage.base import Claim, NewRun, RunSnapshot, RunStatus
 from sagaguard.vocabulary import EventKind
 
 __all__ = ["Environment", "Request", "RunDriver", "RunExists", "RunGenerator"]
 
 RunGenerator = Generator[Request, Outcome | None, None]
+
+logger = logging.getLogger("sagaguard.engine")
 
 
 class RunDriver:
@@ -68,12 +72,23 @@ class RunDriver:
         return self.run.new_run is None
 
     def drive(self) -> RunGenerator:
-        """Move the run until it is terminal or waits for a person, then release it."""
-        while self.run.status.active:
-            if self.run.status is RunStatus.RUNNING:
-                yield from self._forward_pass()
-            else:
-                yield from self._backward.rollback_all()
+        """Move the run until it is terminal or waits for a person, then release it.
+
+        An error the engine did not expect puts the run in the hands of a person (with the
+        error), so one poison run never stops a worker; the journal's own errors (a lost
+        lease, a failed store) go to the caller as they are.
+        """
+        try:
+            while self.run.status.active:
+                if self.run.status is RunStatus.RUNNING:
+                    yield from self._forward_pass()
+                else:
+                    yield from self._backward.rollback_all()
+        except (SagaGuardError, RunExists):
+            raise
+        except Exception as error:
+            logger.error("run %s stopped on an engine error", self.operation_id, exc_info=True)
+            self.run.halt(error)
         # The run's last transitions and the owner's release share one commit.
         self.run.flush(release=True)
 

@@ -16,7 +16,7 @@ from random import Random
 from typing import Any
 
 from sagaguard.engine.alerts import Alert, Notifier
-from sagaguard.engine.calls import Outcome, Request, Sleep
+from sagaguard.engine.calls import Outcome, Request, Sleep, describe
 from sagaguard.engine.context import StepContext
 from sagaguard.engine.faults import FaultInjector
 from sagaguard.engine.outbox import deliver_now
@@ -185,6 +185,41 @@ class StagedRun:
         self.stage(
             EventKind.AWAITING_REVIEW, run_status=RunStatus.NEEDS_MANUAL_REVIEW, reason=run_reason
         )
+
+    def halt(self, error: Exception) -> None:
+        """Stop for a person on an error the engine did not expect, pinned on the step in hand.
+
+        The step waits for review (or, mid-rollback, counts as a failed compensation), so
+        ``review resolve`` can settle it; the run is never left running with nobody on it.
+        """
+        reason = (
+            f"the engine stopped on an error it did not expect "
+            f"({describe(error, prefix=type(error).__name__)}); a person checks this step"
+        )
+        step = self.process.step(self._step_in_hand())
+        if self.status is RunStatus.COMPENSATING:
+            kind, status = EventKind.COMPENSATION_FAILED, StepStatus.COMPENSATION_FAILED
+        else:
+            kind, status = EventKind.NEEDS_MANUAL_REVIEW, StepStatus.NEEDS_MANUAL_REVIEW
+        self.stage_review(
+            step,
+            kind=kind,
+            status=status,
+            alert=AlertKind.NEEDS_MANUAL_REVIEW,
+            reason=reason,
+            run_reason=f"{step.id}: {reason}",
+        )
+
+    def _step_in_hand(self) -> str:
+        """The step an unexpected error is pinned on: the current one, unless it is settled."""
+        if self.current is not None and self.steps[self.current].status is not StepStatus.COMPLETED:
+            return self.current
+        if self.status is RunStatus.RUNNING:
+            for step in self.process.steps:
+                record = self.steps[step.id]
+                if record.status is not StepStatus.COMPLETED and not record.kept:
+                    return step.id
+        return self.current or self.process.steps[0].id
 
     def after_flush(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` right after the next flush (a fault point after a commit)."""
