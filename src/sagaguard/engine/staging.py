@@ -10,6 +10,7 @@ commit. A run not journaled yet is created by its first flush.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from random import Random
@@ -26,6 +27,7 @@ from sagaguard.model import Process, Step
 from sagaguard.storage.base import (
     Claim,
     JournalStore,
+    JSONValue,
     NewAlert,
     NewRun,
     RunSnapshot,
@@ -252,7 +254,11 @@ class StagedRun:
     def context(
         self, step: Step, attempt: int, *, result: Any = None, external_id: str | None = None
     ) -> StepContext:
-        """What a call of ``step`` receives: the run's input and the results so far."""
+        """What a call of ``step`` receives: the run's input and the results so far.
+
+        Copies, so a step that changes them changes nothing the journal holds: not the
+        input later steps see, not the caller's own object, not the result a refund reads.
+        """
         done = [r for r in self.steps.values() if r.completed_seq is not None]
         return StepContext(
             operation_id=self.operation_id,
@@ -260,10 +266,10 @@ class StagedRun:
             attempt=attempt,
             idempotency_key=self.steps[step.id].idempotency_key,
             fencing_token=self.claim.fencing_token,
-            input=self.snapshot.run.input,
-            results={r.step_id: r.result for r in done},
+            input=_copy(self.snapshot.run.input),
+            results={r.step_id: _copy(r.result) for r in done},
             external_ids={r.step_id: r.external_id for r in done},
-            result=result,
+            result=_copy(result),
             external_id=external_id,
         )
 
@@ -307,3 +313,10 @@ class StagedRun:
         self.new_run, self.claim, self._pending = None, created.claim, []
         if self.on_created is not None:
             self.on_created()
+
+
+def _copy(value: JSONValue) -> JSONValue:
+    """A copy of a JSON value as a resumed run would read it (the journal checked it is JSON)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.loads(json.dumps(value, ensure_ascii=False))
