@@ -8,6 +8,7 @@ arguments, so tests drive time and crashes without patching anything.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -28,6 +29,7 @@ from sagaguard.engine.reviewing import apply_resolution
 from sagaguard.engine.runner import Environment, RunDriver, RunExists
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
+    EngineUsageError,
     RunBusyError,
     RunNotFoundError,
     SagaDefinitionError,
@@ -118,8 +120,11 @@ class Engine:
         """Run ``saga`` under ``operation_id`` until it is terminal or needs a person.
 
         The same operation_id returns the existing run (resuming it if its owner died); a
-        different input under it raises :class:`OperationConflictError`.
+        different input under it raises :class:`OperationConflictError`. Inside a running
+        event loop a saga with async steps is refused (``EngineUsageError``) before anything
+        is journaled: its steps belong on that loop, through :meth:`run_async`.
         """
+        _refuse_inside_loop(saga, "run")
         start = self._start(saga, operation_id, input)
         if isinstance(start, RunSnapshot):
             return start
@@ -163,6 +168,7 @@ class Engine:
         if not snapshot.run.status.active:
             return snapshot
         saga = self._saga_for(snapshot)
+        _refuse_inside_loop(saga, "resume")
         _check_same_steps(saga, snapshot)
         if not self._holds.enter(operation_id):
             return self.store.load(operation_id)
@@ -378,6 +384,24 @@ class Engine:
         self._caller.close()
         if self._owns_store:
             self.store.close()
+
+
+def _refuse_inside_loop(saga: Saga, method: str) -> None:
+    """``EngineUsageError`` for a sync call of async steps from inside a running event loop.
+
+    The sync engine would run them on loops of its own, away from the caller's (where their
+    clients and sessions live), while blocking the caller's loop for the whole run.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if saga.has_async_code():
+        raise EngineUsageError(
+            f"engine.{method}() of saga {saga.process.name!r}, which has async steps, inside a "
+            "running event loop: use await engine.run_async(saga, operation_id=...) instead "
+            "(it also resumes an existing run)"
+        )
 
 
 def _check_same_steps(saga: Saga, snapshot: RunSnapshot) -> None:
