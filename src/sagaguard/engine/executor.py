@@ -267,7 +267,8 @@ class Engine:
         """Apply a person's finding on a step that waits for review, then continue the run.
 
         Audited as a ``resolved`` event whose actor is ``review:<by>``. With ``proceed`` the
-        run continues at once (forward or backward), which needs its saga registered.
+        run continues at once (forward or backward), which needs its saga registered; if
+        another owner claims it first, the run is returned as that owner holds it.
         """
         snapshot = apply_resolution(
             self.store,
@@ -284,7 +285,12 @@ class Engine:
         key = (snapshot.run.process, snapshot.run.version)
         if not proceed or key not in self._sagas:
             return snapshot
-        return self.resume(operation_id)
+        try:
+            return self.resume(operation_id)
+        except RunBusyError:
+            # A worker claimed the run between the resolution's commit and this claim: the
+            # resolution is journaled and that worker carries the run on. Still a success.
+            return self.store.load(operation_id)
 
     # -- internals ----------------------------------------------------------------------------
 
