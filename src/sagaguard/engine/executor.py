@@ -18,7 +18,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
-from sagaguard.bounds import BATCH, CALL_THREADS, LEASE
+from sagaguard.bounds import BATCH, CALL_THREADS, LEASE, WAIT
+from sagaguard.engine.abandoned import Abandoned
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
@@ -89,8 +90,13 @@ class Engine:
         # Sync steps run on these threads so a timeout can stop the wait (not the call).
         self._caller = ThreadCaller(max_workers=call_threads)
         self._holds = Holds()
+        self._abandoned = Abandoned()
         self._pump = Pump(
-            caller=self._caller, sleep=sleep, sleep_is_real=sleep is time.sleep, injected=caller
+            caller=self._caller,
+            sleep=sleep,
+            sleep_is_real=sleep is time.sleep,
+            abandoned=self._abandoned,
+            injected=caller,
         )
         self._sagas: dict[tuple[str, str], Saga] = {}
         self._lock = threading.Lock()
@@ -116,15 +122,26 @@ class Engine:
 
     # -- starting and resuming --------------------------------------------------------------
 
-    def run(self, saga: Saga, *, operation_id: str, input: JSONValue = None) -> RunSnapshot:
+    def run(
+        self, saga: Saga, *, operation_id: str, input: JSONValue = None, wait_s: float = 0.0
+    ) -> RunSnapshot:
         """Run ``saga`` under ``operation_id`` until it is terminal or needs a person.
 
         The same operation_id returns the existing run (resuming it if its owner died); a
-        different input under it raises :class:`OperationConflictError`. Inside a running
+        different input under it raises :class:`OperationConflictError`.
+
+        A call of this engine that an earlier caller gave up on (Ctrl-C, a cancelled task)
+        and that has not returned is *in flight*: nobody verifies or repeats it, and the run
+        is returned as it stands, still ``running``. ``wait_s`` waits up to that long for
+        such a call first; once it returned, its outcome is journaled and the run goes on.
+
+        Inside a running
         event loop a saga with async steps is refused (``EngineUsageError``) before anything
         is journaled: its steps belong on that loop, through :meth:`run_async`.
         """
         _refuse_inside_loop(saga, "run")
+        if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
+            self._abandoned.wait(operation_id, wait_s)
         start = self._start(saga, operation_id, input)
         if isinstance(start, RunSnapshot):
             return start
@@ -141,9 +158,15 @@ class Engine:
         return self.store.load(operation_id)
 
     async def run_async(
-        self, saga: Saga, *, operation_id: str, input: JSONValue = None
+        self, saga: Saga, *, operation_id: str, input: JSONValue = None, wait_s: float = 0.0
     ) -> RunSnapshot:
-        """The async twin of :meth:`run`: async steps run on the caller's event loop."""
+        """The async twin of :meth:`run`: async steps run on the caller's event loop.
+
+        A task cancelled during a sync step (``asyncio.wait_for`` around it) leaves that
+        call in flight, exactly as a Ctrl-C does for :meth:`run`.
+        """
+        if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
+            await self._abandoned.wait_async(operation_id, wait_s)
         start = self._start(saga, operation_id, input)
         if isinstance(start, RunSnapshot):
             return start
@@ -159,11 +182,14 @@ class Engine:
             self._holds.leave(operation_id)
         return self.store.load(operation_id)
 
-    def resume(self, operation_id: str) -> RunSnapshot:
+    def resume(self, operation_id: str, *, wait_s: float = 0.0) -> RunSnapshot:
         """Continue a run whose owner is gone (or was this engine); terminal runs are returned.
 
-        A run this engine is driving right now is returned as it stands.
+        A run this engine is driving right now, or whose call is in flight (see :meth:`run`,
+        and ``wait_s``), is returned as it stands.
         """
+        if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
+            self._abandoned.wait(operation_id, wait_s)
         snapshot = self.store.load(operation_id)
         if not snapshot.run.status.active:
             return snapshot
@@ -173,6 +199,8 @@ class Engine:
         if not self._holds.enter(operation_id):
             return self.store.load(operation_id)
         try:
+            if self._abandoned.busy(operation_id):
+                return self.store.load(operation_id)
             claim = self.store.claim(
                 operation_id, owner=self.owner, now=self._clock(), lease_s=self.lease_s
             )
@@ -233,7 +261,16 @@ class Engine:
             return None
         try:
             self._holds.started(op)
-            self._pump.drive(RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot))
+            if self._abandoned.busy(op):
+                # A call of this engine whose caller gave up still runs: not verified blind.
+                logger.warning("run %s has a call in flight in this process; skipped", op)
+                return None
+            returned = self._abandoned.take(op)
+            self._pump.drive(
+                RunDriver(
+                    env=self._env, saga=saga, claim=claim, snapshot=snapshot, returned=returned
+                )
+            )
         except StaleOwnerError:
             logger.warning("run %s was taken over by another owner; skipped", op)
             return None
@@ -360,6 +397,8 @@ class Engine:
         if not run.status.active or (lease_live and run.owner != self.owner):
             return snapshot
         _check_same_steps(saga, snapshot)
+        if self._abandoned.busy(run.operation_id):
+            return snapshot  # a call of this engine is in flight: the run is in progress
         try:
             claim = self.store.claim(
                 run.operation_id, owner=self.owner, now=now, lease_s=self.lease_s
@@ -369,8 +408,13 @@ class Engine:
         return self._driver(saga, claim)
 
     def _driver(self, saga: Saga, claim: Claim) -> RunDriver:
+        op = claim.operation_id
         return RunDriver(
-            env=self._env, saga=saga, claim=claim, snapshot=self.store.load(claim.operation_id)
+            env=self._env,
+            saga=saga,
+            claim=claim,
+            snapshot=self.store.load(op),
+            returned=self._abandoned.take(op),
         )
 
     def _saga_for(self, snapshot: RunSnapshot) -> Saga:

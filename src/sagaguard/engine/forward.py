@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sagaguard.engine.abandoned import CallKind
 from sagaguard.engine.calls import Call, Outcome, OutcomeKind, PendingCall, WaitFor, describe
 from sagaguard.engine.context import Applied, NotApplied
 from sagaguard.engine.dispatch import End, MoveGenerator, Moves, Next, Order, act, order_for
@@ -61,11 +62,21 @@ class Forward(Moves):
             )
             situation = yield from act(self, step, situation, order)
 
+    def calls_in_flight(self) -> list[PendingCall]:
+        """Calls of this run that outlived their timeout and were not settled yet."""
+        return list(self._in_flight.values())
+
     def _on_entry(self, step: Step) -> Next | None:
         """Where a step stands when the driver reaches it (after a crash, a person, a stop)."""
         record = self.run.steps[step.id]
         if record.kept or record.status is StepStatus.COMPLETED:
             return End.DONE  # done, or a best-effort step the run went on without
+        if record.status in (StepStatus.STARTED, StepStatus.UNKNOWN):
+            # A call whose driver was interrupted has returned since: its answer settles it.
+            if (outcome := self.run.take_returned(step, CallKind.STEP)) is not None:
+                return self._settle(step, outcome)
+            if (outcome := self.run.take_returned(step, CallKind.VERIFY)) is not None:
+                return self._verified(step, outcome)
         if record.status is StepStatus.NEEDS_MANUAL_REVIEW:
             self.run.stage(EventKind.AWAITING_REVIEW, run_status=RunStatus.NEEDS_MANUAL_REVIEW)
             return End.STOP

@@ -14,10 +14,11 @@ A driver stops when the run is terminal or waits for a person, and releases the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 
+from sagaguard.engine.abandoned import Returned
 from sagaguard.engine.backward import Backward
-from sagaguard.engine.calls import Outcome, Request
+from sagaguard.engine.calls import Outcome, PendingCall, Request
 from sagaguard.engine.dispatch import End
 from sagaguard.engine.forward import Forward
 from sagaguard.engine.saga import Saga
@@ -37,7 +38,8 @@ class RunDriver:
     """Owns one run for one stretch of work, from a claim to a stop.
 
     Its arguments are :class:`~sagaguard.engine.staging.StagedRun`'s: a ``new_run`` is
-    created by the driver's first commit (``RunExists`` if it exists already).
+    created by the driver's first commit (``RunExists`` if it exists already); ``returned``
+    holds the outcomes of calls an interrupted driver of the run made, to journal them.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class RunDriver:
         snapshot: RunSnapshot,
         new_run: NewRun | None = None,
         on_created: Callable[[], None] | None = None,
+        returned: Mapping[str, Returned] | None = None,
     ) -> None:
         self.run = StagedRun(
             env=env,
@@ -57,6 +60,7 @@ class RunDriver:
             snapshot=snapshot,
             new_run=new_run,
             on_created=on_created,
+            returned=dict(returned or {}),
         )
         self._forward = Forward(self.run)
         self._backward = Backward(self.run)
@@ -70,6 +74,10 @@ class RunDriver:
     def created(self) -> bool:
         """True once the run is in the journal (a new run is created by its first commit)."""
         return self.run.new_run is None
+
+    def calls_in_flight(self) -> list[PendingCall]:
+        """Calls that outlived their timeout and were not settled yet (they may still run)."""
+        return self._forward.calls_in_flight()
 
     def drive(self) -> RunGenerator:
         """Move the run until it is terminal or waits for a person, then release it.

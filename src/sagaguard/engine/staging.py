@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
+from sagaguard.engine.abandoned import CallKind, Returned
 from sagaguard.engine.alerts import Alert, Notifier
 from sagaguard.engine.calls import Outcome, Request, Sleep, describe
 from sagaguard.engine.context import StepContext
@@ -80,6 +81,9 @@ class StagedRun:
     """Called once the first flush created the run."""
     current: str | None = None
     """The step in hand (an error the engine did not expect is pinned on it)."""
+    returned: dict[str, Returned] = field(default_factory=dict)
+    """By step: the outcome of a call an interrupted driver of this run made, not journaled
+    yet (:mod:`~sagaguard.engine.abandoned`); taken by the move that journals it."""
     steps: dict[str, StepRecord] = field(init=False)
     status: RunStatus = field(init=False)
     _pending: list[Transition] = field(init=False, default_factory=list)
@@ -103,6 +107,14 @@ class StagedRun:
     def now(self) -> float:
         """The engine's clock."""
         return self.env.clock()
+
+    def take_returned(self, step: Step, kind: CallKind) -> Outcome | None:
+        """The returned outcome of an abandoned ``kind`` call of ``step``, if it still fits."""
+        returned = self.returned.get(step.id)
+        if returned is None or returned.kind is not kind:
+            return None
+        del self.returned[step.id]
+        return returned.outcome if returned.fits(self.steps[step.id], kind) else None
 
     def verify_bound(self, step: Step) -> bool:
         """True when verify code is bound to ``step`` (the rulebook asks)."""
