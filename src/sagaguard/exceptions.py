@@ -17,7 +17,8 @@ catch a failure. Each class's docstring is its default message.
     ├── StaleOwnerError            this owner lost the run's lease: its write was rejected (fencing)
     ├── RunBusyError               another live owner holds the run
     ├── ResolutionError            a manual-review resolution does not fit the run's state
-    └── SagaDefinitionError        a coded saga is wired wrong (missing handler, duplicate step)
+    ├── SagaDefinitionError        a coded saga is wired wrong (missing handler, duplicate step)
+    └── EngineUsageError           the engine was called where it cannot serve the call
 
 ``StepFailed`` is not an error of sagaguard: step code raises it to say "definite failure,
 nothing changed", which makes a retry safe.
@@ -85,6 +86,10 @@ class ResolutionError(SagaGuardError):
 
 class SagaDefinitionError(SagaGuardError):
     """The saga definition is incomplete or inconsistent."""
+
+
+class EngineUsageError(SagaGuardError):
+    """The engine cannot serve this call here (e.g. ``run()`` of async steps inside a loop)."""
 
 
 class StepFailed(Exception):  # noqa: N818 - the name reads as the fact step code states

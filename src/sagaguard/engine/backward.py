@@ -8,7 +8,8 @@ journaled, in which order, and what the compensation is called with.
 
 from __future__ import annotations
 
-from sagaguard.engine.calls import Call, OutcomeKind
+from sagaguard.engine.abandoned import CallKind
+from sagaguard.engine.calls import Call, Outcome, OutcomeKind
 from sagaguard.engine.dispatch import End, MoveGenerator, Moves, Next, Order, act, order_for
 from sagaguard.engine.staging import Requests, StagedRun
 from sagaguard.model import Step
@@ -52,6 +53,11 @@ class Backward(Moves):
             self.run.stage(EventKind.AWAITING_REVIEW, run_status=RunStatus.NEEDS_MANUAL_REVIEW)
             return End.STOP
         if record.status is StepStatus.COMPENSATING:
+            outcome = self.run.take_returned(step, CallKind.COMPENSATE)
+            if outcome is not None:
+                # Its driver was interrupted, and the compensation has returned since.
+                situation = self._compensated(step, record.compensation_attempts, outcome)
+                return (yield from self._compensating(step, situation))
             # Crashed during a compensation: nobody knows whether it was undone.
             self._why[step.id] = (
                 f"crashed during compensation attempt {record.compensation_attempts}: "
@@ -102,6 +108,11 @@ class Backward(Moves):
         outcome = yield Call(compensate, ctx, timeout)
         assert outcome is not None
         run.fault(FaultPoint.AFTER_COMPENSATION, step.id, attempt)
+        return self._compensated(step, attempt, outcome)
+
+    def _compensated(self, step: Step, attempt: int, outcome: Outcome) -> Next:
+        """Journal what compensation attempt ``attempt`` told, and name what follows."""
+        run = self.run
         if outcome.kind is OutcomeKind.OK:
             run.stage_step(EventKind.STEP_COMPENSATED, step.id, StepStatus.COMPENSATED)
             return End.DONE

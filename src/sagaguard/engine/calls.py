@@ -62,15 +62,11 @@ class Outcome:
     def of_exception(cls, exc: BaseException) -> Outcome:
         """Classify an exception raised by user code."""
         if isinstance(exc, StepFailed):
-            return cls(OutcomeKind.FAILED, reason=_short(exc.reason), retryable=exc.retry)
+            # Any object may be the reason (an exception, a provider's error): its str() is.
+            return cls(OutcomeKind.FAILED, reason=describe(exc.reason), retryable=exc.retry)
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return cls(OutcomeKind.UNKNOWN, reason="timed out")
         return cls(OutcomeKind.UNKNOWN, reason=describe(exc, prefix=type(exc).__name__))
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def describe(value: object, *, prefix: str | None = None, limit: int = 300) -> str:

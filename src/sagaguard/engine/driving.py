@@ -15,7 +15,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sagaguard.engine.calls import Call, Caller, Outcome, Request, Sleep, ThreadCaller, WaitFor
+from sagaguard.engine.abandoned import Abandoned
+from sagaguard.engine.calls import (
+    Call,
+    Caller,
+    Outcome,
+    PendingCall,
+    Request,
+    Sleep,
+    ThreadCaller,
+    WaitFor,
+)
+from sagaguard.engine.faults import SimulatedCrash
 from sagaguard.engine.runner import RunDriver, RunGenerator
 
 __all__ = ["Hold", "Holds", "Pump"]
@@ -73,8 +84,11 @@ class Pump:
         caller: ThreadCaller,
         sleep: Callable[[float], None],
         sleep_is_real: bool,
+        abandoned: Abandoned,
         injected: Caller | None = None,
     ) -> None:
+        self._abandoned = abandoned
+        """Where calls of an interrupted drive are kept until the run's next driver."""
         self._injected = injected
         """A caller given to the engine (the fault harness's): it makes every call instead."""
         self._caller = caller
@@ -84,34 +98,61 @@ class Pump:
     def drive(self, driver: RunDriver) -> None:
         """Drive the run in this thread until the driver stops."""
         generator: RunGenerator = driver.drive()
+        calls: list[PendingCall] = []
         try:
             request = next(generator)
             while True:
-                request = generator.send(self._perform(request))
+                request = generator.send(self._perform(request, calls))
         except StopIteration:
             return
+        except SimulatedCrash:
+            raise  # stands for the process dying: its calls die with it
+        except BaseException:
+            self._abandon(driver, calls)
+            raise
 
-    def _perform(self, request: Request) -> Outcome | None:
+    def _perform(self, request: Request, calls: list[PendingCall]) -> Outcome | None:
+        calls.clear()
         if isinstance(request, Sleep):
             self._sleep(request.seconds)
             return None
         if isinstance(request, WaitFor):
+            calls.append(request.pending)
             return request.pending.wait_more(request.seconds)
         if self._injected is not None:
             return self._injected.call(request)
-        return self._caller.start(request).wait(self._caller.wait_s(request))
+        pending = self._caller.start(request)
+        calls.append(pending)
+        return pending.wait(self._caller.wait_s(request))
 
     async def drive_async(self, driver: RunDriver) -> None:
         """Drive the run on the running event loop until the driver stops."""
         generator: RunGenerator = driver.drive()
+        calls: list[PendingCall] = []
         try:
             request = next(generator)
             while True:
-                request = generator.send(await self._perform_async(request))
+                request = generator.send(await self._perform_async(request, calls))
         except StopIteration:
             return
+        except SimulatedCrash:
+            raise
+        except BaseException:
+            # A cancelled task too (asyncio.wait_for around run_async): the thread runs on.
+            self._abandon(driver, calls)
+            raise
 
-    async def _perform_async(self, request: Request) -> Outcome | None:
+    def _abandon(self, driver: RunDriver, calls: list[PendingCall]) -> None:
+        """The driver was interrupted: keep its calls that may not be journaled yet."""
+        if not driver.created:
+            return  # nothing was called: a run is created by the commit before its first call
+        run = driver.run
+        for pending in {id(p): p for p in [*calls, *driver.calls_in_flight()]}.values():
+            record = run.steps[pending.request.ctx.step_id]
+            self._abandoned.add(run.operation_id, run.saga, record, pending)
+
+    async def _perform_async(self, request: Request, calls: list[PendingCall]) -> Outcome | None:
+        calls.clear()
         if isinstance(request, Sleep):
             if self._sleep_is_real:
                 await asyncio.sleep(request.seconds)
@@ -119,6 +160,7 @@ class Pump:
                 self._sleep(request.seconds)
             return None
         if isinstance(request, WaitFor):
+            calls.append(request.pending)
             return await request.pending.wait_more_async(request.seconds)
         if self._injected is not None:
             # One method: an injected caller is sync, as a transport's handler is.
@@ -126,4 +168,5 @@ class Pump:
         if isinstance(request, Call) and inspect.iscoroutinefunction(request.fn):
             return await self._caller.call_on_loop(request)
         pending = self._caller.start(request)
+        calls.append(pending)
         return await pending.wait_async(self._caller.wait_s(request))

@@ -8,6 +8,7 @@ arguments, so tests drive time and crashes without patching anything.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -17,6 +18,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
+from sagaguard.bounds import BATCH, CALL_THREADS, LEASE, WAIT
+from sagaguard.engine.abandoned import Abandoned
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
@@ -27,8 +30,10 @@ from sagaguard.engine.reviewing import apply_resolution
 from sagaguard.engine.runner import Environment, RunDriver, RunExists
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
+    EngineUsageError,
     RunBusyError,
     RunNotFoundError,
+    SagaDefinitionError,
     StaleOwnerError,
 )
 from sagaguard.storage import DEFAULT_URL, JournalStore, journal, open_store
@@ -66,6 +71,9 @@ class Engine:
         call_threads: int = 32,
         caller: Caller | None = None,
     ) -> None:
+        # Checked before the store is opened: bad numbers leave nothing behind.
+        LEASE.require(lease_s, "lease_s")
+        CALL_THREADS.require(call_threads, "call_threads")
         self.store = store if isinstance(store, JournalStore) else open_store(store or DEFAULT_URL)
         self._owns_store = not isinstance(store, JournalStore)
         self.owner = owner or default_owner()
@@ -82,8 +90,13 @@ class Engine:
         # Sync steps run on these threads so a timeout can stop the wait (not the call).
         self._caller = ThreadCaller(max_workers=call_threads)
         self._holds = Holds()
+        self._abandoned = Abandoned()
         self._pump = Pump(
-            caller=self._caller, sleep=sleep, sleep_is_real=sleep is time.sleep, injected=caller
+            caller=self._caller,
+            sleep=sleep,
+            sleep_is_real=sleep is time.sleep,
+            abandoned=self._abandoned,
+            injected=caller,
         )
         self._sagas: dict[tuple[str, str], Saga] = {}
         self._lock = threading.Lock()
@@ -109,12 +122,26 @@ class Engine:
 
     # -- starting and resuming --------------------------------------------------------------
 
-    def run(self, saga: Saga, *, operation_id: str, input: JSONValue = None) -> RunSnapshot:
+    def run(
+        self, saga: Saga, *, operation_id: str, input: JSONValue = None, wait_s: float = 0.0
+    ) -> RunSnapshot:
         """Run ``saga`` under ``operation_id`` until it is terminal or needs a person.
 
         The same operation_id returns the existing run (resuming it if its owner died); a
         different input under it raises :class:`OperationConflictError`.
+
+        A call of this engine that an earlier caller gave up on (Ctrl-C, a cancelled task)
+        and that has not returned is *in flight*: nobody verifies or repeats it, and the run
+        is returned as it stands, still ``running``. ``wait_s`` waits up to that long for
+        such a call first; once it returned, its outcome is journaled and the run goes on.
+
+        Inside a running
+        event loop a saga with async steps is refused (``EngineUsageError``) before anything
+        is journaled: its steps belong on that loop, through :meth:`run_async`.
         """
+        _refuse_inside_loop(saga, "run")
+        if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
+            self._abandoned.wait(operation_id, wait_s)
         start = self._start(saga, operation_id, input)
         if isinstance(start, RunSnapshot):
             return start
@@ -131,9 +158,15 @@ class Engine:
         return self.store.load(operation_id)
 
     async def run_async(
-        self, saga: Saga, *, operation_id: str, input: JSONValue = None
+        self, saga: Saga, *, operation_id: str, input: JSONValue = None, wait_s: float = 0.0
     ) -> RunSnapshot:
-        """The async twin of :meth:`run`: async steps run on the caller's event loop."""
+        """The async twin of :meth:`run`: async steps run on the caller's event loop.
+
+        A task cancelled during a sync step (``asyncio.wait_for`` around it) leaves that
+        call in flight, exactly as a Ctrl-C does for :meth:`run`.
+        """
+        if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
+            await self._abandoned.wait_async(operation_id, wait_s)
         start = self._start(saga, operation_id, input)
         if isinstance(start, RunSnapshot):
             return start
@@ -149,18 +182,25 @@ class Engine:
             self._holds.leave(operation_id)
         return self.store.load(operation_id)
 
-    def resume(self, operation_id: str) -> RunSnapshot:
+    def resume(self, operation_id: str, *, wait_s: float = 0.0) -> RunSnapshot:
         """Continue a run whose owner is gone (or was this engine); terminal runs are returned.
 
-        A run this engine is driving right now is returned as it stands.
+        A run this engine is driving right now, or whose call is in flight (see :meth:`run`,
+        and ``wait_s``), is returned as it stands.
         """
+        if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
+            self._abandoned.wait(operation_id, wait_s)
         snapshot = self.store.load(operation_id)
         if not snapshot.run.status.active:
             return snapshot
         saga = self._saga_for(snapshot)
+        _refuse_inside_loop(saga, "resume")
+        _check_same_steps(saga, snapshot)
         if not self._holds.enter(operation_id):
             return self.store.load(operation_id)
         try:
+            if self._abandoned.busy(operation_id):
+                return self.store.load(operation_id)
             claim = self.store.claim(
                 operation_id, owner=self.owner, now=self._clock(), lease_s=self.lease_s
             )
@@ -180,6 +220,7 @@ class Engine:
         (its write is fenced off), never fought over. ``stop`` is asked before each run: a
         worker told to shut down finishes the run in hand and takes no other.
         """
+        BATCH.require(limit, "limit")
         recovered: list[RunSnapshot] = []
         for _ in range(limit):
             if stop():
@@ -207,6 +248,12 @@ class Engine:
                 snapshot.run.version,
             )
             return None
+        try:
+            _check_same_steps(saga, snapshot)
+        except SagaDefinitionError as exc:
+            # Keep the claim, as for an unknown saga: a worker with the right version takes it.
+            logger.error("%s; left for a worker that knows it", exc)
+            return None
         if not self._holds.enter(op):
             # Its lease ran out while a call of this engine still drives it: that drive
             # is now fenced off; the run is taken up again once this claim expires.
@@ -214,7 +261,16 @@ class Engine:
             return None
         try:
             self._holds.started(op)
-            self._pump.drive(RunDriver(env=self._env, saga=saga, claim=claim, snapshot=snapshot))
+            if self._abandoned.busy(op):
+                # A call of this engine whose caller gave up still runs: not verified blind.
+                logger.warning("run %s has a call in flight in this process; skipped", op)
+                return None
+            returned = self._abandoned.take(op)
+            self._pump.drive(
+                RunDriver(
+                    env=self._env, saga=saga, claim=claim, snapshot=snapshot, returned=returned
+                )
+            )
         except StaleOwnerError:
             logger.warning("run %s was taken over by another owner; skipped", op)
             return None
@@ -227,6 +283,7 @@ class Engine:
 
         Safe to call from many workers at once: each alert is taken by one of them at a time.
         """
+        BATCH.require(limit, "limit")
         return deliver_due(
             self.store, self._env.notifier, clock=self._clock, lease_s=self.lease_s, limit=limit
         )
@@ -247,7 +304,8 @@ class Engine:
         """Apply a person's finding on a step that waits for review, then continue the run.
 
         Audited as a ``resolved`` event whose actor is ``review:<by>``. With ``proceed`` the
-        run continues at once (forward or backward), which needs its saga registered.
+        run continues at once (forward or backward), which needs its saga registered; if
+        another owner claims it first, the run is returned as that owner holds it.
         """
         snapshot = apply_resolution(
             self.store,
@@ -264,7 +322,12 @@ class Engine:
         key = (snapshot.run.process, snapshot.run.version)
         if not proceed or key not in self._sagas:
             return snapshot
-        return self.resume(operation_id)
+        try:
+            return self.resume(operation_id)
+        except RunBusyError:
+            # A worker claimed the run between the resolution's commit and this claim: the
+            # resolution is journaled and that worker carries the run on. Still a success.
+            return self.store.load(operation_id)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -333,6 +396,9 @@ class Engine:
         lease_live = run.owner is not None and (run.lease_expires_at or 0.0) > now
         if not run.status.active or (lease_live and run.owner != self.owner):
             return snapshot
+        _check_same_steps(saga, snapshot)
+        if self._abandoned.busy(run.operation_id):
+            return snapshot  # a call of this engine is in flight: the run is in progress
         try:
             claim = self.store.claim(
                 run.operation_id, owner=self.owner, now=now, lease_s=self.lease_s
@@ -342,8 +408,13 @@ class Engine:
         return self._driver(saga, claim)
 
     def _driver(self, saga: Saga, claim: Claim) -> RunDriver:
+        op = claim.operation_id
         return RunDriver(
-            env=self._env, saga=saga, claim=claim, snapshot=self.store.load(claim.operation_id)
+            env=self._env,
+            saga=saga,
+            claim=claim,
+            snapshot=self.store.load(op),
+            returned=self._abandoned.take(op),
         )
 
     def _saga_for(self, snapshot: RunSnapshot) -> Saga:
@@ -363,6 +434,53 @@ class Engine:
         self._caller.close()
         if self._owns_store:
             self.store.close()
+
+
+def _refuse_inside_loop(saga: Saga, method: str) -> None:
+    """``EngineUsageError`` for a sync call of async steps from inside a running event loop.
+
+    The sync engine would run them on loops of its own, away from the caller's (where their
+    clients and sessions live), while blocking the caller's loop for the whole run.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if saga.has_async_code():
+        raise EngineUsageError(
+            f"engine.{method}() of saga {saga.process.name!r}, which has async steps, inside a "
+            "running event loop: use await engine.run_async(saga, operation_id=...) instead "
+            "(it also resumes an existing run)"
+        )
+
+
+def _check_same_steps(saga: Saga, snapshot: RunSnapshot) -> None:
+    """``SagaDefinitionError`` unless ``saga`` has the steps the run was journaled with.
+
+    A saga whose steps changed under the same version cannot drive the runs it started:
+    their journal has no row for a new step, and a removed one could not be undone.
+    """
+    journaled = [record.step_id for record in snapshot.steps]
+    declared = [step.id for step in saga.process.steps]
+    if journaled == declared:
+        return
+    run = snapshot.run
+    added = [s for s in declared if s not in journaled]
+    removed = [s for s in journaled if s not in declared]
+    change = "; ".join(
+        part
+        for part in (
+            f"added {added}" if added else "",
+            f"removed {removed}" if removed else "",
+            "reordered" if not added and not removed else "",
+        )
+        if part
+    )
+    raise SagaDefinitionError(
+        f"run {run.operation_id} was journaled with steps {journaled}, but {run.process!r} "
+        f"v{run.version} now has {declared} ({change}): a changed saga needs a new version; "
+        "keep the old one registered until its runs are finished"
+    )
 
 
 def _check_same_request(new: NewRun, snapshot: RunSnapshot) -> None:

@@ -8,16 +8,17 @@ what is journaled, in which order, and what the step is called with.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from sagaguard.engine.abandoned import CallKind
 from sagaguard.engine.calls import Call, Outcome, OutcomeKind, PendingCall, WaitFor, describe
 from sagaguard.engine.context import Applied, NotApplied
 from sagaguard.engine.dispatch import End, MoveGenerator, Moves, Next, Order, act, order_for
 from sagaguard.engine.staging import StagedRun
+from sagaguard.exceptions import PayloadError
 from sagaguard.model import Phase, Step
 from sagaguard.rules import Situation, StepKind, step_kind
-from sagaguard.storage.base import RunStatus, StepStatus
+from sagaguard.storage.base import EncodedJSON, RunStatus, StepStatus
 from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
 
 __all__ = ["Forward"]
@@ -61,11 +62,21 @@ class Forward(Moves):
             )
             situation = yield from act(self, step, situation, order)
 
+    def calls_in_flight(self) -> list[PendingCall]:
+        """Calls of this run that outlived their timeout and were not settled yet."""
+        return list(self._in_flight.values())
+
     def _on_entry(self, step: Step) -> Next | None:
         """Where a step stands when the driver reaches it (after a crash, a person, a stop)."""
         record = self.run.steps[step.id]
         if record.kept or record.status is StepStatus.COMPLETED:
             return End.DONE  # done, or a best-effort step the run went on without
+        if record.status in (StepStatus.STARTED, StepStatus.UNKNOWN):
+            # A call whose driver was interrupted has returned since: its answer settles it.
+            if (outcome := self.run.take_returned(step, CallKind.STEP)) is not None:
+                return self._settle(step, outcome)
+            if (outcome := self.run.take_returned(step, CallKind.VERIFY)) is not None:
+                return self._verified(step, outcome)
         if record.status is StepStatus.NEEDS_MANUAL_REVIEW:
             self.run.stage(EventKind.AWAITING_REVIEW, run_status=RunStatus.NEEDS_MANUAL_REVIEW)
             return End.STOP
@@ -148,11 +159,10 @@ class Forward(Moves):
         try:
             # Round-tripped, so later steps see the result exactly as a resumed run would
             # (tuples become lists, int keys strings) whichever process drives them.
-            value = json.loads(json.dumps(value, allow_nan=False))
-        except (TypeError, ValueError) as exc:
+            value = EncodedJSON.of(value, what="result").value
+        except PayloadError as exc:
             # The effect happened but its result cannot be journaled: a person must look.
-            reason = f"result is not JSON-serializable ({describe(exc)}); effect applied"
-            return self._stop_for_review(step, reason)
+            return self._stop_for_review(step, f"{describe(exc)}; effect applied")
         external_id = None
         if step.external_id and isinstance(value, dict) and value.get(step.external_id) is not None:
             external_id = str(value[step.external_id])

@@ -13,14 +13,17 @@ A driver stops when the run is terminal or waits for a person, and releases the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import logging
+from collections.abc import Callable, Generator, Mapping
 
+from sagaguard.engine.abandoned import Returned
 from sagaguard.engine.backward import Backward
-from sagaguard.engine.calls import Outcome, Request
+from sagaguard.engine.calls import Outcome, PendingCall, Request
 from sagaguard.engine.dispatch import End
 from sagaguard.engine.forward import Forward
 from sagaguard.engine.saga import Saga
 from sagaguard.engine.staging import Environment, RunExists, StagedRun
+from sagaguard.exceptions import SagaGuardError
 from sagaguard.storage.base import Claim, NewRun, RunSnapshot, RunStatus
 from sagaguard.vocabulary import EventKind
 
@@ -28,12 +31,15 @@ __all__ = ["Environment", "Request", "RunDriver", "RunExists", "RunGenerator"]
 
 RunGenerator = Generator[Request, Outcome | None, None]
 
+logger = logging.getLogger("sagaguard.engine")
+
 
 class RunDriver:
     """Owns one run for one stretch of work, from a claim to a stop.
 
     Its arguments are :class:`~sagaguard.engine.staging.StagedRun`'s: a ``new_run`` is
-    created by the driver's first commit (``RunExists`` if it exists already).
+    created by the driver's first commit (``RunExists`` if it exists already); ``returned``
+    holds the outcomes of calls an interrupted driver of the run made, to journal them.
     """
 
     def __init__(
@@ -45,6 +51,7 @@ class RunDriver:
         snapshot: RunSnapshot,
         new_run: NewRun | None = None,
         on_created: Callable[[], None] | None = None,
+        returned: Mapping[str, Returned] | None = None,
     ) -> None:
         self.run = StagedRun(
             env=env,
@@ -53,6 +60,7 @@ class RunDriver:
             snapshot=snapshot,
             new_run=new_run,
             on_created=on_created,
+            returned=dict(returned or {}),
         )
         self._forward = Forward(self.run)
         self._backward = Backward(self.run)
@@ -67,13 +75,28 @@ class RunDriver:
         """True once the run is in the journal (a new run is created by its first commit)."""
         return self.run.new_run is None
 
+    def calls_in_flight(self) -> list[PendingCall]:
+        """Calls that outlived their timeout and were not settled yet (they may still run)."""
+        return self._forward.calls_in_flight()
+
     def drive(self) -> RunGenerator:
-        """Move the run until it is terminal or waits for a person, then release it."""
-        while self.run.status.active:
-            if self.run.status is RunStatus.RUNNING:
-                yield from self._forward_pass()
-            else:
-                yield from self._backward.rollback_all()
+        """Move the run until it is terminal or waits for a person, then release it.
+
+        An error the engine did not expect puts the run in the hands of a person (with the
+        error), so one poison run never stops a worker; the journal's own errors (a lost
+        lease, a failed store) go to the caller as they are.
+        """
+        try:
+            while self.run.status.active:
+                if self.run.status is RunStatus.RUNNING:
+                    yield from self._forward_pass()
+                else:
+                    yield from self._backward.rollback_all()
+        except (SagaGuardError, RunExists):
+            raise
+        except Exception as error:
+            logger.error("run %s stopped on an engine error", self.operation_id, exc_info=True)
+            self.run.halt(error)
         # The run's last transitions and the owner's release share one commit.
         self.run.flush(release=True)
 

@@ -199,6 +199,17 @@ class Saga:
                     f"({step.compensation!r}) but no compensation code is bound"
                 )
 
+    def has_async_code(self) -> bool:
+        """True when any step, compensation or verify bound to the saga is a coroutine function."""
+        self.process  # noqa: B018 - builds the bindings
+        assert self._bound is not None
+        return any(
+            _is_async(fn)
+            for handlers in self._bound.values()
+            for fn in (handlers.call, handlers.compensate, handlers.verify)
+            if fn is not None
+        )
+
     def _invalidate(self) -> None:
         self._process = None
         self._bound = None
@@ -300,6 +311,12 @@ def import_callable(path: str, field: str, base_dir: Path | None = None) -> Step
     if not callable(target):
         raise SagaDefinitionError(f"{field}: {path!r} is not callable")
     return target  # type: ignore[no-any-return]
+
+
+def _is_async(fn: StepFunction) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an async callable object
+    )
 
 
 def _first_line(fn: StepFunction) -> str:

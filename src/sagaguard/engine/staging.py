@@ -10,13 +10,15 @@ commit. A run not journaled yet is created by its first flush.
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from random import Random
 from typing import Any
 
+from sagaguard.engine.abandoned import CallKind, Returned
 from sagaguard.engine.alerts import Alert, Notifier
-from sagaguard.engine.calls import Outcome, Request, Sleep
+from sagaguard.engine.calls import Outcome, Request, Sleep, describe
 from sagaguard.engine.context import StepContext
 from sagaguard.engine.faults import FaultInjector
 from sagaguard.engine.outbox import deliver_now
@@ -26,6 +28,7 @@ from sagaguard.model import Process, Step
 from sagaguard.storage.base import (
     Claim,
     JournalStore,
+    JSONValue,
     NewAlert,
     NewRun,
     RunSnapshot,
@@ -78,6 +81,9 @@ class StagedRun:
     """Called once the first flush created the run."""
     current: str | None = None
     """The step in hand (an error the engine did not expect is pinned on it)."""
+    returned: dict[str, Returned] = field(default_factory=dict)
+    """By step: the outcome of a call an interrupted driver of this run made, not journaled
+    yet (:mod:`~sagaguard.engine.abandoned`); taken by the move that journals it."""
     steps: dict[str, StepRecord] = field(init=False)
     status: RunStatus = field(init=False)
     _pending: list[Transition] = field(init=False, default_factory=list)
@@ -101,6 +107,14 @@ class StagedRun:
     def now(self) -> float:
         """The engine's clock."""
         return self.env.clock()
+
+    def take_returned(self, step: Step, kind: CallKind) -> Outcome | None:
+        """The returned outcome of an abandoned ``kind`` call of ``step``, if it still fits."""
+        returned = self.returned.get(step.id)
+        if returned is None or returned.kind is not kind:
+            return None
+        del self.returned[step.id]
+        return returned.outcome if returned.fits(self.steps[step.id], kind) else None
 
     def verify_bound(self, step: Step) -> bool:
         """True when verify code is bound to ``step`` (the rulebook asks)."""
@@ -186,6 +200,41 @@ class StagedRun:
             EventKind.AWAITING_REVIEW, run_status=RunStatus.NEEDS_MANUAL_REVIEW, reason=run_reason
         )
 
+    def halt(self, error: Exception) -> None:
+        """Stop for a person on an error the engine did not expect, pinned on the step in hand.
+
+        The step waits for review (or, mid-rollback, counts as a failed compensation), so
+        ``review resolve`` can settle it; the run is never left running with nobody on it.
+        """
+        reason = (
+            f"the engine stopped on an error it did not expect "
+            f"({describe(error, prefix=type(error).__name__)}); a person checks this step"
+        )
+        step = self.process.step(self._step_in_hand())
+        if self.status is RunStatus.COMPENSATING:
+            kind, status = EventKind.COMPENSATION_FAILED, StepStatus.COMPENSATION_FAILED
+        else:
+            kind, status = EventKind.NEEDS_MANUAL_REVIEW, StepStatus.NEEDS_MANUAL_REVIEW
+        self.stage_review(
+            step,
+            kind=kind,
+            status=status,
+            alert=AlertKind.NEEDS_MANUAL_REVIEW,
+            reason=reason,
+            run_reason=f"{step.id}: {reason}",
+        )
+
+    def _step_in_hand(self) -> str:
+        """The step an unexpected error is pinned on: the current one, unless it is settled."""
+        if self.current is not None and self.steps[self.current].status is not StepStatus.COMPLETED:
+            return self.current
+        if self.status is RunStatus.RUNNING:
+            for step in self.process.steps:
+                record = self.steps[step.id]
+                if record.status is not StepStatus.COMPLETED and not record.kept:
+                    return step.id
+        return self.current or self.process.steps[0].id
+
     def after_flush(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` right after the next flush (a fault point after a commit)."""
         self._after_flush.append(callback)
@@ -217,7 +266,11 @@ class StagedRun:
     def context(
         self, step: Step, attempt: int, *, result: Any = None, external_id: str | None = None
     ) -> StepContext:
-        """What a call of ``step`` receives: the run's input and the results so far."""
+        """What a call of ``step`` receives: the run's input and the results so far.
+
+        Copies, so a step that changes them changes nothing the journal holds: not the
+        input later steps see, not the caller's own object, not the result a refund reads.
+        """
         done = [r for r in self.steps.values() if r.completed_seq is not None]
         return StepContext(
             operation_id=self.operation_id,
@@ -225,10 +278,10 @@ class StagedRun:
             attempt=attempt,
             idempotency_key=self.steps[step.id].idempotency_key,
             fencing_token=self.claim.fencing_token,
-            input=self.snapshot.run.input,
-            results={r.step_id: r.result for r in done},
+            input=_copy(self.snapshot.run.input),
+            results={r.step_id: _copy(r.result) for r in done},
             external_ids={r.step_id: r.external_id for r in done},
-            result=result,
+            result=_copy(result),
             external_id=external_id,
         )
 
@@ -272,3 +325,10 @@ class StagedRun:
         self.new_run, self.claim, self._pending = None, created.claim, []
         if self.on_created is not None:
             self.on_created()
+
+
+def _copy(value: JSONValue) -> JSONValue:
+    """A copy of a JSON value as a resumed run would read it (the journal checked it is JSON)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.loads(json.dumps(value, ensure_ascii=False))
