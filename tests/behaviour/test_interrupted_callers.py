@@ -66,17 +66,44 @@ def real_engine(store: JournalStore) -> Iterator[Engine]:
         yield engine
 
 
-def _interrupt_main_thread_once(gate: Gate) -> threading.Thread:
-    main = threading.main_thread().ident
-    assert main is not None
+class _Interrupter:
+    """Sends the main thread one Ctrl-C once the step is inside the provider.
 
-    def interrupt() -> None:
-        assert gate.entered.wait(WAIT_S)
-        signal.pthread_kill(main, signal.SIGINT)
+    A SIGINT that lands just before the main thread blocks on a lock is only seen when that
+    lock wakes (CPython checks for signals between bytecodes), which here would be after the
+    call returned. So the signal is repeated until the main thread took it, and the handler
+    raises ``KeyboardInterrupt`` once: later copies are dropped.
+    """
 
-    thread = threading.Thread(target=interrupt)
-    thread.start()
-    return thread
+    def __init__(self, gate: Gate) -> None:
+        self._taken = threading.Event()
+        self._raised = False
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        main = threading.main_thread().ident
+        assert main is not None
+
+        def interrupt() -> None:
+            assert gate.entered.wait(WAIT_S)
+            while not self._taken.wait(0.05):
+                signal.pthread_kill(main, signal.SIGINT)
+
+        self._thread = threading.Thread(target=interrupt)
+        self._thread.start()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if not self._raised:
+            self._raised = True
+            raise KeyboardInterrupt
+
+    def join(self) -> None:
+        """The main thread has its KeyboardInterrupt: stop sending, restore the handler."""
+        self._taken.set()
+        self._thread.join()
+        signal.signal(signal.SIGINT, self._previous)
+
+
+def _interrupt_main_thread_once(gate: Gate) -> _Interrupter:
+    return _Interrupter(gate)
 
 
 def test_ctrl_c_during_a_sync_step_then_a_rerun_does_not_charge_twice(

@@ -219,10 +219,32 @@ class ThreadCaller:
             max_workers=max_workers, thread_name_prefix="sagaguard-call"
         )
 
-    def start(self, request: Call) -> PendingCall:
-        """Start the call on a pool thread; the engine then waits on the pending call."""
-        future: concurrent.futures.Future[Outcome] = self._pool.submit(self._guarded, request)
-        return PendingCall(future, request)
+    def start(
+        self, request: Call, *, track: Callable[[PendingCall], None] | None = None
+    ) -> PendingCall:
+        """Start the call on a pool thread; the engine then waits on the pending call.
+
+        ``track`` is told of the call on its thread, before the step's code runs: an
+        interrupt that reaches the caller between the submit and the return (Ctrl-C) can
+        then never lose a call that may already have had its effect.
+        """
+        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
+        pending = PendingCall(future, request)
+
+        def perform() -> None:
+            if track is not None:
+                track(pending)
+            if not future.set_running_or_notify_cancel():
+                return  # withdrawn before it started: the step's code never ran
+            try:
+                future.set_result(self._guarded(request))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiter, as submit does
+                future.set_exception(exc)
+
+        submitted = self._pool.submit(perform)
+        # A pool shut down before the call got a thread withdraws it: say so to the waiter.
+        submitted.add_done_callback(lambda done: future.cancel() if done.cancelled() else None)
+        return pending
 
     def call(self, request: Call) -> Outcome:
         """Run the call and wait for it within its timeout (the sync engine's way)."""

@@ -121,7 +121,7 @@ class Pump:
             return request.pending.wait_more(request.seconds)
         if self._injected is not None:
             return self._injected.call(request)
-        pending = self._caller.start(request)
+        pending = self._caller.start(request, track=calls.append)
         calls.append(pending)
         return pending.wait(self._caller.wait_s(request))
 
@@ -144,8 +144,8 @@ class Pump:
 
     def _abandon(self, driver: RunDriver, calls: list[PendingCall]) -> None:
         """The driver was interrupted: keep its calls that may not be journaled yet."""
-        if not driver.created:
-            return  # nothing was called: a run is created by the commit before its first call
+        # Every call's intent is journaled before the call starts, so a call here means the
+        # run is in the journal, whatever the driver's own bookkeeping had reached.
         run = driver.run
         for pending in {id(p): p for p in [*calls, *driver.calls_in_flight()]}.values():
             record = run.steps[pending.request.ctx.step_id]
@@ -167,6 +167,6 @@ class Pump:
             return self._injected.call(request)
         if isinstance(request, Call) and inspect.iscoroutinefunction(request.fn):
             return await self._caller.call_on_loop(request)
-        pending = self._caller.start(request)
+        pending = self._caller.start(request, track=calls.append)
         calls.append(pending)
         return await pending.wait_async(self._caller.wait_s(request))
