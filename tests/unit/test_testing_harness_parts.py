@@ -16,9 +16,9 @@ from sagaguard.planner.testplan import Count, ExpectedState, FaultKind, Injectio
 from sagaguard.storage.base import Event
 from sagaguard.testing import MemoryLedger
 from sagaguard.testing.caller import FaultingCaller
-from sagaguard.testing.checks import rollback_order
 from sagaguard.testing.compare import compare
 from sagaguard.testing.injector import ScheduledFaults
+from sagaguard.testing.invariants import rollback_order
 from sagaguard.testing.ledger import LedgerEntry, LedgerKind
 from sagaguard.testing.matrix import build_matrix
 from sagaguard.testing.scenario import Observed, ScenarioKind, StepObservation
@@ -198,7 +198,7 @@ def test_rollback_order_follows_the_audit_trail_not_the_journal_numbers() -> Non
     events = [_event(1, "a", "completed"), _event(2, "b", "completed")]
     assert rollback_order(events, [_undo("b"), _undo("a")]) == []
     [wrong] = rollback_order(events, [_undo("a"), _undo("b")])
-    assert (wrong.check, wrong.step) == ("invariant 2", "b")
+    assert (wrong.invariant, wrong.step_id) == (2, "b")
 
 
 def test_the_matrix_has_every_family_with_unique_ids() -> None:

@@ -20,21 +20,35 @@ and asks this module whether the outcome is one the rules allow. Numbers follow 
     failure never rolls the run back.
 
 Checks 5, 6, 9 and 10 live in :mod:`sagaguard.testing.endings`.
+
+Beyond the journal's own record of itself, three checks judge it by what happened in time:
+:func:`rollback_order` (2: the order compensations reached the world, against the audit
+trail), :func:`stale_writes` (4: one stale owner wrote nothing after a takeover) and
+:func:`fenced` (4, for a whole fleet: every write and every external call under the claim
+current at the time). An engine that numbered its completions wrongly would pass the first
+checks and fail these.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 from sagaguard.engine.alerts import Alert
 from sagaguard.model import Process
-from sagaguard.storage.base import Event, RunSnapshot, input_hash
+from sagaguard.storage.base import (
+    NOTIFIER_ACTOR,
+    SUBMITTER_ACTOR,
+    Event,
+    RunSnapshot,
+    input_hash,
+)
 from sagaguard.testing import endings
 from sagaguard.testing.facts import UNSETTLED, RunFacts, Violation, undoable
 from sagaguard.testing.ledger import LedgerEntry, LedgerKind
 from sagaguard.vocabulary import EventKind, StepStatus
 
-__all__ = ["Violation", "check_invariants"]
+__all__ = ["Violation", "check_invariants", "fenced", "rollback_order", "stale_writes"]
 
 _PERMITS_REPEAT = (EventKind.STEP_FAILED, EventKind.VERIFIED_NOT_APPLIED)
 _EFFECT_LIVE = (
@@ -275,3 +289,144 @@ def _compensation_order(facts: RunFacts) -> None:
                 "earlier: not reverse order of completion",
             )
         floor = seq if floor is None else min(floor, seq)
+
+
+def rollback_order(events: Sequence[Event], entries: Iterable[LedgerEntry]) -> list[Violation]:
+    """2: compensations reach the world latest-completed first, as the audit trail orders it."""
+    completed: dict[str, int] = {}
+    for event in events:
+        if event.step_id is not None and event.to_status == StepStatus.COMPLETED:
+            completed.setdefault(event.step_id, event.seq)
+    op = events[0].operation_id if events else ""
+    undone: list[str] = []
+    for entry in entries:
+        if entry.kind is LedgerKind.COMPENSATE and entry.step_id not in undone:
+            undone.append(entry.step_id)
+    out: list[Violation] = []
+    for earlier, later in itertools.pairwise(undone):
+        first, second = completed.get(earlier), completed.get(later)
+        if first is not None and second is not None and second > first:
+            out.append(
+                Violation(
+                    2,
+                    op,
+                    later,
+                    f"compensated after {earlier}, though it completed later (event {second} "
+                    f"after {first}): not reverse order of completion",
+                )
+            )
+    return out
+
+
+def stale_writes(events: Sequence[Event], stale: str) -> list[Violation]:
+    """4: once another owner claimed the run, ``stale`` writes nothing more to it."""
+    taken = [e.seq for e in events if e.kind == EventKind.CLAIMED and e.actor != stale]
+    if not taken:
+        return []
+    return [
+        Violation(
+            4,
+            event.operation_id,
+            event.step_id,
+            f"{stale} wrote {event.kind} (event {event.seq}) after another owner took the run "
+            "over: a stale owner's write was not fenced off",
+        )
+        for event in events
+        if event.seq > taken[0] and event.actor == stale
+    ]
+
+
+_JOURNALED_FIRST = {
+    LedgerKind.CALL: EventKind.STEP_STARTED,
+    LedgerKind.COMPENSATE: EventKind.COMPENSATION_STARTED,
+    LedgerKind.VERIFY: EventKind.VERIFY_CALLED,
+}
+
+
+def fenced(events: Sequence[Event], entries: Iterable[LedgerEntry]) -> list[Violation]:
+    """4 for any number of owners: every write and every call under the claim then current.
+
+    The audit trail splits into claims: each ``claimed`` event must carry the next fencing
+    token, and every event until the next claim must be written by that claim's owner (alert
+    delivery, which writes no run state, excepted). Each external call in the ledger must
+    carry a token the run really issued, and be preceded, under that very token, by the
+    journaled start it belongs to: a call made on a stale claim, or one no start under its
+    claim accounts for, is a violation.
+    """
+    ordered = sorted(events, key=lambda e: e.seq)
+    if not ordered:
+        return []
+    op = ordered[0].operation_id
+    out: list[Violation] = []
+    created = ordered[0]
+    # A run submitted without an owner starts at token 0; one created by its runner at 1.
+    token = 0 if created.actor == SUBMITTER_ACTOR else 1
+    owner: str | None = None if token == 0 else created.actor
+    starts: dict[tuple[int, str, str], int] = {}
+    for event in ordered[1:]:
+        if event.kind == EventKind.CLAIMED:
+            got = _token_of(event)
+            if got != token + 1:
+                out.append(
+                    Violation(
+                        4,
+                        op,
+                        None,
+                        f"claim by {event.actor} (event {event.seq}) carries token {got}, "
+                        f"not the next one ({token + 1})",
+                    )
+                )
+            token, owner = (got if got is not None else token + 1), event.actor
+            continue
+        if event.actor == NOTIFIER_ACTOR:
+            continue
+        if event.actor != owner:
+            out.append(
+                Violation(
+                    4,
+                    op,
+                    event.step_id,
+                    f"{event.actor} wrote {event.kind} (event {event.seq}) while token "
+                    f"{token} belonged to {owner}: a write the fencing token did not stop",
+                )
+            )
+        if event.step_id is not None:
+            key = (token, event.step_id, event.kind)
+            starts[key] = starts.get(key, 0) + 1
+    used: dict[tuple[int, str, str], int] = {}
+    for entry in entries:
+        if entry.operation_id != op:
+            continue
+        if entry.fencing_token is None or not 1 <= entry.fencing_token <= token:
+            out.append(
+                Violation(
+                    4,
+                    op,
+                    entry.step_id,
+                    f"a {entry.kind.value} carried token {entry.fencing_token}, which the run "
+                    f"never issued (last: {token})",
+                )
+            )
+            continue
+        key = (entry.fencing_token, entry.step_id, _JOURNALED_FIRST[entry.kind].value)
+        used[key] = used.get(key, 0) + 1
+        if used[key] > starts.get(key, 0):
+            out.append(
+                Violation(
+                    4,
+                    op,
+                    entry.step_id,
+                    f"a {entry.kind.value} under token {entry.fencing_token} that no "
+                    f"{key[2]} event under that token accounts for: made on a stale claim",
+                )
+            )
+    return out
+
+
+def _token_of(event: Event) -> int | None:
+    data = event.data
+    if isinstance(data, dict):
+        value = data.get("fencing_token")
+        if isinstance(value, int):
+            return value
+    return None

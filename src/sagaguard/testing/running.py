@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from random import Random
 
@@ -24,11 +24,10 @@ from sagaguard.engine.faults import SimulatedCrash
 from sagaguard.exceptions import OperationConflictError, StaleOwnerError
 from sagaguard.storage.base import JournalStore, RunSnapshot
 from sagaguard.testing.caller import FaultingCaller
-from sagaguard.testing.checks import rollback_order, stale_writes
 from sagaguard.testing.clock import FakeClock
 from sagaguard.testing.compare import compare, observe
 from sagaguard.testing.injector import ScheduledFaults
-from sagaguard.testing.invariants import check_invariants
+from sagaguard.testing.invariants import Violation, check_invariants, rollback_order, stale_writes
 from sagaguard.testing.ledger import MemoryLedger
 from sagaguard.testing.scenario import Duplicate, Failure, Observed, Scenario, ScenarioResult
 from sagaguard.testing.stores import ScenarioStores
@@ -279,13 +278,17 @@ def _check_fenced(scene: _Scene) -> None:
             Failure("ownership", scene.scenario.step, "the run never reached the takeover point")
         )
         return
-    scene.failures.extend(stale_writes(scene.store.events(scene.operation_id), stale))
+    scene.failures.extend(_failures(stale_writes(scene.store.events(scene.operation_id), stale)))
     if not scene.stale_fenced:
         scene.failures.append(
             Failure(
                 "invariant 4", None, f"{stale} went on after the takeover without being refused"
             )
         )
+
+
+def _failures(violations: Iterable[Violation]) -> list[Failure]:
+    return [Failure(f"invariant {v.invariant}", v.step_id, v.message) for v in violations]
 
 
 def _judge(scene: _Scene) -> Observed:
@@ -297,13 +300,10 @@ def _judge(scene: _Scene) -> Observed:
     snapshot = scene.store.load(op)
     events = scene.store.events(op)
     entries = scene.ledger.entries()
-    for violation in check_invariants(
+    found = check_invariants(
         snapshot, events, entries, process, alerts=scene.notifier.alerts, settled=True
-    ):
-        scene.failures.append(
-            Failure(f"invariant {violation.invariant}", violation.step_id, violation.message)
-        )
-    scene.failures.extend(rollback_order(events, entries))
+    )
+    scene.failures.extend(_failures([*found, *rollback_order(events, entries)]))
     for violation in scene.subject.world.check(snapshot, process, fresh=scene.subject.fresh):
         scene.failures.append(Failure("world", violation.step_id, violation.message))
     for step_id, lie in scene.caller.lies:
