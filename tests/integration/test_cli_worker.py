@@ -59,7 +59,7 @@ class Shop:
         step_id: str,
         *,
         skew: float = -HOUR,
-        lease_s: float = 0.05,
+        lease_s: float = 0.1,
     ) -> None:
         """Start a run with an owner that dies at ``point``; its clock is off by ``skew``."""
         clock: Callable[[], float] = lambda: time.time() + skew  # noqa: E731
