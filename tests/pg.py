@@ -8,6 +8,7 @@ by skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import uuid
@@ -79,3 +80,40 @@ def schema() -> Iterator[str]:
         yield name
     finally:
         drop_schema(name)
+
+
+def terminate(application_prefix: str) -> int:
+    """Kill every backend whose application name starts with the prefix; how many."""
+    import psycopg
+
+    with psycopg.connect(server_url(), autocommit=True, connect_timeout=10) as conn:
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE starts_with(application_name, %s) AND pid <> pg_backend_pid()",
+            (application_prefix,),
+        ).fetchall()
+    return len(rows)
+
+
+def cluster_command(action: str) -> list[str]:
+    """``pg_ctlcluster`` doing ``action`` on the local server; skips where that is impossible."""
+    import shutil
+
+    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
+    tool = shutil.which("pg_ctlcluster")
+    if os.geteuid() != 0 or tool is None or not versions:
+        pytest.skip("restarting the server needs root and pg_ctlcluster (a Debian cluster)")
+    return [tool, "--skip-systemctl-redirect", versions[-1], "main", action, "-m", "fast"]
+
+
+@contextlib.contextmanager
+def server_comes_back() -> Iterator[None]:
+    """Whatever happens inside (a restart that failed halfway), the server is up afterwards."""
+    import subprocess
+
+    try:
+        yield
+    finally:
+        if unavailable.__wrapped__() is not None:
+            command = [part for part in cluster_command("start") if part not in ("-m", "fast")]
+            subprocess.run(command, capture_output=True, timeout=120, check=False)

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from sagaguard.storage.base import NewRun, RunSnapshot, RunStatus
+from sagaguard.storage.base import Event, NewRun, RunSnapshot, RunStatus
 from sagaguard.storage.postgres import PostgresStore
 from sagaguard.testing.invariants import check_invariants, fenced, rollback_order
 from tests import pg
@@ -145,6 +145,12 @@ class Fleet:
             if run.owner == owner
         )
 
+    def stop(self, number: int) -> None:
+        """SIGTERM worker ``number`` and wait: it finishes the runs in hand and exits 0."""
+        worker = self.workers.pop(number)
+        worker.process.send_signal(signal.SIGTERM)
+        assert _reap(worker.process, 60) == 0, f"worker {number} failed"
+
     def stop_all(self) -> None:
         """SIGTERM every worker and wait: each finishes the runs in hand and exits 0."""
         workers = list(self.workers.values())
@@ -180,8 +186,20 @@ class Fleet:
             if not active:
                 return
             if time.monotonic() > deadline:
-                pytest.fail(f"seed {self.seed}: {active} runs still active: {dict(counts)}")
+                stuck = [r.operation_id for r in self.store.list_runs(status=RunStatus.RUNNING)]
+                stuck += [
+                    r.operation_id for r in self.store.list_runs(status=RunStatus.COMPENSATING)
+                ]
+                pytest.fail(
+                    f"seed {self.seed}: {active} runs still active: {dict(counts)}; the first:\n"
+                    + "\n".join(self.story(stuck[0]) if stuck else [])
+                )
             between()
+
+    def story(self, op: str) -> list[str]:
+        """A run's trail and its calls, one line each, for a failure message."""
+        calls = [f"ledger: {c}" for c in self.ledger.entries() if c.operation_id == op]
+        return [_line(e) for e in self.store.events(op)] + calls
 
     def close(self) -> None:
         """Kill what still runs, close the test's store."""
@@ -221,6 +239,7 @@ def judge(fleet: Fleet, ops: list[str]) -> dict[str, Any]:
 
     Fails the test naming the seed and the first violations. Returns counts worth logging.
     """
+    fleet.ledger.close()  # read on a fresh connection: the server may have restarted since
     store, entries = fleet.store, fleet.ledger.entries()
     by_run: dict[str, list[Any]] = {}
     for entry in entries:
@@ -229,6 +248,7 @@ def judge(fleet: Fleet, ops: list[str]) -> dict[str, Any]:
     statuses = Counter[str]()
     takeovers = 0
     snapshots: list[RunSnapshot] = []
+    trail: list[str] = []
     for start in range(0, len(ops), 500):
         snapshots += store.load_many(ops[start : start + 500])
     assert len(snapshots) == len(ops), f"seed {fleet.seed}: runs missing from the journal"
@@ -244,11 +264,24 @@ def judge(fleet: Fleet, ops: list[str]) -> dict[str, Any]:
             *fenced(events, calls),
         ]
         problems += [str(v) for v in found]
+        if found and not trail:
+            trail = fleet.story(op)
     problems += _double_effects(fleet.ledger)
     if problems:
         shown = "\n".join(problems[:20])
-        pytest.fail(f"seed {fleet.seed}: {len(problems)} violations, the first:\n{shown}")
+        story = "\n".join(trail)
+        pytest.fail(
+            f"seed {fleet.seed}: {len(problems)} violations, the first:\n{shown}\n"
+            f"the first offending run's trail:\n{story}"
+        )
     return {"statuses": dict(statuses), "takeovers": takeovers, "calls": len(entries)}
+
+
+def _line(event: Event) -> str:
+    return (
+        f"{event.seq} {event.at:.3f} {event.actor} {event.kind} {event.step_id or ''} "
+        f"{event.from_status}->{event.to_status} {event.reason or ''} {event.data or ''}"
+    )
 
 
 def _double_effects(ledger: PgLedger) -> list[str]:

@@ -122,7 +122,7 @@ class PgLedger(Ledger):
 
         conn: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "conn", None)
         try:
-            if conn is None or conn.closed:
+            if conn is None or conn.closed or conn.broken:
                 conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
                 self._local.conn = conn
             cursor = conn.execute(query, params)

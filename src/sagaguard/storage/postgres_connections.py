@@ -161,26 +161,37 @@ class PostgresConnections:
     def _transaction(self, *, snapshot: bool) -> Iterator[sql.Conn]:
         # Pipeline mode: the writes after a call's first read, and its commit, travel in
         # one round trip; a read that needs its rows still waits for them.
-        with self._pool.connection() as conn, conn.pipeline():
-            if snapshot:
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        with self._pool.connection() as conn:
+            committed = False
             try:
-                yield conn
-            except BaseException:
-                if not conn.closed and not conn.broken:
-                    conn.rollback()
-                raise
-            try:
-                conn.commit()
-            except psycopg.OperationalError as exc:
-                if snapshot:
-                    raise  # a read: nothing was at stake, it may run again
-                # The connection went while the commit was on its way: it may have landed.
-                raise CommitUnknown() from exc
-            except psycopg.Error:
-                if not conn.closed and not conn.broken:
-                    conn.rollback()
-                raise
+                with conn.pipeline():
+                    if snapshot:
+                        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    try:
+                        yield conn
+                    except BaseException:
+                        if not conn.closed and not conn.broken:
+                            conn.rollback()
+                        raise
+                    try:
+                        conn.commit()
+                    except psycopg.OperationalError as exc:
+                        if snapshot:
+                            raise  # a read: nothing was at stake, it may run again
+                        # The connection went while the commit was on its way: it may have
+                        # landed.
+                        raise CommitUnknown() from exc
+                    except psycopg.Error:
+                        if not conn.closed and not conn.broken:
+                            conn.rollback()
+                        raise
+                    committed = True
+            except psycopg.OperationalError:
+                # commit() returned, so the transaction is in; only the pipeline's closing
+                # sync was lost with the connection (the pool drops it). Running the work
+                # again would write it twice.
+                if not committed:
+                    raise
 
     def _shown(self) -> str:
         """The URL without its password, for messages."""

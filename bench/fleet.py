@@ -1,0 +1,207 @@
+"""A fleet of workers on PostgreSQL: runs/s with 1, 2, 4, 8 workers, DBOS, the commit rate.
+
+In one invocation, on one server:
+
+- the server's commit rate: tiny INSERTs, one per transaction, ``synchronous_commit=on``,
+  on as many connections as there are workers (the measurement of
+  ``/work/shared/peers/fsync_limit.py``'s ``pg_insert_sync_on``, done by ``pg_store.Raw``),
+  before and after the fleet figures (their mean is used);
+- the fleet: K ``sagaguard worker`` processes (the CLI, as deployed) on a fresh schema; the
+  parent submits N runs of a 5-step saga of trivial steps (``bench.engine_vs_dbos:five``)
+  and the clock runs from the first submit until every run is completed;
+- DBOS Transact on the same server (its own database), sequential and from 8 threads, in
+  its own virtualenv ``.venv-bench`` (``pip install dbos psycopg``).
+
+Each fleet figure is printed with the journal commits a run needs (counted, in process, on
+the same path: submit, claim, drive), the commit-bound limit (commit rate / commits per
+run) and its fraction of it. Usage: ``python bench/fleet.py [--url URL] [-n 1000]
+[--workers 1,2,4,8] [--skip-dbos]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from engine_vs_dbos import CountingStore, ensure_bench_venv, five
+from pg_store import Raw, in_threads
+
+from sagaguard.engine import Engine
+from sagaguard.storage import NewRun, RunStatus
+from sagaguard.storage.postgres import PostgresStore
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = "bench.engine_vs_dbos:five"
+DBOS_SCRIPT = Path("/work/shared/peers/dbos_bench.py")
+SAGAGUARD = Path(sys.executable).with_name("sagaguard")
+
+
+def url_with(url: str, **options: str) -> str:
+    """``url`` with sagaguard or libpq query options added."""
+    extra = "&".join(f"{key}={value}" for key, value in options.items())
+    return f"{url}{'&' if '?' in url else '?'}{extra}"
+
+
+def commit_rate(url: str, connections: int, seconds: float) -> float:
+    """Tiny durable commits per second on ``connections`` connections."""
+    schema = f"sg_bench_raw_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    raw = Raw(url, schema, connections)
+    try:
+        return in_threads(connections, seconds, raw.commit)
+    finally:
+        raw.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def new_run(op: str) -> NewRun:
+    """A run of the benchmark's saga, to submit."""
+    process = five.process
+    steps = tuple(step.id for step in process.steps)
+    return NewRun(op, process.name, process.version, {"n": op}, steps)
+
+
+def commits_per_run(url: str, count: int = 20) -> float:
+    """Journal write transactions per run on the fleet's path, counted in this process."""
+    store = PostgresStore.from_url(url)
+    counting = CountingStore(store)
+    try:
+        for n in range(count):
+            counting.create_run(new_run(f"count-{n}"), owner=None, now=time.time(), lease_s=60)
+        with Engine(store=counting, sagas=[five]) as engine:  # type: ignore[arg-type]
+            assert len(engine.recover(limit=count)) == count
+        return counting.writes / count
+    finally:
+        store.close()
+
+
+def fleet(url: str, workers: int, runs: int, logs: Path) -> float:
+    """Runs/s of ``workers`` worker processes draining ``runs`` submitted runs."""
+    store = PostgresStore.from_url(url)
+    processes = []
+    try:
+        for number in range(workers):
+            log = logs / f"worker-{workers}-{number}.log"
+            with log.open("w") as err:
+                processes.append(
+                    subprocess.Popen(
+                        [str(SAGAGUARD), "worker", APP, "--db", url, "--interval", "0.05",
+                         "--batch", "100"],
+                        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
+                    )
+                )  # fmt: skip
+            _wait_for(lambda log=log: "started on" in log.read_text(), "worker start")
+        ops = [f"k{workers}-{n:06d}" for n in range(runs)]
+        start = time.perf_counter()
+        for op in ops:
+            store.create_run(new_run(op), owner=None, now=time.time(), lease_s=60)
+        while store.count_runs().get(RunStatus.COMPLETED, 0) < runs:
+            counts = store.count_runs()
+            if any(s is not RunStatus.COMPLETED and s is not RunStatus.RUNNING for s in counts):
+                raise RuntimeError(f"runs did not complete: {counts}")
+            time.sleep(0.01)
+        return runs / (time.perf_counter() - start)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=60)
+        store.close()
+
+
+def _wait_for(condition: Any, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def dbos(url: str, venv: Path, runs: int, mode: str) -> float | str:
+    """DBOS workflows/s on its own database of the same server, or why not."""
+    if not DBOS_SCRIPT.exists():
+        return f"{DBOS_SCRIPT} not found"
+    try:
+        python = ensure_bench_venv(venv)
+    except RuntimeError as exc:
+        return str(exc)
+    base = url.rsplit("/", 1)[0]
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as out:
+        command = [str(python), str(DBOS_SCRIPT), "--db", f"{base}/sagaguard_bench_dbos",
+                   "--fresh", "--mode", mode, "-n", str(runs), "--threads", "8",
+                   "--json-out", out.name]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
+        lines = Path(out.name).read_text().splitlines()
+    if done.returncode != 0 or not lines:
+        return f"dbos_bench.py exit {done.returncode}: {done.stderr.strip()[-200:]}"
+    return float(json.loads(lines[-1])["wf_per_s"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("-n", type=int, default=1000, help="runs per worker count")
+    parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--seconds", type=float, default=2.0, help="per commit-rate slice")
+    parser.add_argument("--dbos-runs", type=int, default=300)
+    parser.add_argument("--skip-dbos", action="store_true")
+    parser.add_argument("--bench-venv", default=str(ROOT / ".venv-bench"))
+    args = parser.parse_args()
+    counts = [int(k) for k in args.workers.split(",")]
+    schema = f"sg_bench_fleet_{uuid.uuid4().hex[:8]}"
+    url = url_with(args.url, schema=schema)
+    with psycopg.connect(args.url) as conn:
+        row = conn.execute(
+            "SELECT current_setting('server_version'), current_setting('synchronous_commit')"
+        ).fetchone()
+    assert row is not None
+    print(f"PostgreSQL {row[0]}, synchronous_commit={row[1]}, {os.cpu_count()} CPUs, n={args.n}")
+    before = {k: commit_rate(args.url, k, args.seconds) for k in counts}
+    commits = commits_per_run(url)
+    figures: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as logs:
+        for k in counts:
+            figures[k] = fleet(url, k, args.n, Path(logs))
+    after = {k: commit_rate(args.url, k, args.seconds) for k in counts}
+    dbos_seq = dbos_conc = "skipped"
+    if not args.skip_dbos:
+        dbos_seq = dbos(args.url, Path(args.bench_venv), args.dbos_runs, "seq")
+        dbos_conc = dbos(args.url, Path(args.bench_venv), args.dbos_runs, "conc")
+    with psycopg.connect(args.url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    print(f"journal commits per run (submit, claim, 5 steps): {commits:.1f}")
+    print(
+        f"{'workers':>8}{'runs/s':>9}{'commits/s':>11}{'server commits/s':>18}"
+        f"{'commit-bound runs/s':>21}{'fraction':>10}"
+    )
+    for k in counts:
+        rate = (before[k] + after[k]) / 2
+        bound = rate / commits
+        print(
+            f"{k:>8}{figures[k]:>9.0f}{figures[k] * commits:>11.0f}{rate:>18.0f}"
+            f"{bound:>21.0f}{figures[k] / bound:>10.2f}"
+        )
+    for label, peer, k in (("sequential", dbos_seq, 1), ("8 threads", dbos_conc, counts[-1])):
+        if isinstance(peer, float):
+            print(
+                f"DBOS {label}: {peer:.1f} runs/s; sagaguard with {k} worker(s): "
+                f"{figures[k] / peer:.1f}x"
+            )
+        else:
+            print(f"DBOS {label}: {peer}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
