@@ -111,6 +111,10 @@ class PostgresConnections:
 
     def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
         conn.execute("SET lock_timeout = '30s'")
+        # A worker frozen mid-transaction (SIGSTOP, a long GC pause) would hold its runs' row
+        # locks forever, and SKIP LOCKED claims would skip them past their lease: the server
+        # ends such a session instead. The store's transactions never wait on a call.
+        conn.execute("SET idle_in_transaction_session_timeout = '10s'")
         if self.read_only:
             conn.execute("SET default_transaction_read_only = on")
         conn.commit()
