@@ -168,3 +168,43 @@ def test_a_waiting_worker_wakes_when_work_appears(store: JournalStore, how: str)
             break
 
     assert woke == [True]
+
+
+def test_a_claim_limited_to_some_sagas_takes_only_their_runs(store: JournalStore) -> None:
+    """Runs of other sagas or versions are left unclaimed (no new token, no event), every pass."""
+    for operation_id, process, version in (
+        ("old", "checkout", "1"),
+        ("new", "checkout", "2"),
+        ("refund", "refund", "1"),
+        ("newer", "checkout", "3"),
+    ):
+        store.create_run(
+            new_run(operation_id, process=process, version=version),
+            owner=None,
+            now=T0,
+            lease_s=LEASE,
+        )
+    left = {op: journal(store, op) for op in ("old", "refund")}
+
+    mine = [("checkout", "2"), ("checkout", "3"), ("checkout", "2")]
+    first = store.claim_expired(owner="v2", now=T0 + 1, lease_s=LEASE, processes=mine)
+    again = store.claim_expired(
+        owner="v2", now=T0 + 2 * LEASE, lease_s=LEASE, processes=mine, limit=1
+    )
+
+    assert [c.operation_id for c in first] == ["new", "newer"]
+    assert [c.operation_id for c in again] == ["new"]
+    assert {op: journal(store, op) for op in left} == left
+    assert store.claim_expired(owner="v1", now=T0 + 3, lease_s=LEASE, processes=[]) == []
+    rest = store.claim_expired(owner="any", now=T0 + 3, lease_s=LEASE, processes=None)
+    assert sorted(c.operation_id for c in rest) == ["old", "refund"]
+
+
+def test_a_claim_limited_by_a_pair_that_is_not_two_strings_is_refused(
+    store: JournalStore,
+) -> None:
+    submit(store)
+
+    with pytest.raises(StoreError, match="processes: 'checkout'"):
+        store.claim_expired(owner="a", now=T0, lease_s=LEASE, processes=["checkout"])  # type: ignore[list-item]
+    assert store.load("op-1").run.fencing_token == 0

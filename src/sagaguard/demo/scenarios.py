@@ -236,10 +236,18 @@ class JournalTap:
         return claim
 
     def claim_expired(
-        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+        self,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int = 10,
+        processes: Collection[tuple[str, str]] | None = None,
     ) -> list[Claim]:
         """Delegate, then report."""
-        claims = self._store.claim_expired(owner=owner, now=now, lease_s=lease_s, limit=limit)
+        claims = self._store.claim_expired(
+            owner=owner, now=now, lease_s=lease_s, limit=limit, processes=processes
+        )
         for claim in claims:
             self._report(claim.operation_id)
         return claims

@@ -286,13 +286,21 @@ class JournalStore(Protocol):
         ...
 
     def claim_expired(
-        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+        self,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int = 10,
+        processes: Collection[tuple[str, str]] | None = None,
     ) -> list[Claim]:
         """Atomically claim up to ``limit`` active runs (running or compensating) left unowned.
 
         A run qualifies when it has no owner or its lease expired before ``now``. Each claimed
         run gets a new fencing token and a ``claimed`` event, as in :meth:`claim`. Concurrent
-        callers never receive the same run.
+        callers never receive the same run. With ``processes``, only runs whose
+        ``(process, version)`` is listed qualify (none listed: nothing is claimed), so a
+        worker leaves alone the runs of sagas it does not have and never re-claims them.
         """
         ...
 

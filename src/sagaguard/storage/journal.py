@@ -8,7 +8,8 @@ it. The rules live here and nowhere else:
 - which operation ids the journal accepts for a new run (:func:`check_operation_id`), and
   which it looks up (:func:`lookup_id`: any text it may already hold), from
   :mod:`sagaguard.storage.operation_ids`;
-- who may take a run, and what a takeover writes (:func:`check_claimable`, :func:`take`);
+- who may take a run, and what a takeover writes (:func:`check_claimable`, :func:`take`),
+  and which sagas' runs a worker's batch may hold (:func:`wanted_processes`);
 - whether a claim is still current (:func:`check_current`);
 - how a call's transitions fold into step rows, the run's row, events and alerts
   (:func:`prepare`, then :func:`fold`): which from/to status each event shows, "a ``None``
@@ -71,6 +72,7 @@ __all__ = [
     "EventRow",
     "Folded",
     "Prepared",
+    "Processes",
     "RunState",
     "StepWrite",
     "after",
@@ -92,11 +94,13 @@ __all__ = [
     "lookup_id",
     "lookup_ids",
     "merge",
+    "of_processes",
     "prepare",
     "prunable",
     "prunable_statuses",
     "released_event",
     "take",
+    "wanted_processes",
 ]
 
 # -- creating a run ---------------------------------------------------------------------------
@@ -205,6 +209,33 @@ def lease_live(lease_expires_at: float | None, now: float) -> bool:
 def claimable_by_anyone(run: RunState, now: float) -> bool:
     """An active run that nobody holds, or whose holder's lease ran out: the queue's work."""
     return run.status.active and (run.owner is None or not lease_live(run.lease_expires_at, now))
+
+
+Processes = tuple[tuple[str, str], ...]
+"""The ``(process, version)`` pairs a claim is limited to, sorted, each once."""
+
+
+def wanted_processes(processes: Collection[tuple[str, str]] | None) -> Processes | None:
+    """The pairs ``claim_expired(processes=...)`` takes runs of; ``None``: runs of any saga.
+
+    A worker names the sagas it has, so it never claims (and, each pass, claims again) a
+    run that only a worker with another saga or version can drive.
+    """
+    if processes is None:
+        return None
+    pairs = set()
+    for pair in processes:
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+        ):
+            raise StoreError(f"processes: {pair!r} is not a (process, version) pair of strings")
+        pairs.add(pair)
+    return tuple(sorted(pairs))
+
+
+def of_processes(process: str, version: str, wanted: Processes | None) -> bool:
+    """True when a run of ``process`` v``version`` is among ``wanted`` (``None``: any)."""
+    return wanted is None or (process, version) in wanted
 
 
 def check_claimable(operation_id: str, run: RunState, *, owner: str, now: float) -> None:

@@ -194,12 +194,24 @@ class InMemoryStore:
             return self._take(run, owner=owner, now=now, lease_s=lease_s)
 
     def claim_expired(
-        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+        self,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int = 10,
+        processes: Collection[tuple[str, str]] | None = None,
     ) -> list[Claim]:
         """Claim up to ``limit`` active runs whose owner is gone or whose lease expired."""
+        wanted = journal.wanted_processes(processes)
         with self._lock:
             self._check_open()
-            due = [r for r in self._runs.values() if journal.claimable_by_anyone(r.state, now)]
+            due = [
+                r
+                for r in self._runs.values()
+                if journal.claimable_by_anyone(r.state, now)
+                and journal.of_processes(r.identity.process, r.identity.version, wanted)
+            ]
             due.sort(key=lambda r: (r.identity.created_at, r.order))
             return [
                 self._take(run, owner=owner, now=now, lease_s=lease_s)

@@ -278,12 +278,23 @@ class PostgresStore(PostgresConnections):
         return self._run(take, write=True)
 
     def claim_expired(
-        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+        self,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int = 10,
+        processes: Collection[tuple[str, str]] | None = None,
     ) -> list[Claim]:
         """Claim up to ``limit`` active runs left unowned, skipping rows others are claiming."""
 
+        wanted = journal.wanted_processes(processes)
+        if wanted == ():
+            return []
+
         def take(conn: sql.Conn) -> list[Claim]:
-            rows = conn.execute(self._sql.expired, (self._now(now), max(limit, 0))).fetchall()
+            query, params = sql.expired(self._sql, self._now(now), max(limit, 0), wanted)
+            rows = conn.execute(query, params).fetchall()
             return [
                 sql.take(
                     conn,

@@ -102,11 +102,15 @@ class Statements:
             f"UPDATE {q}.runs SET lease_expires_at = {NOW} + %s WHERE operation_id = %s "
             "AND fencing_token = %s AND owner = %s RETURNING lease_expires_at"
         )
-        self.expired = (
+        expired = (
             f"SELECT operation_id, {STATE_COLUMNS}, now FROM {q}.runs, (SELECT {NOW} AS now) AS t "
             f"WHERE status IN {ACTIVE} AND (owner IS NULL OR lease_expires_at IS NULL "
-            "OR lease_expires_at <= t.now) ORDER BY created_at, created_order LIMIT %s "
+            "OR lease_expires_at <= t.now) {of} ORDER BY created_at, created_order LIMIT %s "
             f"FOR UPDATE OF runs SKIP LOCKED"
+        )
+        self.expired_any = expired.format(of="")
+        self.expired_of = expired.format(
+            of="AND (process, version) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
         )
         self.due_alerts = (
             f"WITH t AS (SELECT {NOW} AS now), due AS (SELECT a.alert_id, a.next_attempt_at "
@@ -163,6 +167,16 @@ class Statements:
             f"DELETE FROM {q}.{table} WHERE operation_id = ANY(%s)"
             for table in ("steps", "events", "alerts")
         )
+
+
+def expired(
+    sql: Statements, now: float | None, limit: int, wanted: journal.Processes | None
+) -> tuple[str, tuple[object, ...]]:
+    """The statement and parameters that lock the runs ``claim_expired`` may take."""
+    if wanted is None:
+        return sql.expired_any, (now, limit)
+    names, versions = [p for p, _ in wanted], [v for _, v in wanted]
+    return sql.expired_of, (now, names, versions, limit)
 
 
 def write(conn: Conn, sql: Statements, operation_id: str, folded: Folded) -> None:

@@ -208,11 +208,20 @@ class SQLiteStore(SQLiteConnections):
             return sql.take(conn, operation_id, before, owner=owner, now=now, lease_s=lease_s)
 
     def claim_expired(
-        self, *, owner: str, now: float, lease_s: float, limit: int = 10
+        self,
+        *,
+        owner: str,
+        now: float,
+        lease_s: float,
+        limit: int = 10,
+        processes: Collection[tuple[str, str]] | None = None,
     ) -> list[Claim]:
         """Claim up to ``limit`` active runs whose owner is gone or whose lease expired."""
+        wanted = journal.wanted_processes(processes)
+        if wanted == ():
+            return []
         with self._writing() as conn:
-            rows = conn.execute(sql.EXPIRED, (now, max(limit, 0))).fetchall()
+            rows = conn.execute(*sql.expired(now, max(limit, 0), wanted)).fetchall()
             return [
                 sql.take(conn, row[0], run_state(row[1:]), owner=owner, now=now, lease_s=lease_s)
                 for row in rows

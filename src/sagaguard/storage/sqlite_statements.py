@@ -9,6 +9,7 @@ run's row and the rows of the steps it changes, never the others. Payloads are J
 from __future__ import annotations
 
 import functools
+import json
 import sqlite3
 from collections.abc import Sequence
 
@@ -82,12 +83,27 @@ ALERT_BACKLOG = (
     "SELECT COUNT(*), COALESCE(SUM(attempts > 0), 0), MIN(created_at) FROM alerts "
     "WHERE delivered_at IS NULL"
 )
-EXPIRED = (
+_EXPIRED = (
     f"SELECT operation_id, {STATE_COLUMNS} FROM runs "
     "WHERE status IN ('running', 'compensating') "
-    "AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?) "
+    "AND (owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?) {of} "
     "ORDER BY created_at, rowid LIMIT ?"
 )
+EXPIRED = _EXPIRED.format(of="")
+# The pairs travel as one JSON parameter, so one statement serves any number of them.
+EXPIRED_OF = _EXPIRED.format(
+    of="AND (process, version) IN (SELECT json_extract(value, '$[0]'), "
+    "json_extract(value, '$[1]') FROM json_each(?))"
+)
+
+
+def expired(
+    now: float, limit: int, wanted: journal.Processes | None
+) -> tuple[str, tuple[object, ...]]:
+    """The statement and parameters that list the runs ``claim_expired`` may take."""
+    if wanted is None:
+        return EXPIRED, (now, limit)
+    return EXPIRED_OF, (now, json.dumps(wanted), limit)
 
 
 def run_state(conn: sqlite3.Connection, operation_id: str) -> RunState | None:
