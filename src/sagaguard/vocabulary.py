@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AlertKind", "EventKind", "FaultPoint", "RunStatus", "StepStatus"]
+__all__ = ["AlertKind", "Encounter", "EventKind", "FaultPoint", "RunStatus", "StepStatus"]
 
 
 class RunStatus(StrEnum):
@@ -117,3 +117,16 @@ class FaultPoint(StrEnum):
     """``verify_called`` is committed; the verify call has not been made."""
     AFTER_VERIFY = "after_verify"
     """The verify call returned; its answer is not committed yet."""
+
+
+class Encounter(StrEnum):
+    """How one call of ``Engine.run`` or ``Engine.submit`` met its run."""
+
+    CREATED = "created"
+    """This call journaled the run (``run`` then drove it; ``submit`` left it for a worker)."""
+    RESUMED = "resumed"
+    """The run existed unfinished and nobody live held it: this call claimed and drove it."""
+    JOINED = "joined"
+    """The run is unfinished and held elsewhere (a live owner, another call): left as it is."""
+    RECORDED = "recorded"
+    """The run was over or waits for a person: the journaled run, and no step was called."""

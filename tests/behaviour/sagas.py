@@ -110,10 +110,13 @@ class Provider:
 CHECKOUT_STEPS = ["create_order", "reserve_stock", "charge_payment", "book_delivery", "send_email"]
 
 
-def checkout(provider: Provider, *, payment_verify: bool = True, name: str = "checkout") -> Saga:
+def checkout(
+    provider: Provider, *, payment_verify: bool = True, name: str = "checkout", version: str = "1"
+) -> Saga:
     """The guide's checkout: order, stock, payment (idempotency unknown), delivery, email."""
     saga = Saga(
         name,
+        version=version,
         alerts={"default": "shop-oncall", "payment": "finance"},
         defaults={
             "max_attempts": 3,

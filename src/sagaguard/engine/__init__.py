@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from sagaguard.engine.executor import Engine
     from sagaguard.engine.faults import FaultInjector, NoFaults, SimulatedCrash
     from sagaguard.engine.resolution import Resolution
+    from sagaguard.engine.results import RunResult
     from sagaguard.engine.saga import Saga, StepDefinition
-    from sagaguard.vocabulary import AlertKind, FaultPoint
+    from sagaguard.vocabulary import AlertKind, Encounter, FaultPoint
 
 __all__ = [
     "Alert",
@@ -32,6 +33,7 @@ __all__ = [
     "Applied",
     "Call",
     "Caller",
+    "Encounter",
     "Engine",
     "FaultInjector",
     "FaultPoint",
@@ -43,6 +45,7 @@ __all__ = [
     "OutcomeKind",
     "RecordingNotifier",
     "Resolution",
+    "RunResult",
     "Saga",
     "SimulatedCrash",
     "StepContext",
@@ -72,9 +75,11 @@ __getattr__, __dir__ = lazy_exports(
         "NoFaults": "sagaguard.engine.faults",
         "SimulatedCrash": "sagaguard.engine.faults",
         "Resolution": "sagaguard.engine.resolution",
+        "RunResult": "sagaguard.engine.results",
         "Saga": "sagaguard.engine.saga",
         "StepDefinition": "sagaguard.engine.saga",
         "AlertKind": "sagaguard.vocabulary",
+        "Encounter": "sagaguard.vocabulary",
         "FaultPoint": "sagaguard.vocabulary",
     },
 )

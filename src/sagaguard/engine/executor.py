@@ -8,7 +8,6 @@ arguments, so tests drive time and crashes without patching anything.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import random
@@ -22,22 +21,23 @@ from sagaguard.bounds import BATCH, CALL_THREADS, LEASE, WAIT
 from sagaguard.engine.abandoned import Abandoned
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
+from sagaguard.engine.checks import check_same_request, check_same_steps, refuse_inside_loop
 from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
 from sagaguard.engine.outbox import deliver_due
 from sagaguard.engine.resolution import Resolution
+from sagaguard.engine.results import Encounter, RunResult
 from sagaguard.engine.reviewing import apply_resolution
 from sagaguard.engine.runner import Environment, RunDriver, RunExists
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import (
-    EngineUsageError,
     RunBusyError,
     RunNotFoundError,
     SagaDefinitionError,
     StaleOwnerError,
 )
-from sagaguard.storage import DEFAULT_URL, JournalStore, journal, open_store
-from sagaguard.storage.base import Claim, JSONValue, NewRun, RunSnapshot
+from sagaguard.storage import DEFAULT_URL, JournalStore, open_store
+from sagaguard.storage.base import Claim, JSONValue, NewRun, RunSnapshot, RunStatus
 
 logger = logging.getLogger("sagaguard.engine")
 
@@ -129,6 +129,7 @@ class Engine:
 
         The same operation_id returns the existing run (resuming it if its owner died); a
         different input under it raises :class:`OperationConflictError`.
+        :meth:`run_detailed` also says which of these this call did.
 
         A call of this engine that an earlier caller gave up on (Ctrl-C, a cancelled task)
         and that has not returned is *in flight*: nobody verifies or repeats it, and the run
@@ -139,23 +140,33 @@ class Engine:
         event loop a saga with async steps is refused (``EngineUsageError``) before anything
         is journaled: its steps belong on that loop, through :meth:`run_async`.
         """
-        _refuse_inside_loop(saga, "run")
+        return self.run_detailed(
+            saga, operation_id=operation_id, input=input, wait_s=wait_s
+        ).snapshot
+
+    def run_detailed(
+        self, saga: Saga, *, operation_id: str, input: JSONValue = None, wait_s: float = 0.0
+    ) -> RunResult:
+        """:meth:`run`, saying also whether this call created, resumed or joined the run."""
+        refuse_inside_loop(saga, "run")
         if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
             self._abandoned.wait(operation_id, wait_s)
         start = self._start(saga, operation_id, input)
-        if isinstance(start, RunSnapshot):
+        if isinstance(start, RunResult):
             return start
+        found: RunStatus | None = None
         try:
             try:
                 self._pump.drive(start)
             except RunExists as exists:
                 joined = self._join(saga, exists)
-                if isinstance(joined, RunSnapshot):
+                if isinstance(joined, RunResult):
                     return joined
+                found = exists.snapshot.run.status
                 self._pump.drive(joined)
         finally:
             self._holds.leave(operation_id)
-        return self.store.load(operation_id)
+        return self._driven(operation_id, found)
 
     async def run_async(
         self, saga: Saga, *, operation_id: str, input: JSONValue = None, wait_s: float = 0.0
@@ -165,22 +176,48 @@ class Engine:
         A task cancelled during a sync step (``asyncio.wait_for`` around it) leaves that
         call in flight, exactly as a Ctrl-C does for :meth:`run`.
         """
+        result = await self.run_detailed_async(
+            saga, operation_id=operation_id, input=input, wait_s=wait_s
+        )
+        return result.snapshot
+
+    async def run_detailed_async(
+        self, saga: Saga, *, operation_id: str, input: JSONValue = None, wait_s: float = 0.0
+    ) -> RunResult:
+        """:meth:`run_async`, saying also how this call met the run (as :meth:`run_detailed`)."""
         if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
             await self._abandoned.wait_async(operation_id, wait_s)
         start = self._start(saga, operation_id, input)
-        if isinstance(start, RunSnapshot):
+        if isinstance(start, RunResult):
             return start
+        found: RunStatus | None = None
         try:
             try:
                 await self._pump.drive_async(start)
             except RunExists as exists:
                 joined = self._join(saga, exists)
-                if isinstance(joined, RunSnapshot):
+                if isinstance(joined, RunResult):
                     return joined
+                found = exists.snapshot.run.status
                 await self._pump.drive_async(joined)
         finally:
             self._holds.leave(operation_id)
-        return self.store.load(operation_id)
+        return self._driven(operation_id, found)
+
+    def submit(self, saga: Saga, *, operation_id: str, input: JSONValue = None) -> RunResult:
+        """Journal a run of ``saga`` without running it, and return at once.
+
+        The run is created unowned, so the next claim of any worker that has the saga takes
+        it (idle workers are woken: LISTEN/NOTIFY on PostgreSQL). The same request again
+        returns the existing run (joined or recorded); another input, process or version
+        under the operation id raises :class:`OperationConflictError`, as for :meth:`run`.
+        """
+        new = _new_run(saga, operation_id, input)
+        created = self.store.create_run(new, owner=None, now=self._clock(), lease_s=self.lease_s)
+        self.register(saga)
+        if created.created:
+            return RunResult(created.snapshot, Encounter.CREATED)
+        return RunResult.existing(created.snapshot)
 
     def resume(self, operation_id: str, *, wait_s: float = 0.0) -> RunSnapshot:
         """Continue a run whose owner is gone (or was this engine); terminal runs are returned.
@@ -194,8 +231,8 @@ class Engine:
         if not snapshot.run.status.active:
             return snapshot
         saga = self._saga_for(snapshot)
-        _refuse_inside_loop(saga, "resume")
-        _check_same_steps(saga, snapshot)
+        refuse_inside_loop(saga, "resume")
+        check_same_steps(saga, snapshot)
         if not self._holds.enter(operation_id):
             return self.store.load(operation_id)
         try:
@@ -215,43 +252,55 @@ class Engine:
     ) -> list[RunSnapshot]:
         """Resume up to ``limit`` active runs whose owner's lease expired; return what they became.
 
-        Runs are claimed one at a time, just before they are driven, so no claim waits in a
-        batch while its lease runs out. A run another owner takes over meanwhile is skipped
-        (its write is fenced off), never fought over. ``stop`` is asked before each run: a
-        worker told to shut down finishes the run in hand and takes no other.
+        Sequential: runs are claimed one at a time, just before they are driven, so no claim
+        waits while its lease runs out (:class:`~sagaguard.engine.worker.Worker` drives many
+        at once). A run another owner takes over meanwhile is skipped (its write is fenced
+        off), never fought over. ``stop`` is asked before each run: a worker told to shut
+        down finishes the run in hand and takes no other.
         """
         BATCH.require(limit, "limit")
         recovered: list[RunSnapshot] = []
         for _ in range(limit):
             if stop():
                 break
-            claims = self.store.claim_expired(
-                owner=self.owner, now=self._clock(), lease_s=self.lease_s, limit=1
-            )
+            claims = self.claim_runs(1)
             if not claims:
                 break
-            snapshot = self._recover_one(claims[0])
+            snapshot = self.drive_claim(claims[0])
             if snapshot is not None:
                 recovered.append(snapshot)
         return recovered
 
-    def _recover_one(self, claim: Claim) -> RunSnapshot | None:
+    def claim_runs(self, limit: int) -> list[Claim]:
+        """Claim up to ``limit`` unowned active runs (submitted, released, or whose lease ran out).
+
+        Only runs of sagas registered here, by process and version: a run this engine could
+        not drive is left for a worker that has its saga, never claimed (again) on each pass.
+        """
+        with self._lock:
+            processes = tuple(self._sagas)
+        return self.store.claim_expired(
+            owner=self.owner,
+            now=self._clock(),
+            lease_s=self.lease_s,
+            limit=limit,
+            processes=processes,
+        )
+
+    def drive_claim(self, claim: Claim) -> RunSnapshot | None:
+        """Drive a run claimed by :meth:`claim_runs` until it stops; what it became.
+
+        ``None`` when the run was left alone (its saga changed under its version, this
+        engine is driving it already, or another owner took it over meanwhile): logged, and
+        the claim is kept, so its lease runs out and the run is taken up again.
+        """
         op = claim.operation_id
         snapshot = self.store.load(op)
-        saga = self._sagas.get((snapshot.run.process, snapshot.run.version))
-        if saga is None:
-            # Keep the claim: its lease expires and a worker that knows the saga takes it.
-            logger.warning(
-                "run %s is a run of %s v%s, unknown to this engine: left for another worker",
-                op,
-                snapshot.run.process,
-                snapshot.run.version,
-            )
-            return None
         try:
-            _check_same_steps(saga, snapshot)
-        except SagaDefinitionError as exc:
-            # Keep the claim, as for an unknown saga: a worker with the right version takes it.
+            saga = self._saga_for(snapshot)
+            check_same_steps(saga, snapshot)
+        except (RunNotFoundError, SagaDefinitionError) as exc:
+            # Keep the claim: its lease runs out and a worker that has the saga takes it.
             logger.error("%s; left for a worker that knows it", exc)
             return None
         if not self._holds.enter(op):
@@ -335,22 +384,13 @@ class Engine:
         run = self.store.load(operation_id).run
         return self._sagas.get((run.process, run.version))
 
-    def _start(self, saga: Saga, operation_id: str, input: JSONValue) -> RunDriver | RunSnapshot:
+    def _start(self, saga: Saga, operation_id: str, input: JSONValue) -> RunDriver | RunResult:
         """A driver that creates the run (this call then holds it), or the run as it stands.
 
         The driver creates the run with its first commit; if the run exists already it raises
         ``RunExists`` before calling anything, and :meth:`_join` takes over.
         """
-        saga.check_runnable()
-        process = saga.process
-        new = NewRun(
-            operation_id=operation_id,
-            process=process.name,
-            version=process.version,
-            input=input,
-            step_ids=tuple(step.id for step in process.steps),
-            external_id_fields={s.id: s.external_id for s in process.steps if s.external_id},
-        )
+        new = _new_run(saga, operation_id, input)
         while not self._holds.enter(operation_id):
             # A duplicate request while a call of this engine starts or drives the run.
             hold = self._holds.get(operation_id)
@@ -361,8 +401,8 @@ class Engine:
                 continue
             # The holder's start is over, so the run is journaled: only compare.
             snapshot = self.store.load(operation_id)
-            _check_same_request(new, snapshot)
-            return snapshot  # a duplicate request gets the existing run (return_existing)
+            check_same_request(new, snapshot)
+            return RunResult.existing(snapshot)  # a duplicate request gets the existing run
         now = self._clock()
 
         def created() -> None:
@@ -378,10 +418,10 @@ class Engine:
             on_created=created,
         )
 
-    def _join(self, saga: Saga, exists: RunExists) -> RunDriver | RunSnapshot:
+    def _join(self, saga: Saga, exists: RunExists) -> RunDriver | RunResult:
         """The run existed: drive it if it is unfinished and nobody live holds it."""
         try:
-            _check_same_request(exists.new_run, exists.snapshot)
+            check_same_request(exists.new_run, exists.snapshot)
             joined = self._take_existing(saga, exists.snapshot)
             if isinstance(joined, RunDriver):
                 self.register(saga)
@@ -389,23 +429,29 @@ class Engine:
         finally:
             self._holds.started(exists.new_run.operation_id)
 
-    def _take_existing(self, saga: Saga, snapshot: RunSnapshot) -> RunDriver | RunSnapshot:
+    def _take_existing(self, saga: Saga, snapshot: RunSnapshot) -> RunDriver | RunResult:
         """Claim an existing run to drive it, unless it is over or a live owner holds it."""
         run = snapshot.run
         now = self._clock()
         lease_live = run.owner is not None and (run.lease_expires_at or 0.0) > now
         if not run.status.active or (lease_live and run.owner != self.owner):
-            return snapshot
-        _check_same_steps(saga, snapshot)
+            return RunResult.existing(snapshot)
+        check_same_steps(saga, snapshot)
         if self._abandoned.busy(run.operation_id):
-            return snapshot  # a call of this engine is in flight: the run is in progress
+            # A call of this engine is in flight: the run is in progress.
+            return RunResult.existing(snapshot)
         try:
             claim = self.store.claim(
                 run.operation_id, owner=self.owner, now=now, lease_s=self.lease_s
             )
         except RunBusyError:
-            return self.store.load(run.operation_id)
+            return RunResult.existing(self.store.load(run.operation_id))
         return self._driver(saga, claim)
+
+    def _driven(self, operation_id: str, found: RunStatus | None) -> RunResult:
+        """The run this call drove: created by it, or resumed when it was ``found`` so."""
+        encounter = Encounter.CREATED if found is None else Encounter.RESUMED
+        return RunResult(self.store.load(operation_id), encounter, found=found)
 
     def _driver(self, saga: Saga, claim: Claim) -> RunDriver:
         op = claim.operation_id
@@ -436,53 +482,15 @@ class Engine:
             self.store.close()
 
 
-def _refuse_inside_loop(saga: Saga, method: str) -> None:
-    """``EngineUsageError`` for a sync call of async steps from inside a running event loop.
-
-    The sync engine would run them on loops of its own, away from the caller's (where their
-    clients and sessions live), while blocking the caller's loop for the whole run.
-    """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    if saga.has_async_code():
-        raise EngineUsageError(
-            f"engine.{method}() of saga {saga.process.name!r}, which has async steps, inside a "
-            "running event loop: use await engine.run_async(saga, operation_id=...) instead "
-            "(it also resumes an existing run)"
-        )
-
-
-def _check_same_steps(saga: Saga, snapshot: RunSnapshot) -> None:
-    """``SagaDefinitionError`` unless ``saga`` has the steps the run was journaled with.
-
-    A saga whose steps changed under the same version cannot drive the runs it started:
-    their journal has no row for a new step, and a removed one could not be undone.
-    """
-    journaled = [record.step_id for record in snapshot.steps]
-    declared = [step.id for step in saga.process.steps]
-    if journaled == declared:
-        return
-    run = snapshot.run
-    added = [s for s in declared if s not in journaled]
-    removed = [s for s in journaled if s not in declared]
-    change = "; ".join(
-        part
-        for part in (
-            f"added {added}" if added else "",
-            f"removed {removed}" if removed else "",
-            "reordered" if not added and not removed else "",
-        )
-        if part
+def _new_run(saga: Saga, operation_id: str, input: JSONValue) -> NewRun:
+    """What the journal records for a run of ``saga`` (refused if the saga cannot run)."""
+    saga.check_runnable()
+    process = saga.process
+    return NewRun(
+        operation_id=operation_id,
+        process=process.name,
+        version=process.version,
+        input=input,
+        step_ids=tuple(step.id for step in process.steps),
+        external_id_fields={s.id: s.external_id for s in process.steps if s.external_id},
     )
-    raise SagaDefinitionError(
-        f"run {run.operation_id} was journaled with steps {journaled}, but {run.process!r} "
-        f"v{run.version} now has {declared} ({change}): a changed saga needs a new version; "
-        "keep the old one registered until its runs are finished"
-    )
-
-
-def _check_same_request(new: NewRun, snapshot: RunSnapshot) -> None:
-    """``OperationConflictError`` unless the journaled run is the run ``new`` asks for."""
-    journal.check_same_request(new, snapshot.run, input_hash=new.input_hash)
