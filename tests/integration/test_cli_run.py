@@ -442,7 +442,7 @@ def test_a_run_taken_over_mid_way_exits_5_not_2(
     def stalled(self: Engine, *args: Any, **kwargs: Any) -> Any:
         raise StaleOwnerError("'w' no longer holds run 'o-stale' (token 1, current 2)")
 
-    monkeypatch.setattr(Engine, "run", stalled)
+    monkeypatch.setattr(Engine, "run_detailed", stalled)
     result = run(db, write_input(tmp_path, ORDER), "o-stale")
 
     assert result.exit_code == 5

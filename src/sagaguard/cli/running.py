@@ -41,15 +41,15 @@ from sagaguard.cli.runs import (
     render_run,
 )
 from sagaguard.cli.views import run_view
-from sagaguard.exceptions import RunNotFoundError, SagaGuardError, StaleOwnerError
+from sagaguard.exceptions import SagaGuardError, StaleOwnerError
 from sagaguard.jsontext import NotJSONError, loads_strict
 from sagaguard.storage import DEFAULT_URL
 from sagaguard.textfile import UnreadableFileError, read_text_file
-from sagaguard.vocabulary import RunStatus
+from sagaguard.vocabulary import Encounter, RunStatus
 
 if TYPE_CHECKING:
-    from sagaguard.engine import Notifier, Saga
-    from sagaguard.storage import JournalStore, RunSnapshot
+    from sagaguard.engine import Notifier, RunResult, Saga
+    from sagaguard.storage import RunSnapshot
     from sagaguard.storage.base import JSONValue
 
 __all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run", "worker"]
@@ -160,9 +160,8 @@ def run(
         journal(db, must_exist=False) as store,
         Engine(store=store, notifier=notifier, lease_s=lease) as engine,
     ):
-        before = _existing_status(store, operation_id)
         try:
-            snapshot = engine.run(saga, operation_id=operation_id, input=payload)
+            result = engine.run_detailed(saga, operation_id=operation_id, input=payload)
         except StaleOwnerError:
             # Not bad input: this process stalled past its lease and a worker took over.
             report_error(
@@ -171,13 +170,14 @@ def run(
                 f"{PROG} runs show {operation_id}"
             )
             raise typer.Exit(EXIT_BUSY) from None
+        snapshot = result.snapshot
         view = run_view(snapshot)
     if as_json:
         print_json(view)
     else:
         console = make_console()
-        if before is not None:
-            console.print(printable(_duplicate_note(operation_id, before, snapshot.run.status)))
+        if result.found is not None:
+            console.print(printable(_duplicate_note(operation_id, result)))
         render_run(console, view)
         console.print(printable(_next_move(snapshot)))
     raise typer.Exit(exit_code_for(snapshot.run.status))
@@ -418,23 +418,16 @@ class _Handlers:
             signal.signal(signum, previous)
 
 
-def _existing_status(store: JournalStore, operation_id: str) -> RunStatus | None:
-    try:
-        status: RunStatus = store.load(operation_id).run.status
-    except RunNotFoundError:
-        return None
-    return status
-
-
-def _duplicate_note(operation_id: str, before: RunStatus, after: RunStatus) -> str:
-    if not before.active:
+def _duplicate_note(operation_id: str, result: RunResult) -> str:
+    found = result.found
+    if result.encounter is Encounter.RECORDED and found is not None:
         return (
-            f"operation {operation_id} already ran ({before.value}): this is the recorded run; "
+            f"operation {operation_id} already ran ({found.value}): this is the recorded run; "
             "no step was called again"
         )
-    if after.active:
+    if result.encounter is Encounter.JOINED or found is None:
         return f"operation {operation_id} is in progress under another live owner"
-    return f"operation {operation_id} was left {before.value} by an owner that died: resumed"
+    return f"operation {operation_id} was left {found.value} by an owner that died: resumed"
 
 
 def _next_move(snapshot: RunSnapshot) -> str:
