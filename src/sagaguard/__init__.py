@@ -23,6 +23,7 @@ from sagaguard.exceptions import (
 from sagaguard.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from sagaguard.engine.worker import Worker
     from sagaguard.model import ChangeKind, Idempotency, Process, Step, StepClass
     from sagaguard.planner import Plan, plan
     from sagaguard.planner.render import render, render_html, render_json, render_markdown
@@ -48,6 +49,7 @@ _LAZY = {
     "decide": "sagaguard.rules",
     "load_spec": "sagaguard.spec",
     "parse_spec": "sagaguard.spec",
+    "Worker": "sagaguard.engine.worker",
 }
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "StepClass",
     "StepFailed",
     "StoreError",
+    "Worker",
     "decide",
     "load_spec",
     "parse_spec",

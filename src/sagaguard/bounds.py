@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from sagaguard.exceptions import SagaGuardError
 
-__all__ = ["BATCH", "CALL_THREADS", "INTERVAL", "LEASE", "LIMIT", "WAIT", "Bound"]
+__all__ = ["BATCH", "CALL_THREADS", "CONCURRENCY", "INTERVAL", "LEASE", "LIMIT", "WAIT", "Bound"]
 
 Number = TypeVar("Number", int, float)
 
@@ -101,6 +101,8 @@ BATCH = Bound(1, 10_000, "runs", whole=True)
 """Runs the worker claims in one pass."""
 LIMIT = Bound(1, 1_000_000, "runs", whole=True)
 """Rows a listing prints."""
+CONCURRENCY = Bound(1, 1024, "runs", whole=True)
+"""Runs a worker drives at once, each on a thread of its own."""
 CALL_THREADS = Bound(1, 1024, "threads", whole=True)
 """Threads an engine runs sync steps on: enough for a thousand calls hung at once."""
 WAIT = Bound(0, 86_400, "seconds")

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sagaguard.engine.resolution import Resolution
     from sagaguard.engine.results import RunResult
     from sagaguard.engine.saga import Saga, StepDefinition
+    from sagaguard.engine.worker import Worker, WorkerStats
     from sagaguard.vocabulary import AlertKind, Encounter, FaultPoint
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "StepDefinition",
     "ThreadCaller",
     "WebhookNotifier",
+    "Worker",
+    "WorkerStats",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -78,6 +81,8 @@ __getattr__, __dir__ = lazy_exports(
         "RunResult": "sagaguard.engine.results",
         "Saga": "sagaguard.engine.saga",
         "StepDefinition": "sagaguard.engine.saga",
+        "Worker": "sagaguard.engine.worker",
+        "WorkerStats": "sagaguard.engine.worker",
         "AlertKind": "sagaguard.vocabulary",
         "Encounter": "sagaguard.vocabulary",
         "FaultPoint": "sagaguard.vocabulary",
