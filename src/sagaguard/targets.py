@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BoundProcess",
     "import_attribute",
+    "import_module",
     "import_target",
     "is_import_target",
     "is_spec_file_target",
@@ -118,6 +119,14 @@ def verify_bound_of(target: str | Path, process: Process) -> frozenset[str] | No
 def import_target(target: str) -> Process:
     """Import ``module.path:attribute`` and return the process it names."""
     return _as_process(target, import_attribute(target))
+
+
+def import_module(module_name: str) -> Any:
+    """Import ``module.path`` as :func:`import_attribute` does; ``PlanError`` in one line."""
+    if _IMPORT_TARGET.match(f"{module_name}:x") is None:
+        raise PlanError(f"{module_name}: expected a module path (e.g. shop.sagas)")
+    _put_cwd_on_path()
+    return _import_module(module_name, module_name)
 
 
 def import_attribute(target: str) -> Any:

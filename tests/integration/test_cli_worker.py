@@ -120,7 +120,7 @@ def test_worker_once_recovers_a_run_whose_owner_died_after_the_charge(shop: Shop
     result = shop.worker("--once")
 
     assert result.exit_code == 0, result.stderr
-    assert "recovered run o-1: completed" in result.stderr
+    assert "run o-1 stopped: completed" in result.stderr
     snapshot, events = shop.journal("o-1")
     assert snapshot.run.status.value == "completed"
     assert shop.effects()[("psp", "charge")] == 1
@@ -174,8 +174,21 @@ def test_worker_once_with_nothing_to_do_logs_and_exits_0(shop: Shop) -> None:
         ([str(RUNNABLE), str(RUNNABLE)], ("'checkout'", "already defined")),
         ([str(RUNNABLE.parent / "checkout.yaml")], ("can be planned but not run",)),
         ([str(RUNNABLE), "--interval", "0"], ("--interval",)),
+        ([str(RUNNABLE), "--concurrency", "0"], ("--concurrency",)),
+        ([], ("no saga to drive", "--app")),
+        (["--app", "no_such_sagaguard_app"], ("no_such_sagaguard_app", "no module named")),
+        (["--app", "json"], ("json: defines no Saga",)),
     ],
-    ids=["missing_target", "same_process_twice", "plan_only_spec", "zero_interval"],
+    ids=[
+        "missing_target",
+        "same_process_twice",
+        "plan_only_spec",
+        "zero_interval",
+        "zero_concurrency",
+        "nothing_to_drive",
+        "missing_app",
+        "app_without_sagas",
+    ],
 )
 def test_bad_worker_input_exits_2_in_one_line(
     shop: Shop, args: list[str], fragments: tuple[str, ...]
@@ -188,6 +201,48 @@ def test_bad_worker_input_exits_2_in_one_line(
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+APP = """
+from sagaguard.engine import Saga
+
+def _step(name):
+    saga = Saga("greeting", version=name)
+    saga.step(id="hello", changes=["database"], idempotent="yes")(lambda ctx: {"v": name})
+    return saga
+
+old = _step("1")
+new = _step("2")
+also_new = new
+"""
+
+
+def test_worker_app_drives_every_saga_its_module_defines(
+    shop: Shop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both versions a module defines are driven; a run submitted with neither is left alone."""
+    (tmp_path / "greeting_app.py").write_text(APP, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import greeting_app  # type: ignore[import-not-found]
+
+    other = greeting_app._step("3")
+    with Engine(store=shop.db) as engine:
+        for op, saga in (("g-1", greeting_app.old), ("g-2", greeting_app.new), ("g-3", other)):
+            engine.submit(saga, operation_id=op)
+
+    result = CliRunner().invoke(
+        app, ["worker", "--app", "greeting_app", "--db", shop.db, "--once", "--concurrency", "2"]
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert "for greeting v1, greeting v2" in result.stderr
+    assert [shop.journal(op)[0].step("hello").result for op in ("g-1", "g-2")] == [
+        {"v": "1"},
+        {"v": "2"},
+    ]
+    left, events = shop.journal("g-3")
+    assert (left.run.fencing_token, [e.kind for e in events]) == (0, ["run_created"])
 
 
 def _start_worker(shop: Shop, tmp_path: Path) -> subprocess.Popen[str]:
@@ -253,13 +308,13 @@ def test_running_worker_recovers_a_crashed_run_then_stops_on_sigterm(
             # it lapses once the owner is dead.
             shop.crash("o-1", FaultPoint.AFTER_CALL, "charge_payment", skew=0.0, lease_s=HOUR)
             shop.lapse("o-1")
-            log = _wait_for_line(process, "recovered run o-1", timeout=15)
+            log = _wait_for_line(process, "run o-1 stopped", timeout=15)
             process.send_signal(signal.SIGTERM)
             process.communicate(timeout=5)
         finally:
             _reap(process)
     assert process.returncode == 0
-    assert "recovered run o-1: completed" in log
+    assert "run o-1 stopped: completed" in log
     assert shop.journal("o-1")[0].run.status.value == "completed"
     assert shop.effects()[("psp", "charge")] == 1
 

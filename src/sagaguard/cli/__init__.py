@@ -30,7 +30,7 @@ __all__ = ["COMMAND_MODULES", "app", "main"]
 
 # In help order. A module not written yet is skipped; one that exists but fails to import
 # is a bug and is reported as one.
-COMMAND_MODULES = ("planning", "verify", "running", "runs", "review", "demo")
+COMMAND_MODULES = ("planning", "verify", "running", "worker", "runs", "review", "demo")
 
 for _name in COMMAND_MODULES:
     if importlib.util.find_spec(f"{__name__}.{_name}") is not None:

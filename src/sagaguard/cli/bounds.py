@@ -6,6 +6,6 @@ are written once, outside the command line.
 
 from __future__ import annotations
 
-from sagaguard.bounds import BATCH, INTERVAL, LEASE, LIMIT, Bound
+from sagaguard.bounds import BATCH, CONCURRENCY, INTERVAL, LEASE, LIMIT, Bound
 
-__all__ = ["BATCH", "INTERVAL", "LEASE", "LIMIT", "Bound"]
+__all__ = ["BATCH", "CONCURRENCY", "INTERVAL", "LEASE", "LIMIT", "Bound"]

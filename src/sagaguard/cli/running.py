@@ -1,4 +1,4 @@
-"""``sagaguard run`` (one run, inline) and ``sagaguard worker`` (recovers runs whose owner died).
+"""``sagaguard run``: one run, inline; and the helpers ``sagaguard worker`` shares with it.
 
 Exit codes of ``run`` tell a script where the run ended, beyond the shared 0/2 contract:
 
@@ -7,29 +7,21 @@ Exit codes of ``run`` tell a script where the run ended, beyond the shared 0/2 c
     3  needs manual review (a person must resolve it: ``sagaguard review list``)
     4  rolled back or failed: compensated, or failed before any effect
     5  still in progress under another live owner (its worker finishes it)
-
-The worker delivers the alerts left in the journal's outbox, claims runs whose lease expired,
-drives each to a stop, sleeps ``--interval`` seconds and starts over. SIGTERM or SIGINT lets
-the run in hand finish and takes no other, then the worker exits 0: nothing is left owned
-mid-step.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
-import time
 from collections.abc import Iterable
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
 from sagaguard.cli.app import app
-from sagaguard.cli.bounds import BATCH, INTERVAL, LEASE
+from sagaguard.cli.bounds import LEASE
 from sagaguard.cli.errors import PROG, report_error
 from sagaguard.cli.escapes import printable
 from sagaguard.cli.runs import (
@@ -52,13 +44,11 @@ if TYPE_CHECKING:
     from sagaguard.storage import RunSnapshot
     from sagaguard.storage.base import JSONValue
 
-__all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run", "worker"]
+__all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run"]
 
 EXIT_REVIEW = 3
 EXIT_ROLLED_BACK = 4
 EXIT_BUSY = 5
-
-logger = logging.getLogger("sagaguard.worker")
 
 TargetArgument = Annotated[
     str,
@@ -183,80 +173,6 @@ def run(
     raise typer.Exit(exit_code_for(snapshot.run.status))
 
 
-@app.command()
-def worker(
-    targets: Annotated[
-        list[str],
-        typer.Argument(
-            metavar="TARGET",
-            help="The sagas this worker can drive (spec files binding code, or module:attr).",
-            show_default=False,
-        ),
-    ],
-    interval: Annotated[
-        float,
-        typer.Option(
-            "--interval",
-            metavar="SECONDS",
-            callback=INTERVAL.check(),
-            help=f"Pause between passes ({INTERVAL.text}).",
-        ),
-    ] = 5.0,
-    once: Annotated[bool, typer.Option("--once", help="Do one recovery pass and exit.")] = False,
-    batch: Annotated[
-        int,
-        typer.Option(
-            "--batch", callback=BATCH.check(), help=f"Runs claimed per pass at most ({BATCH.text})."
-        ),
-    ] = 10,
-    webhook: WebhookOption = None,
-    webhook_route: WebhookRouteOption = None,
-    lease: LeaseOption = 60.0,
-    db: DbOption = DEFAULT_URL,
-) -> None:
-    """Recover runs whose owner died: resume each from the journal, every --interval seconds.
-
-    Each pass also delivers alerts whose first delivery failed or never happened. Stops
-    cleanly on SIGTERM or SIGINT: the run in hand is finished, then it exits 0.
-    """
-    from sagaguard.engine import Engine
-    from sagaguard.engine.loading import load_sagas
-
-    sagas = load_sagas(targets)
-    notifier = make_notifier(webhook, webhook_route or [], known=alert_routes(sagas))
-    configure_logging(logging.INFO)
-    stop = _StopFlag()
-    with (
-        journal(db, must_exist=False) as store,
-        Engine(store=store, sagas=sagas, notifier=notifier, lease_s=lease) as engine,
-        stop.installed(),
-    ):
-        names = ", ".join(f"{s.process.name} v{s.process.version}" for s in sagas)
-        logger.info("worker %s started on %s for %s", engine.owner, redact(db), names)
-        while not stop.requested:
-            try:
-                delivered = engine.deliver_alerts()
-                if delivered:
-                    logger.info("delivered %d alert(s) left in the outbox", delivered)
-                recovered = engine.recover(limit=batch, stop=lambda: stop.requested)
-            except SagaGuardError as exc:
-                if once:
-                    raise
-                # A busy or briefly unavailable journal must not end a long-lived worker:
-                # the runs it could not finish keep their journal state for the next pass.
-                logger.error("recovery pass failed, retrying in %ss: %s", interval, exc)
-                recovered = []
-            for snapshot in recovered:
-                logger.info(
-                    "recovered run %s: %s", snapshot.run.operation_id, snapshot.run.status.value
-                )
-            if once:
-                break
-            if len(recovered) < batch:
-                stop.wait(interval)
-        logger.info("worker %s stopped", engine.owner)
-
-
 # -- helpers --------------------------------------------------------------------------------
 
 
@@ -374,48 +290,6 @@ def configure_logging(level: int) -> None:
             _PrintableFormatter(f"%(asctime)s {PROG} %(levelname)s: %(message)s", "%H:%M:%S")
         )
         root.addHandler(handler)
-
-
-class _StopFlag:
-    """Set by SIGTERM/SIGINT; the worker checks it between passes and while it waits."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        del frame
-        if not self.requested:
-            name = signal.Signals(signum).name
-            logger.info("received %s: finishing the runs in hand, then stopping", name)
-        self.requested = True
-
-    def wait(self, seconds: float) -> None:
-        # Short sleeps: a signal handler only sets the flag, so waking up promptly is ours.
-        deadline = time.monotonic() + seconds
-        while not self.requested and (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 0.1))
-
-    def installed(self) -> _Handlers:
-        """Install the handlers for the worker's lifetime, then restore the previous ones."""
-        return _Handlers(self)
-
-
-class _Handlers:
-    def __init__(self, flag: _StopFlag) -> None:
-        self._flag = flag
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[signum] = signal.signal(signum, self._flag._handle)
-            except ValueError:
-                # Not the main thread (an embedding application): it handles signals itself.
-                return
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
 
 
 def _duplicate_note(operation_id: str, result: RunResult) -> str:

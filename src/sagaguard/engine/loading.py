@@ -18,9 +18,9 @@ from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import PlanError, SagaDefinitionError, SagaGuardError
 from sagaguard.model import Process
 from sagaguard.spec import load_spec
-from sagaguard.targets import import_target, is_spec_file_target
+from sagaguard.targets import import_module, import_target, is_import_target, is_spec_file_target
 
-__all__ = ["load_saga", "load_sagas"]
+__all__ = ["load_app", "load_saga", "load_sagas", "load_worker_sagas"]
 
 
 def load_saga(target: str | Path) -> Saga:
@@ -50,6 +50,53 @@ def load_sagas(targets: list[str]) -> list[Saga]:
         seen[name] = target
         sagas.append(saga)
     return sagas
+
+
+def load_app(module: str) -> list[Saga]:
+    """Every :class:`Saga` that ``module`` defines at module level (``module:attr``: that one).
+
+    How a worker is told about an application's sagas without naming each: ``--app shop``.
+    A module that defines none is an error, so a typo cannot start a worker that drives
+    nothing.
+    """
+    if is_import_target(module):
+        return [load_saga(module)]
+    found = import_module(module)
+    sagas: list[Saga] = []
+    for name, value in vars(found).items():
+        if isinstance(value, Saga) and all(value is not s for s in sagas):
+            try:
+                value.check_runnable()
+            except SagaGuardError as exc:
+                raise SagaDefinitionError(f"{module}:{name}: {exc}") from None
+            sagas.append(value)
+    if not sagas:
+        raise SagaDefinitionError(f"{module}: defines no Saga at module level")
+    return sagas
+
+
+def load_worker_sagas(targets: list[str], apps: list[str]) -> list[Saga]:
+    """The sagas of a worker: ``targets`` (as :func:`load_sagas`) and each app's sagas.
+
+    One process may come in several versions (a rollout keeps the old one until its runs
+    are done), but not the same version twice.
+    """
+    sagas = load_sagas(targets)
+    for app in apps:
+        sagas.extend(load_app(app))
+    seen: set[tuple[str, str]] = set()
+    unique: list[Saga] = []
+    for saga in sagas:
+        key = (saga.process.name, saga.process.version)
+        if any(saga is s for s in unique):
+            continue
+        if key in seen:
+            raise SagaDefinitionError(f"process {key[0]!r} v{key[1]} is defined twice")
+        seen.add(key)
+        unique.append(saga)
+    if not unique:
+        raise SagaGuardError("no saga to drive: name a TARGET or an --app module")
+    return unique
 
 
 def _from_spec(path: Path) -> Saga:

@@ -197,7 +197,7 @@ class Worker:
                 self._count(left=1)
             else:
                 self._count(finished=1)
-                logger.info("run %s: %s", op, snapshot.run.status.value)
+                logger.info("run %s stopped: %s", op, snapshot.run.status.value)
 
     def _done(self, future: Future[None]) -> None:
         with self._slots:
