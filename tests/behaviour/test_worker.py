@@ -240,3 +240,43 @@ def test_a_submit_wakes_an_idle_worker_at_once(store: JournalStore, clock: FakeC
             worker.stop()
             thread.join(WAIT_S)
             worker.close()
+
+
+def test_a_run_waiting_out_a_backoff_gives_its_slot_to_another_run(
+    store: JournalStore, clock: FakeClock
+) -> None:
+    """One slot: while the first run sleeps before its retry, the second one is driven."""
+    sleeping, wake, second_done = threading.Event(), threading.Event(), threading.Event()
+    failed_once: list[str] = []
+
+    def flaky(ctx: StepContext) -> dict[str, str]:
+        if ctx.operation_id == "first" and not failed_once:
+            failed_once.append(ctx.operation_id)
+            raise ConnectionError("provider reset the connection")
+        if ctx.operation_id == "second":
+            second_done.set()
+        return {"ok": ctx.operation_id}
+
+    def backoff(seconds: float) -> None:
+        sleeping.set()
+        assert wake.wait(WAIT_S), "the test never ended the backoff"
+
+    saga = Saga("flaky", defaults={"max_attempts": 3, "timeout": "60s"})
+    saga.step(id="only", changes=["database"], idempotent="yes")(flaky)
+    with Engine(store=store, clock=clock, sleep=backoff, lease_s=30, sagas=[saga]) as engine:
+        engine.submit(saga, operation_id="first")
+        worker = Worker(engine, concurrency=1, interval_s=0.05)
+        thread = _in_thread(worker)
+        try:
+            assert sleeping.wait(WAIT_S)
+            assert worker.stats.waiting == 1
+            engine.submit(saga, operation_id="second")
+            assert second_done.wait(WAIT_S), "the second run waited for the first one's backoff"
+        finally:
+            wake.set()
+            worker.stop()
+            thread.join(WAIT_S)
+            worker.close()
+
+    assert [store.load(op).run.status for op in ("first", "second")] == [RunStatus.COMPLETED] * 2
+    assert store.load("first").step("only").attempts == 2

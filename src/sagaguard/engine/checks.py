@@ -1,8 +1,8 @@
-"""The checks an engine makes before it drives or answers with a run.
+"""The checks an engine makes before it journals, drives or answers with a run.
 
-Each one refuses a call that would journal or drive the wrong thing: a sync call of async
-steps inside an event loop, a saga whose steps changed under one version, another request
-under an operation id already used.
+Each one refuses a call that would journal or drive the wrong thing: a saga that cannot run
+(:func:`run_request`), a sync call of async steps inside an event loop, a saga whose steps
+changed under one version, another request under an operation id already used.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import asyncio
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import EngineUsageError, SagaDefinitionError
 from sagaguard.storage import journal
-from sagaguard.storage.base import NewRun, RunSnapshot
+from sagaguard.storage.base import JSONValue, NewRun, RunSnapshot
 
-__all__ = ["check_same_request", "check_same_steps", "refuse_inside_loop"]
+__all__ = ["check_same_request", "check_same_steps", "refuse_inside_loop", "run_request"]
 
 
 def refuse_inside_loop(saga: Saga, method: str) -> None:
@@ -67,3 +67,17 @@ def check_same_steps(saga: Saga, snapshot: RunSnapshot) -> None:
 def check_same_request(new: NewRun, snapshot: RunSnapshot) -> None:
     """``OperationConflictError`` unless the journaled run is the run ``new`` asks for."""
     journal.check_same_request(new, snapshot.run, input_hash=new.input_hash)
+
+
+def run_request(saga: Saga, operation_id: str, input: JSONValue) -> NewRun:
+    """What the journal records for a run of ``saga`` (refused if the saga cannot run)."""
+    saga.check_runnable()
+    process = saga.process
+    return NewRun(
+        operation_id=operation_id,
+        process=process.name,
+        version=process.version,
+        input=input,
+        step_ids=tuple(step.id for step in process.steps),
+        external_id_fields={s.id: s.external_id for s in process.steps if s.external_id},
+    )

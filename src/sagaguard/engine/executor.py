@@ -16,12 +16,18 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 
 from sagaguard.bounds import BATCH, CALL_THREADS, LEASE, WAIT
 from sagaguard.engine.abandoned import Abandoned
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
-from sagaguard.engine.checks import check_same_request, check_same_steps, refuse_inside_loop
+from sagaguard.engine.checks import (
+    check_same_request,
+    check_same_steps,
+    refuse_inside_loop,
+    run_request,
+)
 from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
 from sagaguard.engine.outbox import deliver_due
@@ -37,7 +43,7 @@ from sagaguard.exceptions import (
     StaleOwnerError,
 )
 from sagaguard.storage import DEFAULT_URL, JournalStore, open_store
-from sagaguard.storage.base import Claim, JSONValue, NewRun, RunSnapshot, RunStatus
+from sagaguard.storage.base import Claim, JSONValue, RunSnapshot, RunStatus
 
 logger = logging.getLogger("sagaguard.engine")
 
@@ -91,9 +97,12 @@ class Engine:
         self._caller = ThreadCaller(max_workers=call_threads)
         self._holds = Holds()
         self._abandoned = Abandoned()
+        self._sleep = sleep
+        self._waiting = threading.local()
+        """Per drive thread: what a worker enters while its run waits out a backoff."""
         self._pump = Pump(
             caller=self._caller,
-            sleep=sleep,
+            sleep=self._wait_out,
             sleep_is_real=sleep is time.sleep,
             abandoned=self._abandoned,
             injected=caller,
@@ -212,7 +221,7 @@ class Engine:
         returns the existing run (joined or recorded); another input, process or version
         under the operation id raises :class:`OperationConflictError`, as for :meth:`run`.
         """
-        new = _new_run(saga, operation_id, input)
+        new = run_request(saga, operation_id, input)
         created = self.store.create_run(new, owner=None, now=self._clock(), lease_s=self.lease_s)
         self.register(saga)
         if created.created:
@@ -287,12 +296,15 @@ class Engine:
             processes=processes,
         )
 
-    def drive_claim(self, claim: Claim) -> RunSnapshot | None:
+    def drive_claim(
+        self, claim: Claim, *, waiting: Callable[[], AbstractContextManager[None]] | None = None
+    ) -> RunSnapshot | None:
         """Drive a run claimed by :meth:`claim_runs` until it stops; what it became.
 
         ``None`` when the run was left alone (its saga changed under its version, this
         engine is driving it already, or another owner took it over meanwhile): logged, and
-        the claim is kept, so its lease runs out and the run is taken up again.
+        the claim is kept, so its lease runs out and the run is taken up again. ``waiting()``
+        is entered while the run waits out a backoff, so a worker can drive others meanwhile.
         """
         op = claim.operation_id
         snapshot = self.store.load(op)
@@ -315,6 +327,7 @@ class Engine:
                 logger.warning("run %s has a call in flight in this process; skipped", op)
                 return None
             returned = self._abandoned.take(op)
+            self._waiting.enter = waiting
             self._pump.drive(
                 RunDriver(
                     env=self._env, saga=saga, claim=claim, snapshot=snapshot, returned=returned
@@ -324,8 +337,17 @@ class Engine:
             logger.warning("run %s was taken over by another owner; skipped", op)
             return None
         finally:
+            self._waiting.enter = None
             self._holds.leave(op)
         return self.store.load(op)
+
+    def _wait_out(self, seconds: float) -> None:
+        enter = getattr(self._waiting, "enter", None)
+        if enter is None:
+            self._sleep(seconds)
+            return
+        with enter():
+            self._sleep(seconds)
 
     def deliver_alerts(self, *, limit: int = 100) -> int:
         """Deliver outbox alerts that are due (their raiser failed or died); returns how many.
@@ -390,7 +412,7 @@ class Engine:
         The driver creates the run with its first commit; if the run exists already it raises
         ``RunExists`` before calling anything, and :meth:`_join` takes over.
         """
-        new = _new_run(saga, operation_id, input)
+        new = run_request(saga, operation_id, input)
         while not self._holds.enter(operation_id):
             # A duplicate request while a call of this engine starts or drives the run.
             hold = self._holds.get(operation_id)
@@ -480,17 +502,3 @@ class Engine:
         self._caller.close()
         if self._owns_store:
             self.store.close()
-
-
-def _new_run(saga: Saga, operation_id: str, input: JSONValue) -> NewRun:
-    """What the journal records for a run of ``saga`` (refused if the saga cannot run)."""
-    saga.check_runnable()
-    process = saga.process
-    return NewRun(
-        operation_id=operation_id,
-        process=process.name,
-        version=process.version,
-        input=input,
-        step_ids=tuple(step.id for step in process.steps),
-        external_id_fields={s.id: s.external_id for s in process.steps if s.external_id},
-    )
