@@ -35,8 +35,8 @@ import psycopg
 from engine_vs_dbos import CountingStore, ensure_bench_venv, five
 from pg_store import Raw, in_threads
 
-from sagaguard.engine import Engine
-from sagaguard.storage import NewRun, RunStatus
+from sagaguard.engine import Engine, Worker
+from sagaguard.storage import RunStatus
 from sagaguard.storage.postgres import PostgresStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,22 +65,18 @@ def commit_rate(url: str, connections: int, seconds: float) -> float:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def new_run(op: str) -> NewRun:
-    """A run of the benchmark's saga, to submit."""
-    process = five.process
-    steps = tuple(step.id for step in process.steps)
-    return NewRun(op, process.name, process.version, {"n": op}, steps)
-
-
 def commits_per_run(url: str, count: int = 20) -> float:
     """Journal write transactions per run on the fleet's path, counted in this process."""
     store = PostgresStore.from_url(url)
     counting = CountingStore(store)
     try:
-        for n in range(count):
-            counting.create_run(new_run(f"count-{n}"), owner=None, now=time.time(), lease_s=60)
-        with Engine(store=counting, sagas=[five]) as engine:  # type: ignore[arg-type]
-            assert len(engine.recover(limit=count)) == count
+        with (
+            Engine(store=counting, sagas=[five]) as engine,  # type: ignore[arg-type]
+            Worker(engine, batch=count) as worker,
+        ):
+            for n in range(count):
+                engine.submit(five, operation_id=f"count-{n}", input={"n": n})
+            assert worker.run_once() == count
         return counting.writes / count
     finally:
         store.close()
@@ -104,8 +100,9 @@ def fleet(url: str, workers: int, runs: int, logs: Path) -> float:
             _wait_for(lambda log=log: "started on" in log.read_text(), "worker start")
         ops = [f"k{workers}-{n:06d}" for n in range(runs)]
         start = time.perf_counter()
-        for op in ops:
-            store.create_run(new_run(op), owner=None, now=time.time(), lease_s=60)
+        with Engine(store=store) as submitter:
+            for op in ops:
+                submitter.submit(five, operation_id=op, input={"n": op})
         while store.count_runs().get(RunStatus.COMPLETED, 0) < runs:
             counts = store.count_runs()
             if any(s is not RunStatus.COMPLETED and s is not RunStatus.RUNNING for s in counts):
