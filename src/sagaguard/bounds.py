@@ -9,10 +9,12 @@ the bound it is what is used; nothing is clamped silently.
     --lease       0.1 to 86400 seconds  run, worker
     --interval    0.01 to 86400 seconds worker
     --batch       1 to 10000 runs       worker
+    --concurrency 1 to 1024 runs        worker
     --limit       1 to 1000000 runs     runs list, review list
 
 The engine takes the same ``LEASE`` (``lease_s``) and ``BATCH`` (``recover(limit=...)``,
-``deliver_alerts(limit=...)``), and bounds of its own: ``CALL_THREADS`` and ``WAIT``.
+``claim_runs(limit)``, ``deliver_alerts(limit=...)``), and bounds of its own:
+``CALL_THREADS`` and ``WAIT``. ``Worker`` takes ``CONCURRENCY``, ``BATCH`` and ``INTERVAL``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sagaguard import SagaGuardError
-from sagaguard.engine import Engine
+from sagaguard.engine import Engine, Worker
 from sagaguard.storage import JournalStore
 
 BAD_NUMBERS: list[Any] = [math.inf, -math.inf, math.nan, -1, 0, 10**20, 1e300, True, "60"]
@@ -46,3 +46,26 @@ def test_a_lease_within_its_bound_is_used_as_given(store: JournalStore) -> None:
         assert small.lease_s == 0.1
     with Engine(store=store, lease_s=86_400) as large:
         assert large.lease_s == 86_400
+
+
+@pytest.mark.parametrize("value", [0, -1, 10**20, 1.5, math.inf], ids=repr)
+def test_claim_runs_refuses_a_limit_outside_the_batch_bound(engine: Engine, value: Any) -> None:
+    with pytest.raises(SagaGuardError, match=r"^limit: .*1 to 10000 runs"):
+        engine.claim_runs(value)
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "bound"),
+    [
+        ("concurrency", 0, "1 to 1024 runs"),
+        ("concurrency", 2.5, "1 to 1024 runs"),
+        ("batch", 10_001, "1 to 10000 runs"),
+        ("interval_s", 0, "0.01 to 86400 seconds"),
+        ("interval_s", math.nan, "0.01 to 86400 seconds"),
+    ],
+)
+def test_a_worker_refuses_numbers_outside_their_bounds(
+    engine: Engine, argument: str, value: Any, bound: str
+) -> None:
+    with pytest.raises(SagaGuardError, match=rf"^{argument}: .*{bound}"):
+        Worker(engine, **{argument: value})

@@ -286,6 +286,7 @@ class Engine:
         Only runs of sagas registered here, by process and version: a run this engine could
         not drive is left for a worker that has its saga, never claimed (again) on each pass.
         """
+        BATCH.require(limit, "limit")
         with self._lock:
             processes = tuple(self._sagas)
         return self.store.claim_expired(
