@@ -41,6 +41,8 @@ _RETRY_BASE_S = 0.1
 """The first pause after a pass that could not reach the journal; it doubles up to interval."""
 _WAITING_PER_SLOT = 50
 """Runs per slot that may wait out a retry backoff at once, each holding a thread and lease."""
+_MOST_WAITING = 500
+"""The most waiting runs of one worker, whatever its concurrency: a bound on its threads."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ class Worker:
         self.concurrency = int(CONCURRENCY.require(concurrency, "concurrency"))
         self.batch = int(BATCH.require(batch, "batch"))
         self.interval_s = float(INTERVAL.require(interval_s, "interval_s"))
-        self._most_in_hand = self.concurrency * (1 + _WAITING_PER_SLOT)
+        waiting = min(self.concurrency * _WAITING_PER_SLOT, _MOST_WAITING)
+        self._most_in_hand = self.concurrency + waiting
         self._pool = ThreadPoolExecutor(self._most_in_hand, thread_name_prefix="sagaguard-worker")
         self._stopping = threading.Event()
         self._closed = False
