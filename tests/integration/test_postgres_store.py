@@ -238,3 +238,53 @@ def test_a_create_whose_commit_ack_was_lost_knows_the_run_as_its_own(
         assert again.claim is None
     finally:
         store.close()
+
+
+class _SaysWhenIdle:
+    """A store that says when its worker first waits for work (its claims found none)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.waiting = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        self.waiting.set()
+        return bool(self._inner.wait_for_work(timeout_s))
+
+
+def test_a_submit_through_another_store_wakes_an_idle_worker_by_notify(schema: str) -> None:
+    """Two stores (two processes' pools): the idle worker's only wake-up is the other's NOTIFY.
+
+    Its interval is 600 s. Submitting starts once it found nothing and waits; it cannot say
+    whether that wait has begun yet, so a run is submitted each tenth of a second until one
+    is done (as the contract's waking tests do).
+    """
+    from sagaguard import Worker
+    from sagaguard.engine import Engine, Saga
+
+    done = threading.Event()
+    saga = Saga("woken", defaults={"timeout": "30s"})
+    saga.step(id="only", changes=["database"], idempotent="yes")(lambda ctx: done.set())
+    idle = _SaysWhenIdle(open_store(pg.store_url(schema)))
+    with (
+        Engine(store=idle, sagas=[saga]) as engine,
+        Engine(store=pg.store_url(schema)) as submitter,
+    ):
+        worker = Worker(engine, interval_s=600)
+        thread = threading.Thread(target=worker.run)
+        thread.start()
+        try:
+            assert idle.waiting.wait(10)
+            for number in range(50):
+                submitter.submit(saga, operation_id=f"op-{number}")
+                if done.wait(0.1):
+                    break
+            assert done.is_set(), "no NOTIFY reached the idle worker"
+        finally:
+            worker.stop()
+            thread.join(10)
+            worker.close()
+            idle.close()
