@@ -15,6 +15,7 @@ from sagaguard import StoreError, Worker
 from sagaguard.engine import Engine, Saga, StepContext
 from sagaguard.storage import Claim, JournalStore, RunSnapshot, RunStatus
 from tests.behaviour.sagas import CHECKOUT_STEPS, FakeClock, Provider, checkout
+from tests.waking import SaysWhenIdle, submit_until
 
 WAIT_S = 10.0
 """How long a test waits for something that should happen at once (a hang fails it)."""
@@ -197,27 +198,10 @@ def test_runs_of_versions_the_worker_lacks_are_never_claimed(
     assert (store.load("old"), store.events("old")) == untouched
 
 
-class Waits:
-    """A store that says when a worker first waits for work."""
-
-    def __init__(self, inner: JournalStore) -> None:
-        self._inner = inner
-        self.waiting = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def wait_for_work(self, timeout_s: float) -> bool:
-        self.waiting.set()
-        return self._inner.wait_for_work(timeout_s)
-
-
 def test_a_submit_wakes_an_idle_worker_at_once(store: JournalStore, clock: FakeClock) -> None:
     """The worker's interval is far longer than the test waits: only a wake-up finishes a run.
 
-    Submitting starts once the worker found nothing and waits. It cannot tell whether that
-    wait has begun yet, so a new run is submitted each tenth of a second until one is done;
-    without a wake-up none would be before 600 s.
+    Lined up as :mod:`tests.waking` says.
     """
     done = threading.Event()
 
@@ -225,16 +209,13 @@ def test_a_submit_wakes_an_idle_worker_at_once(store: JournalStore, clock: FakeC
         done.set()
 
     saga = _one_step(finish)
-    waits = Waits(store)
+    waits = SaysWhenIdle(store)
     with _engine(waits, clock, sagas=[saga]) as engine:  # type: ignore[arg-type]
         worker = Worker(engine, interval_s=600)
         thread = _in_thread(worker)
         try:
             assert waits.waiting.wait(WAIT_S)
-            for number in range(50):
-                engine.submit(saga, operation_id=f"op-{number}")
-                if done.wait(0.1):
-                    break
+            submit_until(done, lambda op: engine.submit(saga, operation_id=op))
             assert done.is_set(), "the idle worker was not woken"
         finally:
             worker.stop()

@@ -15,6 +15,7 @@ from sagaguard.storage import NewRun, RunStatus, StepChange, StepStatus, Transit
 from sagaguard.storage.postgres_schema import latest_version
 from tests import pg
 from tests.pg import schema
+from tests.waking import SaysWhenIdle, submit_until
 
 pytestmark = pytest.mark.postgres
 __all__ = ["schema"]  # the fixture, used by name
@@ -240,27 +241,10 @@ def test_a_create_whose_commit_ack_was_lost_knows_the_run_as_its_own(
         store.close()
 
 
-class _SaysWhenIdle:
-    """A store that says when its worker first waits for work (its claims found none)."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.waiting = threading.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def wait_for_work(self, timeout_s: float) -> bool:
-        self.waiting.set()
-        return bool(self._inner.wait_for_work(timeout_s))
-
-
 def test_a_submit_through_another_store_wakes_an_idle_worker_by_notify(schema: str) -> None:
     """Two stores (two processes' pools): the idle worker's only wake-up is the other's NOTIFY.
 
-    Its interval is 600 s. Submitting starts once it found nothing and waits; it cannot say
-    whether that wait has begun yet, so a run is submitted each tenth of a second until one
-    is done (as the contract's waking tests do).
+    Its interval is 600 s; lined up as :mod:`tests.waking` says.
     """
     from sagaguard import Worker
     from sagaguard.engine import Engine, Saga
@@ -268,7 +252,7 @@ def test_a_submit_through_another_store_wakes_an_idle_worker_by_notify(schema: s
     done = threading.Event()
     saga = Saga("woken", defaults={"timeout": "30s"})
     saga.step(id="only", changes=["database"], idempotent="yes")(lambda ctx: done.set())
-    idle = _SaysWhenIdle(open_store(pg.store_url(schema)))
+    idle = SaysWhenIdle(open_store(pg.store_url(schema)))
     with (
         Engine(store=idle, sagas=[saga]) as engine,
         Engine(store=pg.store_url(schema)) as submitter,
@@ -278,10 +262,7 @@ def test_a_submit_through_another_store_wakes_an_idle_worker_by_notify(schema: s
         thread.start()
         try:
             assert idle.waiting.wait(10)
-            for number in range(50):
-                submitter.submit(saga, operation_id=f"op-{number}")
-                if done.wait(0.1):
-                    break
+            submit_until(done, lambda op: submitter.submit(saga, operation_id=op))
             assert done.is_set(), "no NOTIFY reached the idle worker"
         finally:
             worker.stop()
