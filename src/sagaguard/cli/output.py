@@ -15,8 +15,10 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from sagaguard.exceptions import SagaGuardError
 from sagaguard.textfile import kind_of
@@ -24,6 +26,7 @@ from sagaguard.textfile import kind_of
 __all__ = [
     "OutputError",
     "flush_stdout",
+    "format_for",
     "raised_writing",
     "silence_stdout",
     "stdout_is_terminal",
@@ -34,6 +37,29 @@ __all__ = [
 
 class OutputError(SagaGuardError):
     """The command's output could not be written (a full disk, a device error)."""
+
+
+Format = TypeVar("Format", bound=StrEnum)
+
+
+def format_for(
+    output: Path | None, suffixes: Mapping[str, Format], *, default: Format, noun: str
+) -> Format:
+    """The format ``-o FILE`` asks for by its suffix; ``default`` for stdout (``-o -``).
+
+    A suffix of no format is an error naming the suffixes and ``--format``: ``-o plan.pdf``
+    must not quietly write Markdown into a file named .pdf.
+    """
+    if output is None or str(output) == "-":
+        return default
+    fmt = suffixes.get(output.suffix.lower())
+    if fmt is None:
+        what = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
+        raise SagaGuardError(
+            f"-o {output}: {what} says no {noun} format; name it {', '.join(suffixes)}, "
+            f"or give --format {'|'.join(type(default))}"
+        )
+    return fmt
 
 
 def stdout_is_terminal() -> bool:

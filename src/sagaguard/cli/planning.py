@@ -18,8 +18,7 @@ import typer
 
 from sagaguard.cli.app import app
 from sagaguard.cli.errors import EXIT_FINDINGS, PROG
-from sagaguard.cli.output import stdout_is_terminal, write_atomic, write_stdout
-from sagaguard.exceptions import SagaGuardError
+from sagaguard.cli.output import format_for, stdout_is_terminal, write_atomic, write_stdout
 from sagaguard.starter import STARTER_FILE_NAME, starter_spec
 from sagaguard.targets import load_process, verify_bound_of
 
@@ -81,7 +80,9 @@ def plan(
 ) -> None:
     """Write the recovery plan: steps, rollback, policy, decisions, tests, checklist, findings."""
     process_plan = _plan_of(spec)
-    fmt = output_format or _format_for(output)
+    fmt = output_format or format_for(
+        output, _SUFFIX_FORMATS, default=PlanFormat.MARKDOWN, noun="plan"
+    )
     text = _render(process_plan, fmt)
     if output is None or str(output) == "-":
         write_stdout(text)
@@ -133,21 +134,6 @@ def _plan_of(target: str) -> Plan:
 
     process = load_process(target)
     return build_plan(process, verify_bound=verify_bound_of(target, process))
-
-
-def _format_for(output: Path | None) -> PlanFormat:
-    if output is None or str(output) == "-":
-        return PlanFormat.MARKDOWN
-    fmt = _SUFFIX_FORMATS.get(output.suffix.lower())
-    if fmt is None:
-        # `-o plan.pdf` must not quietly write Markdown into a file named .pdf.
-        suffixes = ", ".join(_SUFFIX_FORMATS)
-        what = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
-        raise SagaGuardError(
-            f"-o {output}: {what} says no plan format; name it {suffixes}, "
-            "or give --format markdown|json|html"
-        )
-    return fmt
 
 
 def _render(process_plan: Plan, fmt: PlanFormat) -> str:
