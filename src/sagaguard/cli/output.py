@@ -31,6 +31,7 @@ __all__ = [
     "silence_stdout",
     "stdout_is_terminal",
     "write_atomic",
+    "write_document",
     "write_stdout",
 ]
 
@@ -50,11 +51,12 @@ def format_for(
     A suffix of no format is an error naming the suffixes and ``--format``: ``-o plan.pdf``
     must not quietly write Markdown into a file named .pdf.
     """
-    if output is None or str(output) == "-":
+    target = _file_of(output)
+    if target is None:
         return default
-    fmt = suffixes.get(output.suffix.lower())
+    fmt = suffixes.get(target.suffix.lower())
     if fmt is None:
-        what = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
+        what = f"suffix {target.suffix!r}" if target.suffix else "no suffix"
         raise SagaGuardError(
             f"-o {output}: {what} says no {noun} format; name it {', '.join(suffixes)}, "
             f"or give --format {'|'.join(type(default))}"
@@ -131,6 +133,23 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+def write_document(output: Path | None, text: str) -> Path | None:
+    """Write a command's document to ``-o FILE`` atomically, or to stdout (no ``-o``, ``-o -``).
+
+    Returns the file written, for the command's note on stderr; ``None`` for stdout.
+    """
+    target = _file_of(output)
+    if target is None:
+        write_stdout(text)
+        return None
+    return write_atomic(target, text if text.endswith("\n") else text + "\n")
+
+
+def _file_of(output: Path | None) -> Path | None:
+    """The file ``-o`` names; ``None`` for stdout (no ``-o``, or ``-o -``)."""
+    return None if output is None or str(output) == "-" else output
 
 
 def write_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path:

@@ -18,7 +18,13 @@ import typer
 
 from sagaguard.cli.app import app
 from sagaguard.cli.errors import EXIT_FINDINGS, PROG
-from sagaguard.cli.output import format_for, stdout_is_terminal, write_atomic, write_stdout
+from sagaguard.cli.output import (
+    format_for,
+    stdout_is_terminal,
+    write_atomic,
+    write_document,
+    write_stdout,
+)
 from sagaguard.starter import STARTER_FILE_NAME, starter_spec
 from sagaguard.targets import load_process, verify_bound_of
 
@@ -83,12 +89,9 @@ def plan(
     fmt = output_format or format_for(
         output, _SUFFIX_FORMATS, default=PlanFormat.MARKDOWN, noun="plan"
     )
-    text = _render(process_plan, fmt)
-    if output is None or str(output) == "-":
-        write_stdout(text)
-        return
-    written = write_atomic(output, text if text.endswith("\n") else text + "\n")
-    sys.stderr.write(f"{PROG}: wrote {written} ({fmt.value})\n")
+    written = write_document(output, _render(process_plan, fmt))
+    if written is not None:
+        sys.stderr.write(f"{PROG}: wrote {written} ({fmt.value})\n")
 
 
 @app.command()

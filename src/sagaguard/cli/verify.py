@@ -24,7 +24,7 @@ from sagaguard.cli.app import app
 from sagaguard.cli.bounds import Bound
 from sagaguard.cli.errors import PROG
 from sagaguard.cli.escapes import printable
-from sagaguard.cli.output import format_for, write_atomic, write_stdout
+from sagaguard.cli.output import format_for, write_document
 
 if TYPE_CHECKING:
     from sagaguard.testing.harness import Progress as ProgressCallback
@@ -161,11 +161,8 @@ def verify(
         source = with_input(source, read_json_input(input_file))
     with _quiet_engine(), _progress() as progress:
         report = run_matrix(source, db=db, seed=seed, only=ids, explore=explore, progress=progress)
-    text = _render(report, fmt)
-    if output is None or str(output) == "-":
-        write_stdout(text)
-    else:
-        written = write_atomic(output, text if text.endswith("\n") else text + "\n")
+    written = write_document(output, _render(report, fmt))
+    if written is not None:
         sys.stderr.write(f"{PROG}: wrote {written} ({fmt.value})\n")
         if not report.passed:
             sys.stderr.write(_failure_lines(report))
