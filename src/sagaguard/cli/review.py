@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from sagaguard.cli.app import app
-from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.errors import PROG
 from sagaguard.cli.escapes import printable, printable_view
 from sagaguard.cli.running import parse_json
 from sagaguard.cli.runs import (
     DbOption,
     JsonOption,
+    LimitOption,
     journal,
     load_run,
     make_console,
@@ -62,12 +62,7 @@ def list_reviews(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[
-        int,
-        typer.Option(
-            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
-        ),
-    ] = 100,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:
