@@ -65,7 +65,11 @@ class AlertNotice:
 
 @dataclass(frozen=True, slots=True)
 class ReviewItem(WaitingRun):
-    """A run waiting for a person: the step, why, who was told, what they may record."""
+    """A run waiting for a person: the step, why, who was told, what they may record.
+
+    It is the :class:`~sagaguard.operator.counts.WaitingRun` the counts name, with the step:
+    the run's identity and ``waiting_since`` are read and printed the same way in both.
+    """
 
     step_id: str | None
     step_status: StepStatus | None
