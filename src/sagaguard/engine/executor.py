@@ -43,8 +43,14 @@ logger = logging.getLogger("sagaguard.engine")
 
 
 def default_owner() -> str:
-    """A unique owner name: host, process and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A fresh worker incarnation id, ``<16 hex>@host:pid``: one per engine, never reused.
+
+    The random part is the identity; host and pid are only there for people reading the
+    journal. Host and pid alone get reused: a pod restarted under the same name, or a pid
+    the system hands out again, would find its dead predecessor's runs "still owned" by
+    itself and never take them over (procrastinate#1518).
+    """
+    return f"{uuid.uuid4().hex[:16]}@{socket.gethostname()}:{os.getpid()}"
 
 
 class Engine:
