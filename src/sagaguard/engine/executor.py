@@ -24,6 +24,7 @@ from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
+from sagaguard.engine.heartbeat import Heartbeats
 from sagaguard.engine.outbox import deliver_due
 from sagaguard.engine.resolution import Resolution
 from sagaguard.engine.reviewing import apply_resolution
@@ -97,11 +98,15 @@ class Engine:
         self._caller = ThreadCaller(max_workers=call_threads)
         self._holds = Holds()
         self._abandoned = Abandoned()
+        self._heartbeats = Heartbeats(
+            store=self.store, clock=clock, lease_s=lease_s, owner=self.owner
+        )
         self._pump = Pump(
             caller=self._caller,
             sleep=sleep,
             sleep_is_real=sleep is time.sleep,
             abandoned=self._abandoned,
+            heartbeats=self._heartbeats,
             injected=caller,
         )
         self._sagas: dict[tuple[str, str], Saga] = {}
@@ -436,7 +441,8 @@ class Engine:
         return saga
 
     def close(self) -> None:
-        """Stop the call pool and close the store if this engine opened it."""
+        """Stop the heartbeat thread and the call pool; close the store if this engine opened it."""
+        self._heartbeats.close()
         self._caller.close()
         if self._owns_store:
             self.store.close()
