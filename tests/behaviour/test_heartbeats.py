@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from sagaguard.engine import Engine, Saga, StepContext
-from sagaguard.exceptions import RunBusyError, StaleOwnerError
+from sagaguard.exceptions import RunBusyError, StaleOwnerError, StoreError
 from sagaguard.storage import Claim, JournalStore, RunStatus, StepStatus
 from tests.behaviour.sagas import FakeClock
 
@@ -34,8 +34,10 @@ WAIT_S = 10.0
 class Watched:
     """The store under test, telling which heartbeats landed and which writes were tried."""
 
-    def __init__(self, inner: JournalStore) -> None:
+    def __init__(self, inner: JournalStore, *, failing: int = 0) -> None:
         self._inner = inner
+        self.failing = failing
+        """How many heartbeats fail first, as in a database outage."""
         self._changed = threading.Condition()
         self.beats: list[float] = []
         """The ``now`` of every heartbeat the store accepted."""
@@ -45,6 +47,9 @@ class Watched:
         return getattr(self._inner, name)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
+        if self.failing > 0:
+            self.failing -= 1
+            raise StoreError("cannot reach the journal (connection refused)")
         renewed = self._inner.heartbeat(claim, now=now, lease_s=lease_s)
         with self._changed:
             self.beats.append(now)
@@ -153,6 +158,23 @@ def test_a_step_running_far_longer_than_its_lease_keeps_its_run(
     assert clock.now - start > 3 * (LEASE_S + TIMEOUT_S), "the call outlasted 3 leases"
     assert snapshot.run.status is RunStatus.COMPLETED
     assert [e.kind for e in store.events("op-long")].count("claimed") == 0, "never taken over"
+
+
+def test_heartbeats_go_on_after_the_store_failed_some(
+    store: JournalStore, clock: FakeClock, rival: Engine
+) -> None:
+    """An outage costs beats, not the thread: once the store answers, the lease is renewed."""
+    watched = Watched(store, failing=2)
+    probe = Probe(clock, watched, rival)
+    saga = _long_step_saga(probe.while_in_call)
+    rival.register(saga)
+
+    with _engine(watched, clock, saga) as engine:
+        snapshot = engine.run(saga, operation_id="op-long")
+
+    assert watched.failing == 0
+    assert probe.seen == [(True, "busy", 0)] * 4
+    assert snapshot.run.status is RunStatus.COMPLETED
 
 
 class Logged(logging.Handler):
