@@ -1,7 +1,8 @@
 """Heartbeats: the lease of a run is renewed while one of its calls is in progress.
 
-A commit renews a run's lease, and a call can outlast that lease (a provider that hangs, a
-call waited for past its timeout). One daemon thread per engine renews, every
+A commit leases a run for the wait that follows it (a call's timeout, a sleep), but a wait
+on a call can run longer than its commit planned: a coroutine's grace past its timeout, an
+injected caller without one, a clock that jumps. One daemon thread per engine renews, every
 ``lease_s / 3``, the lease of each run whose drive waits on a call. The cadence stays well
 below the lease: a peer whose heartbeats were slower than its takeover timer ran jobs twice
 (pgqueuer#430). A heartbeat never shortens a lease (:func:`sagaguard.storage.journal.renewed`),
