@@ -24,6 +24,7 @@ from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
+from sagaguard.engine.heartbeat import Heartbeats
 from sagaguard.engine.outbox import deliver_due
 from sagaguard.engine.resolution import Resolution
 from sagaguard.engine.reviewing import apply_resolution
@@ -43,8 +44,14 @@ logger = logging.getLogger("sagaguard.engine")
 
 
 def default_owner() -> str:
-    """A unique owner name: host, process and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A fresh worker incarnation id, ``<16 hex>@host:pid``: one per engine, never reused.
+
+    The random part is the identity; host and pid are only there for people reading the
+    journal. Host and pid alone get reused: a pod restarted under the same name, or a pid
+    the system hands out again, would find its dead predecessor's runs "still owned" by
+    itself and never take them over (procrastinate#1518).
+    """
+    return f"{uuid.uuid4().hex[:16]}@{socket.gethostname()}:{os.getpid()}"
 
 
 class Engine:
@@ -91,11 +98,15 @@ class Engine:
         self._caller = ThreadCaller(max_workers=call_threads)
         self._holds = Holds()
         self._abandoned = Abandoned()
+        self._heartbeats = Heartbeats(
+            store=self.store, clock=clock, lease_s=lease_s, owner=self.owner
+        )
         self._pump = Pump(
             caller=self._caller,
             sleep=sleep,
             sleep_is_real=sleep is time.sleep,
             abandoned=self._abandoned,
+            heartbeats=self._heartbeats,
             injected=caller,
         )
         self._sagas: dict[tuple[str, str], Saga] = {}
@@ -430,7 +441,8 @@ class Engine:
         return saga
 
     def close(self) -> None:
-        """Stop the call pool and close the store if this engine opened it."""
+        """Stop the heartbeat thread and the call pool; close the store if this engine opened it."""
+        self._heartbeats.close()
         self._caller.close()
         if self._owns_store:
             self.store.close()

@@ -341,15 +341,18 @@ class PostgresStore(PostgresConnections):
         return renewed
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
-        """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
-        params = (self._now(now), lease_s, claim.operation_id, claim.fencing_token, claim.owner)
+        """Extend the lease of a current claim, never shortening it (``StaleOwnerError``)."""
+        op = claim.operation_id
 
         def renew(conn: sql.Conn) -> Claim:
-            row = conn.execute(self._sql.renew, params).fetchone()
-            if row is None:
-                self._raise_unowned(conn, claim)
-            assert row is not None
-            return Claim(claim.operation_id, claim.owner, claim.fencing_token, float(row[0]))
+            row = conn.execute(self._sql.lock_state, (self._now(now), op)).fetchone()
+            state = None if row is None else run_state(row[:7])
+            at = now if row is None else float(row[7])
+            _, renewed = journal.renewed(claim, state, now=at, lease_s=lease_s)
+            conn.execute(
+                self._sql.renew, (renewed.lease_expires_at, op, claim.fencing_token, claim.owner)
+            )
+            return renewed
 
         return self._run(renew, write=True)
 
@@ -427,10 +430,6 @@ class PostgresStore(PostgresConnections):
         while (count := self._run(batch, write=True)) == 500:
             removed += count
         return removed + count
-
-    def _raise_unowned(self, conn: sql.Conn, claim: Claim) -> None:
-        row = conn.execute(self._sql.lock_state, (None, claim.operation_id)).fetchone()
-        journal.check_current(claim, None if row is None else run_state(row[:7]))
 
 
 def _own_creation(snapshot: RunSnapshot, owner: str | None) -> CreateResult:

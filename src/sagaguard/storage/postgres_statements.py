@@ -99,8 +99,8 @@ class Statements:
             + "result = COALESCE(%s, result) WHERE operation_id = %s AND step_id = %s"
         )
         self.renew = (
-            f"UPDATE {q}.runs SET lease_expires_at = {NOW} + %s WHERE operation_id = %s "
-            "AND fencing_token = %s AND owner = %s RETURNING lease_expires_at"
+            f"UPDATE {q}.runs SET lease_expires_at = %s WHERE operation_id = %s "
+            "AND fencing_token = %s AND owner = %s"
         )
         self.expired = (
             f"SELECT operation_id, {STATE_COLUMNS}, now FROM {q}.runs, (SELECT {NOW} AS now) AS t "
