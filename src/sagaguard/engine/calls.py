@@ -25,6 +25,12 @@ from sagaguard.exceptions import StepFailed
 
 logger = logging.getLogger("sagaguard.engine")
 
+_STEP_EXITS = (KeyboardInterrupt, SystemExit)
+"""What a step may raise to stop its process, and what the engine takes as one more error
+of user code instead: on a pool thread it was raised by the step itself (Python delivers
+signals to the main thread only), and letting it out would end the caller's process with
+the call's outcome never journaled, the run left ``running`` under a live lease."""
+
 _COROUTINE_GRACE_S = 1.0
 """How much longer than its timeout a coroutine on a call thread is waited for: it is
 cancelled at its timeout and needs a moment to unwind before its thread is free."""
@@ -66,6 +72,10 @@ class Outcome:
             return cls(OutcomeKind.FAILED, reason=describe(exc.reason), retryable=exc.retry)
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return cls(OutcomeKind.UNKNOWN, reason="timed out")
+        if isinstance(exc, _STEP_EXITS):
+            # It may have had its effect first: as unknown as any other error.
+            name = describe(exc, prefix=type(exc).__name__)
+            return cls(OutcomeKind.UNKNOWN, reason=f"the step raised {name}, caught by the engine")
         return cls(OutcomeKind.UNKNOWN, reason=describe(exc, prefix=type(exc).__name__))
 
 
@@ -276,7 +286,7 @@ class ThreadCaller:
             if inspect.isawaitable(value):
                 # An async callable object, or a wrapper that returns a coroutine.
                 value = self._run_coroutine(value, request.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
+        except (Exception, *_STEP_EXITS) as exc:  # noqa: BLE001 - any error of user code is an outcome
             return Outcome.of_exception(exc)
         return Outcome(OutcomeKind.OK, value=value)
 
