@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from sagaguard.cli import app
 from sagaguard.engine import Engine
 from sagaguard.engine.loading import load_saga
 from sagaguard.storage import RunSnapshot, RunStatus, StepStatus
@@ -224,3 +226,24 @@ def test_a_charge_that_does_not_return_keeps_the_lease_and_the_command_says_so(c
     assert run.step("charge").status in (StepStatus.STARTED, StepStatus.UNKNOWN)
     assert cli.rerun().returncode == 5
     assert cli.charges() == 0
+
+
+def test_the_command_restores_the_signal_handlers_it_found(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An application that embeds the command keeps its own handlers once the run is over."""
+
+    def theirs(signum: int, frame: object) -> None:
+        """The embedding application's handler."""
+
+    monkeypatch.setenv("SIGNALS_LEDGER", str(cli.ledger))
+    before = {s: signal.signal(s, theirs) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = CliRunner().invoke(app, cli.argv[3:], input="go\n")
+        after = {s: signal.getsignal(s) for s in before}
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+    assert result.exit_code == 0, result.stderr
+    assert after == {signal.SIGINT: theirs, signal.SIGTERM: theirs}

@@ -141,11 +141,40 @@ def test_an_unknown_outcome_is_journaled_and_verify_left_to_the_next_owner(
     assert run.step("charge").status is StepStatus.UNKNOWN
     assert world.calls(world.psp, "verify") == 0, "no verify before the hand-back"
 
-    with _another_owner(store, saga) as following:
-        done = following.run(saga, operation_id="op-3", input={"amount": 5})
+    with _another_owner(store, saga) as worker:
+        [done] = worker.recover()  # a worker on the real clock: no lease to wait out
     assert done.run.status is RunStatus.COMPLETED
     assert world.calls(world.psp, "verify") == 1, "the next owner verified it"
     assert world.calls(world.psp, "call") == 1, "found applied: never charged again"
+
+
+def test_a_caller_stopped_between_attempts_hands_back_without_the_retry(
+    store: JournalStore, world: World
+) -> None:
+    """Interrupted in the backoff after a definite failure: the retry is the next owner's."""
+    world.psp.script("charge", Behaviour.FAIL)
+    world.gate.open.set()
+    saga = world.saga()
+
+    def interrupted_sleep(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    with Engine(store=store, owner="cli", sleep=interrupted_sleep) as engine:
+        with pytest.raises(KeyboardInterrupt):
+            engine.run(saga, operation_id="op-7", input={"amount": 5})
+        handed = engine.hand_back("op-7", wait_s=0.0)
+
+    assert handed.result is HandBack.RELEASED
+    assert handed.snapshot is not None
+    charge = handed.snapshot.step("charge")
+    assert charge.status is StepStatus.FAILED
+    assert charge.attempts == 1, "no attempt was journaled for the retry it did not make"
+    assert handed.snapshot.run.owner is None
+    with _another_owner(store, saga) as following:
+        done = following.resume("op-7")
+    assert done.run.status is RunStatus.COMPLETED
+    assert done.step("charge").attempts == 2
+    assert world.calls(world.psp, "call") == 2, "the failed call, then the retry"
 
 
 def test_a_call_still_running_keeps_the_lease_until_it_returns(
