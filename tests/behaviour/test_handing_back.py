@@ -234,3 +234,45 @@ def test_a_cancelled_run_async_is_handed_back_the_same_way(
     charge = store.load("op-6").step("charge")
     assert charge.status is StepStatus.COMPLETED
     assert store.load("op-6").run.owner is None
+
+
+def test_an_interrupt_right_after_the_call_was_submitted_never_loses_the_call(
+    engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interrupt lands between the pool's submit and its return, before anyone tracked it.
+
+    Whether the call's thread started or not, the hand-back must know of it: it keeps the
+    lease while the charge may run, or withdraws the call so that it never runs.
+    """
+    saga = world.saga()
+    pool = engine._caller._pool
+    submit = pool.submit
+
+    def submit_then_interrupt(fn: Any, /, *args: Any) -> Any:
+        submit(fn, *args)
+        raise KeyboardInterrupt
+
+    world.gate.open.set()
+    engine.run(saga, operation_id="warm-up", input={"amount": 1})  # reserve, charge, ship done
+    charges_before = world.calls(world.psp, "call")
+    world.gate.open.clear()
+    monkeypatch.setattr(pool, "submit", submit_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(saga, operation_id="op-8", input={"amount": 5})  # the reserve's submit
+    monkeypatch.setattr(pool, "submit", submit)
+
+    handed = engine.hand_back("op-8", wait_s=0.0)
+    world.gate.open.set()
+    pool.shutdown(wait=True)  # every call that started has ended
+
+    assert handed.snapshot is not None
+    reserve = handed.snapshot.step("reserve")
+    ran = len(world.stock.ledger.select(kind="call")) - 1  # the warm-up's reserve
+    if handed.result is HandBack.RELEASED:
+        assert ran == 0, "released while the call could still run"
+        assert reserve.status is StepStatus.FAILED
+        assert "withdrawn" in (reserve.failure_reason or "")
+    else:
+        assert handed.result is HandBack.IN_FLIGHT
+        assert handed.snapshot.run.owner == "cli"
+    assert world.calls(world.psp, "call") == charges_before

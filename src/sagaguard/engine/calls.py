@@ -163,6 +163,10 @@ class PendingCall:
         """:meth:`wait_more` on an event loop."""
         return self.outcome() if await self._wait_on_loop(seconds) else None
 
+    def withdraw(self) -> bool:
+        """Withdraw the call unless its code has started; True when it will never run."""
+        return self._future.cancel()
+
     def on_done(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the call's thread, or now) once the call is done."""
         self._future.add_done_callback(lambda _: callback())
@@ -234,16 +238,18 @@ class ThreadCaller:
     ) -> PendingCall:
         """Start the call on a pool thread; the engine then waits on the pending call.
 
-        ``track`` is told of the call on its thread, before the step's code runs: an
-        interrupt that reaches the caller between the submit and the return (Ctrl-C) can
-        then never lose a call that may already have had its effect.
+        ``track`` is told of the call in the caller's thread before it is submitted: an
+        interrupt that reaches the caller anywhere after that (Ctrl-C between the submit
+        and the return) can never lose a call that may already run. One that lands before
+        the submit leaves a call that never runs; the caller withdraws it
+        (:meth:`PendingCall.withdraw`), as it may any call whose code has not started.
         """
         future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         pending = PendingCall(future, request)
+        if track is not None:
+            track(pending)
 
         def perform() -> None:
-            if track is not None:
-                track(pending)
             if not future.set_running_or_notify_cancel():
                 return  # withdrawn before it started: the step's code never ran
             try:
