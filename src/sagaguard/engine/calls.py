@@ -299,14 +299,32 @@ class ThreadCaller:
     @staticmethod
     def _run_coroutine(awaitable: Awaitable[Any], timeout_s: float) -> Any:
         # A loop of its own per call, closed after it: nothing of one call outlives it.
-        async def within_timeout() -> Any:
-            return await asyncio.wait_for(awaitable, timeout_s)
+        async def exits_carried() -> Any:
+            try:
+                return await awaitable
+            except _STEP_EXITS as exc:
+                # A task lets these out of its loop, which then logs its own traceback.
+                raise _CarriedExit(exc) from None
 
-        return asyncio.run(within_timeout())
+        async def within_timeout() -> Any:
+            return await asyncio.wait_for(exits_carried(), timeout_s)
+
+        try:
+            return asyncio.run(within_timeout())
+        except _CarriedExit as carried:
+            raise carried.exc from None
 
     def close(self) -> None:
         """Stop accepting calls; calls in flight are abandoned, not awaited."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _CarriedExit(Exception):  # noqa: N818 - it carries, it is not an error of its own
+    """A step coroutine's SystemExit or KeyboardInterrupt, carried out of its event loop."""
+
+    def __init__(self, exc: KeyboardInterrupt | SystemExit) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
 
 
 def _settled(future: concurrent.futures.Future[Outcome], timeout_s: float | None = None) -> Outcome:
