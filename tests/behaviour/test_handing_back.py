@@ -8,7 +8,9 @@ that has not returned keeps the lease: nobody else may verify or repeat it while
 
 from __future__ import annotations
 
+import _thread
 import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -276,3 +278,32 @@ def test_an_interrupt_right_after_the_call_was_submitted_never_loses_the_call(
         assert handed.result is HandBack.IN_FLIGHT
         assert handed.snapshot.run.owner == "cli"
     assert world.calls(world.psp, "call") == charges_before
+
+
+def test_an_interrupt_that_lands_before_the_wait_blocks_is_felt_while_the_call_runs(
+    engine: Engine, world: World
+) -> None:
+    """A signal handled just before the caller blocks on the call wakes nothing; the wait
+    must still see it soon, not at the call's timeout (30 s here) when the step is done.
+
+    ``_thread.interrupt_main`` stands for that signal: it marks the interrupt as pending in
+    the main thread without waking it, as a signal landing before the wait began does.
+    """
+    saga = world.saga()
+
+    def interrupt_once_inside() -> None:
+        assert world.gate.entered.wait(WAIT_S)
+        _thread.interrupt_main()
+
+    interrupter = threading.Thread(target=interrupt_once_inside)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(saga, operation_id="op-9", input={"amount": 5})
+    interrupter.join()
+
+    assert not world.gate.open.is_set()
+    assert engine.hand_back("op-9", wait_s=0.0).result is HandBack.IN_FLIGHT, (
+        "interrupted while the charge still ran"
+    )
+    world.gate.open.set()
+    assert engine.hand_back("op-9", wait_s=WAIT_S).result is HandBack.RELEASED

@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +31,11 @@ _STEP_EXITS = (KeyboardInterrupt, SystemExit)
 of user code instead: on a pool thread it was raised by the step itself (Python delivers
 signals to the main thread only), and letting it out would end the caller's process with
 the call's outcome never journaled, the run left ``running`` under a live lease."""
+
+_WAKE_S = 0.2
+"""How often a wait for a call wakes up. CPython runs a signal's handler in the waiting
+thread only once it wakes, so a Ctrl-C that lands just before the wait blocks is felt
+within this, not when the call returns or times out."""
 
 _COROUTINE_GRACE_S = 1.0
 """How much longer than its timeout a coroutine on a call thread is waited for: it is
@@ -328,10 +334,16 @@ class _CarriedExit(Exception):  # noqa: N818 - it carries, it is not an error of
 
 
 def _settled(future: concurrent.futures.Future[Outcome], timeout_s: float | None = None) -> Outcome:
-    try:
-        return future.result(timeout_s)
-    except concurrent.futures.CancelledError:
-        return Outcome(OutcomeKind.FAILED, reason="withdrawn before it started")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return future.result(left if left is None else min(left, _WAKE_S))
+        except TimeoutError:
+            if left is None or left <= _WAKE_S:
+                raise
+        except concurrent.futures.CancelledError:
+            return Outcome(OutcomeKind.FAILED, reason="withdrawn before it started")
 
 
 def _report_late(future: concurrent.futures.Future[Outcome], ctx: StepContext) -> None:
