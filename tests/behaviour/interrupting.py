@@ -29,9 +29,9 @@ class Interrupter:
     """Sends the main thread one Ctrl-C once the step is inside the provider.
 
     A SIGINT that lands just before the main thread blocks on a lock is only seen when that
-    lock wakes (CPython checks for signals between bytecodes), which here would be after the
-    call returned. So the signal is repeated until the main thread took it, and the handler
-    raises ``KeyboardInterrupt`` once: later copies are dropped.
+    wait next wakes (CPython runs handlers between bytecodes). So the signal is repeated
+    until the main thread took it, and the handler raises ``KeyboardInterrupt`` once: later
+    copies are dropped.
     """
 
     def __init__(self, gate: Gate) -> None:
