@@ -167,6 +167,8 @@ class Pump:
         # run is in the journal, whatever the driver's own bookkeeping had reached.
         run = driver.run
         for pending in {id(p): p for p in [*calls, *driver.calls_in_flight()]}.values():
+            # Its code not started yet: it never runs, and its next driver sees it withdrawn.
+            pending.withdraw()
             record = run.steps[pending.request.ctx.step_id]
             self._abandoned.add(run.operation_id, run.saga, record, pending)
 

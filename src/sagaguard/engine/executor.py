@@ -24,6 +24,7 @@ from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
+from sagaguard.engine.handing_back import HandedBack, hand_back
 from sagaguard.engine.heartbeat import Heartbeats
 from sagaguard.engine.outbox import deliver_due
 from sagaguard.engine.resolution import Resolution
@@ -220,6 +221,27 @@ class Engine:
         finally:
             self._holds.leave(operation_id)
         return self.store.load(operation_id)
+
+    def hand_back(self, operation_id: str, *, wait_s: float) -> HandedBack:
+        """Journal what the calls of an interrupted ``run`` told, then release the run.
+
+        Waits up to ``wait_s`` for them and calls nothing more, so a worker or a rerun goes
+        on at once; a call still running keeps the lease (:mod:`.handing_back` says why).
+        """
+        return hand_back(
+            operation_id,
+            wait_s=WAIT.require(wait_s, "wait_s"),
+            env=self._env,
+            owner=self.owner,
+            holds=self._holds,
+            abandoned=self._abandoned,
+            sagas=self._sagas,
+        )
+
+    async def hand_back_async(self, operation_id: str, *, wait_s: float) -> HandedBack:
+        """:meth:`hand_back` after a cancelled :meth:`run_async`: the loop runs as it waits."""
+        await self._abandoned.wait_async(operation_id, WAIT.require(wait_s, "wait_s"))
+        return self.hand_back(operation_id, wait_s=0.0)
 
     def recover(
         self, *, limit: int = 100, stop: Callable[[], bool] = lambda: False
