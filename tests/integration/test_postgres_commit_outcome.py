@@ -1,0 +1,141 @@
+"""A write whose connection dies around its commit lands exactly once, never twice.
+
+The database-fault test found a backend killed during ``record()`` leaving that record's
+transitions written twice under the same claim. The exact path: the COMMIT was answered,
+then the connection died while the pipeline's closing sync was on its way; libpq was left
+waiting for that answer, and the pool's connection context, on the way out, sent a COMMIT
+of its own, which failed ("PQsendQuery not allowed in pipeline mode") as if nothing had
+committed, so the whole transaction ran again. The seam below kills the backend for real
+(``pg_terminate_backend``) at the chosen point of one transaction, on the driver's own
+calls, so each path runs every time rather than about once in four runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from sagaguard.storage import NewRun, StepChange, StepStatus, Transition
+from sagaguard.storage.base import Claim
+from sagaguard.storage.postgres import PostgresStore
+from tests import pg
+from tests.pg import schema
+
+pytestmark = pytest.mark.postgres
+__all__ = ["schema"]  # the fixture, used by name
+
+STARTED = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
+
+
+def _kill(conn: psycopg.Connection[Any]) -> None:
+    """Terminate ``conn``'s backend and wait until the server has really ended it."""
+    pid = conn.info.backend_pid
+    with psycopg.connect(pg.server_url(), autocommit=True, connect_timeout=10) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # pg_terminate_backend only signals: the next check must see the backend gone.
+        for _ in range(1000):
+            row = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+    pytest.fail(f"backend {pid} outlived pg_terminate_backend")
+
+
+class Fault:
+    """Where the next write transaction loses its backend; armed by setting ``at``."""
+
+    at: str | None = None
+
+    def fire(self, where: str) -> bool:
+        """True once, at the armed point."""
+        if self.at != where:
+            return False
+        self.at = None
+        return True
+
+
+@pytest.fixture
+def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
+    """A seam on psycopg's commit and pipeline exit (the store's transactions use both).
+
+    ``before_commit``: the backend dies before the COMMIT is sent: nothing landed.
+    ``answer_lost``: the COMMIT lands, then the backend dies and its answer never arrives.
+    ``closing_sync``: the COMMIT is answered, then the backend dies while the pipeline's
+    closing sync is unanswered: libpq stays busy, the connection not yet seen as closed.
+    """
+    armed = Fault()
+    commit, pipeline_exit = psycopg.Connection.commit, psycopg.Pipeline.__exit__
+
+    def faulty_commit(self: psycopg.Connection[Any]) -> None:
+        if armed.fire("before_commit"):
+            _kill(self)
+        elif armed.fire("answer_lost"):
+            commit(self)
+            _kill(self)
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        commit(self)
+
+    def faulty_exit(self: psycopg.Pipeline, *exc: Any) -> None:
+        if exc[0] is not None or not armed.fire("closing_sync"):
+            pipeline_exit(self, *exc)
+            return
+        conn = self._conn
+        _kill(conn)
+        conn.pgconn.pipeline_sync()  # sent; its answer is never read
+        conn.pgconn.flush()
+        self._exit(None)  # what psycopg does next: "cannot exit pipeline mode while busy"
+
+    monkeypatch.setattr(psycopg.Connection, "commit", faulty_commit)
+    monkeypatch.setattr(psycopg.Pipeline, "__exit__", faulty_exit)
+    yield armed
+    assert armed.at is None, f"the fault {armed.at!r} never fired"
+
+
+@pytest.fixture
+def store(schema: str) -> Iterator[PostgresStore]:
+    opened = PostgresStore.from_url(pg.store_url(schema, reconnect_s="30"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _claimed(store: PostgresStore) -> Claim:
+    new = NewRun("op-1", "checkout", "1", None, ("reserve",))
+    claim = store.create_run(new, owner="w", now=0.0, lease_s=30.0).claim
+    assert claim is not None
+    return claim
+
+
+def _written_once(store: PostgresStore) -> None:
+    assert [e.kind for e in store.events("op-1")] == ["run_created", "step_started"]
+    assert store.load("op-1").step("reserve").attempts == 1
+
+
+@pytest.mark.parametrize("where", ["closing_sync", "answer_lost", "before_commit"])
+def test_a_record_is_written_once_whoever_loses_the_connection_around_its_commit(
+    store: PostgresStore, fault: Fault, where: str
+) -> None:
+    claim = _claimed(store)
+    fault.at = where
+    renewed = store.record(claim, [STARTED], now=0.0, lease_s=30.0)
+    assert (renewed.owner, renewed.fencing_token) == ("w", claim.fencing_token)
+    _written_once(store)
+    # The claim it returned is current: the next write under it goes through.
+    store.heartbeat(renewed, now=0.0, lease_s=30.0)
+
+
+def test_a_releasing_record_whose_answer_was_lost_is_not_refused_as_stale(
+    store: PostgresStore, fault: Fault
+) -> None:
+    """Its commit cleared the owner, so only the token tells its rerun that it landed."""
+    claim = _claimed(store)
+    fault.at = "answer_lost"
+    store.record(claim, [STARTED], now=0.0, lease_s=30.0, release=True)
+    kinds = [e.kind for e in store.events("op-1")]
+    assert kinds == ["run_created", "step_started", "released"]
+    assert store.load("op-1").run.owner is None
