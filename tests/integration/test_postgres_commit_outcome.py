@@ -12,12 +12,14 @@ calls, so each path runs every time rather than about once in four runs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import psycopg
 import pytest
 
+from sagaguard.exceptions import StaleOwnerError
 from sagaguard.storage import NewRun, StepChange, StepStatus, Transition
 from sagaguard.storage.base import Claim
 from sagaguard.storage.postgres import PostgresStore
@@ -49,6 +51,8 @@ class Fault:
     """Where the next write transaction loses its backend; armed by setting ``at``."""
 
     at: str | None = None
+    meanwhile: Callable[[], None] | None = None
+    """Run while the lost answer is being found out (``answer_lost``)."""
 
     def fire(self, where: str) -> bool:
         """True once, at the armed point."""
@@ -76,6 +80,8 @@ def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
         elif armed.fire("answer_lost"):
             commit(self)
             _kill(self)
+            if armed.meanwhile is not None:
+                armed.meanwhile()
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         commit(self)
 
@@ -111,8 +117,9 @@ def _claimed(store: PostgresStore) -> Claim:
     return claim
 
 
-def _written_once(store: PostgresStore) -> None:
-    assert [e.kind for e in store.events("op-1")] == ["run_created", "step_started"]
+def _written_once(store: PostgresStore, *, then: Sequence[str] = ()) -> None:
+    kinds = [e.kind for e in store.events("op-1")]
+    assert kinds == ["run_created", "step_started", *then]
     assert store.load("op-1").step("reserve").attempts == 1
 
 
@@ -139,3 +146,25 @@ def test_a_releasing_record_whose_answer_was_lost_is_not_refused_as_stale(
     kinds = [e.kind for e in store.events("op-1")]
     assert kinds == ["run_created", "step_started", "released"]
     assert store.load("op-1").run.owner is None
+
+
+def test_a_record_whose_answer_was_lost_is_stale_if_its_run_was_taken_over_meanwhile(
+    store: PostgresStore, fault: Fault, schema: str
+) -> None:
+    """Its token proves the write landed, not that the claim still holds: the caller must
+    hear that another owner has the run now."""
+    other = PostgresStore.from_url(pg.store_url(schema, clock="caller"))
+    try:
+        claim = _claimed(store)
+
+        def take_over() -> None:
+            # Past the 30 s lease by the caller's clock: the run is free to take.
+            other.claim("op-1", owner="other", now=time.time() + 60.0, lease_s=30.0)
+
+        fault.meanwhile = take_over
+        fault.at = "answer_lost"
+        with pytest.raises(StaleOwnerError):
+            store.record(claim, [STARTED], now=0.0, lease_s=30.0)
+        _written_once(store, then=["claimed"])
+    finally:
+        other.close()
