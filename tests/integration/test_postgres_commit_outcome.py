@@ -12,6 +12,7 @@ calls, so each path runs every time rather than about once in four runs.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -33,30 +34,30 @@ STARTED = Transition("step_started", StepChange("reserve", StepStatus.STARTED, a
 
 
 def _kill(conn: psycopg.Connection[Any]) -> None:
-    """Terminate ``conn``'s backend and wait until the server has really ended it."""
+    """Terminate ``conn``'s backend, returning once the server has really ended it."""
     pid = conn.info.backend_pid
     with psycopg.connect(pg.server_url(), autocommit=True, connect_timeout=10) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        # pg_terminate_backend only signals: the next check must see the backend gone.
-        for _ in range(1000):
-            row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)
-            ).fetchone()
-            if row is not None and row[0] == 0:
-                return
-    pytest.fail(f"backend {pid} outlived pg_terminate_backend")
+        # With a timeout the server waits for the backend to exit (PostgreSQL 14+).
+        row = admin.execute("SELECT pg_terminate_backend(%s, 30000)", (pid,)).fetchone()
+    assert row == (True,), f"backend {pid} outlived pg_terminate_backend"
 
 
 class Fault:
-    """Where the next write transaction loses its backend; armed by setting ``at``."""
+    """Where the test thread's next write transaction loses its backend (set ``at``).
 
-    at: str | None = None
-    meanwhile: Callable[[], None] | None = None
-    """Run while the lost answer is being found out (``answer_lost``)."""
+    Only the test's own thread: the pool configures new connections on threads of its own,
+    with a commit of their own, and those must not take the fault.
+    """
+
+    def __init__(self) -> None:
+        self.at: str | None = None
+        self.meanwhile: Callable[[], None] | None = None
+        """Run while the lost answer is being found out (``answer_lost``)."""
+        self._thread = threading.get_ident()
 
     def fire(self, where: str) -> bool:
-        """True once, at the armed point."""
-        if self.at != where:
+        """True once, at the armed point, on the test's thread."""
+        if self.at != where or threading.get_ident() != self._thread:
             return False
         self.at = None
         return True
