@@ -15,6 +15,8 @@ the bound it is what is used; nothing is clamped silently.
 The engine takes the same ``LEASE`` (``lease_s``) and ``BATCH`` (``recover(limit=...)``,
 ``claim_runs(limit)``, ``deliver_alerts(limit=...)``), and bounds of its own:
 ``CALL_THREADS`` and ``WAIT``. ``Worker`` takes ``CONCURRENCY``, ``BATCH`` and ``INTERVAL``.
+The numbers of a journal URL (:mod:`sagaguard.storage.options`) are checked by the same
+:meth:`Bound.fault`, worded as options.
 """
 
 from __future__ import annotations
@@ -46,17 +48,26 @@ class Bound:
         """``0.1 to 86400 seconds``: how the bound reads in help and errors."""
         return f"{_plain(self.low)} to {_plain(self.high)} {self.unit}"
 
+    def fault(self, value: object) -> str | None:
+        """What ``value`` fails (``is out of range``, say), or ``None`` when it lies in the bound.
+
+        The one check of a number against a bound: :meth:`problem` words it for flags and
+        arguments, :mod:`sagaguard.storage.options` for the options of a journal URL.
+        """
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "is not a number"
+        if self.whole and not isinstance(value, int):
+            return "is not a whole number"
+        if isinstance(value, float) and not math.isfinite(value):
+            return "is not a finite number"
+        if not self.low <= value <= self.high:
+            return "is out of range"
+        return None
+
     def problem(self, value: object) -> str | None:
         """What is wrong with ``value`` (one phrase), or ``None`` when it lies in the bound."""
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{type(value).__name__} is not a number; use {self.text}"
-        if self.whole and not isinstance(value, int):
-            return f"{value:g} is not a whole number; use {self.text}"
-        if isinstance(value, float) and not math.isfinite(value):
-            return f"{value} is not a finite number; use {self.text}"
-        if not self.low <= value <= self.high:
-            return f"{_short(value)} is out of range; use {self.text}"
-        return None
+        fault = self.fault(value)
+        return None if fault is None else f"{_short(value)} {fault}; use {self.text}"
 
     def require(self, value: Number, name: str) -> Number:
         """``value`` itself, or a ``SagaGuardError`` naming the argument ``name`` and the bound."""
@@ -83,10 +94,12 @@ def _plain(bound: float) -> str:
     return str(int(bound)) if bound == int(bound) else f"{bound:g}"
 
 
-def _short(value: float) -> str:
+def _short(value: object) -> str:
     # A flag may hold a number of thousands of digits: say how long it is, not all of it.
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        return type(value).__name__
     try:
         digits = str(value)
     except ValueError:

@@ -53,7 +53,16 @@ def test_sqlite_busy_timeout_within_bounds_is_used(value: str, tmp_path: Path) -
         *(("reconnect_s", value, "0.1 to 86400 seconds") for value in [*ABSURD, "0"]),
         *(
             ("pool_size", value, "1 to 1000 connections")
-            for value in ["0", "-3", "1001", "99999999999999999999", "8.5", "inf", "many"]
+            for value in [
+                "0",
+                "-3",
+                "1001",
+                "99999999999999999999",
+                "9" * 400,
+                "8.5",
+                "inf",
+                "many",
+            ]
         ),
     ],
 )

@@ -11,13 +11,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tests.unit.journal_records import event, snapshot
+from tests.unit.journal_records import T0, event, run_record, snapshot
 
 from sagaguard import StepFailed
 from sagaguard.engine import Engine, RecordingNotifier, Saga, StepContext
 from sagaguard.engine.alerts import Alert
 from sagaguard.engine.resolution import Resolution
-from sagaguard.operator import AlertNotice, review_item, review_queue, waiting_step
+from sagaguard.operator import (
+    AlertNotice,
+    NextMove,
+    WaitingRun,
+    next_move,
+    review_item,
+    review_queue,
+    waiting_step,
+)
 from sagaguard.storage.base import RunSnapshot, RunStatus, StepStatus
 from sagaguard.storage.memory import InMemoryStore
 from sagaguard.vocabulary import EventKind
@@ -218,3 +226,59 @@ def test_a_run_with_no_waiting_step_offers_nothing() -> None:
 
     assert (item.step_id, item.alert, item.resolutions) == (None, None, ())
     assert item.to_json()["resolve_as"] == []
+
+
+REVIEW_ROW_KEYS = [
+    "operation_id",
+    "process",
+    "version",
+    "waiting_since",
+    "step_id",
+    "step_status",
+    "reason",
+    "route",
+    "resolve_as",
+]
+"""What ``review list --json`` prints of each run, key for key: scripts read it."""
+
+
+def test_a_queue_row_has_the_columns_review_list_always_printed() -> None:
+    run = snapshot(RunStatus.NEEDS_MANUAL_REVIEW, ("charge", StepStatus.NEEDS_MANUAL_REVIEW))
+    trail = [event(5, "needs_manual_review", "charge", data={"route": "ops", "alert_id": "a"})]
+    item = review_item(run, trail)
+
+    row = item.to_row_json()
+
+    assert list(row) == REVIEW_ROW_KEYS
+    assert row["route"] == "ops"
+    assert row["resolve_as"] == ["completed", "not_applied", "compensated"]
+    assert row["waiting_since"] == "2025-06-15T15:06:41.750Z"
+    assert list(item.to_json()) == [*REVIEW_ROW_KEYS, "alert", "resolutions"]
+    assert item.to_json() | row == item.to_json()
+
+
+def test_a_queue_item_is_the_waiting_run_the_counts_name() -> None:
+    item = review_item(snapshot(RunStatus.NEEDS_MANUAL_REVIEW), [])
+
+    waiting = WaitingRun.of(run_record())
+
+    assert waiting == WaitingRun("order-7", "checkout", "2", T0 + 1.5)
+    assert item.to_json() | waiting.to_json() == item.to_json()
+
+
+@pytest.mark.parametrize(
+    ("status", "continued", "expected"),
+    [
+        (RunStatus.RUNNING, False, NextMove.WORKER),
+        (RunStatus.COMPENSATING, False, NextMove.WORKER),
+        (RunStatus.NEEDS_MANUAL_REVIEW, False, NextMove.REVIEW),
+        (RunStatus.NEEDS_MANUAL_REVIEW, True, NextMove.REVIEW),
+        (RunStatus.COMPLETED, True, NextMove.NONE),
+        (RunStatus.COMPENSATED, False, NextMove.NONE),
+        (RunStatus.RUNNING, True, NextMove.NONE),
+    ],
+)
+def test_after_a_finding_the_next_move_is_a_worker_s_a_person_s_or_none(
+    status: RunStatus, continued: bool, expected: NextMove
+) -> None:
+    assert next_move(snapshot(status), continued=continued) is expected

@@ -15,8 +15,10 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from sagaguard.exceptions import SagaGuardError
 from sagaguard.textfile import kind_of
@@ -24,16 +26,42 @@ from sagaguard.textfile import kind_of
 __all__ = [
     "OutputError",
     "flush_stdout",
+    "format_for",
     "raised_writing",
     "silence_stdout",
     "stdout_is_terminal",
     "write_atomic",
+    "write_document",
     "write_stdout",
 ]
 
 
 class OutputError(SagaGuardError):
     """The command's output could not be written (a full disk, a device error)."""
+
+
+Format = TypeVar("Format", bound=StrEnum)
+
+
+def format_for(
+    output: Path | None, suffixes: Mapping[str, Format], *, default: Format, noun: str
+) -> Format:
+    """The format ``-o FILE`` asks for by its suffix; ``default`` for stdout (``-o -``).
+
+    A suffix of no format is an error naming the suffixes and ``--format``: ``-o plan.pdf``
+    must not quietly write Markdown into a file named .pdf.
+    """
+    target = _file_of(output)
+    if target is None:
+        return default
+    fmt = suffixes.get(target.suffix.lower())
+    if fmt is None:
+        what = f"suffix {target.suffix!r}" if target.suffix else "no suffix"
+        raise SagaGuardError(
+            f"-o {output}: {what} says no {noun} format; name it {', '.join(suffixes)}, "
+            f"or give --format {'|'.join(type(default))}"
+        )
+    return fmt
 
 
 def stdout_is_terminal() -> bool:
@@ -105,6 +133,23 @@ def silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
+
+
+def write_document(output: Path | None, text: str) -> Path | None:
+    """Write a command's document to ``-o FILE`` atomically, or to stdout (no ``-o``, ``-o -``).
+
+    Returns the file written, for the command's note on stderr; ``None`` for stdout.
+    """
+    target = _file_of(output)
+    if target is None:
+        write_stdout(text)
+        return None
+    return write_atomic(target, text if text.endswith("\n") else text + "\n")
+
+
+def _file_of(output: Path | None) -> Path | None:
+    """The file ``-o`` names; ``None`` for stdout (no ``-o``, or ``-o -``)."""
+    return None if output is None or str(output) == "-" else output
 
 
 def write_atomic(path: str | Path, text: str, *, overwrite: bool = True) -> Path:

@@ -18,8 +18,13 @@ import typer
 
 from sagaguard.cli.app import app
 from sagaguard.cli.errors import EXIT_FINDINGS, PROG
-from sagaguard.cli.output import stdout_is_terminal, write_atomic, write_stdout
-from sagaguard.exceptions import SagaGuardError
+from sagaguard.cli.output import (
+    format_for,
+    stdout_is_terminal,
+    write_atomic,
+    write_document,
+    write_stdout,
+)
 from sagaguard.starter import STARTER_FILE_NAME, starter_spec
 from sagaguard.targets import load_process, verify_bound_of
 
@@ -81,13 +86,12 @@ def plan(
 ) -> None:
     """Write the recovery plan: steps, rollback, policy, decisions, tests, checklist, findings."""
     process_plan = _plan_of(spec)
-    fmt = output_format or _format_for(output)
-    text = _render(process_plan, fmt)
-    if output is None or str(output) == "-":
-        write_stdout(text)
-        return
-    written = write_atomic(output, text if text.endswith("\n") else text + "\n")
-    sys.stderr.write(f"{PROG}: wrote {written} ({fmt.value})\n")
+    fmt = output_format or format_for(
+        output, _SUFFIX_FORMATS, default=PlanFormat.MARKDOWN, noun="plan"
+    )
+    written = write_document(output, _render(process_plan, fmt))
+    if written is not None:
+        sys.stderr.write(f"{PROG}: wrote {written} ({fmt.value})\n")
 
 
 @app.command()
@@ -133,21 +137,6 @@ def _plan_of(target: str) -> Plan:
 
     process = load_process(target)
     return build_plan(process, verify_bound=verify_bound_of(target, process))
-
-
-def _format_for(output: Path | None) -> PlanFormat:
-    if output is None or str(output) == "-":
-        return PlanFormat.MARKDOWN
-    fmt = _SUFFIX_FORMATS.get(output.suffix.lower())
-    if fmt is None:
-        # `-o plan.pdf` must not quietly write Markdown into a file named .pdf.
-        suffixes = ", ".join(_SUFFIX_FORMATS)
-        what = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
-        raise SagaGuardError(
-            f"-o {output}: {what} says no plan format; name it {suffixes}, "
-            "or give --format markdown|json|html"
-        )
-    return fmt
 
 
 def _render(process_plan: Plan, fmt: PlanFormat) -> str:

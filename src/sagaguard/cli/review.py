@@ -2,11 +2,13 @@
 
 A run waits in ``needs_manual_review`` when a step's outcome cannot be known (no verify, or
 verify failed) or when undoing a step failed. ``review list`` shows each waiting run, the
-step, why, who was alerted and which resolutions fit (the queue is
-:func:`sagaguard.operator.review_queue`'s). ``review resolve`` records what the
+step, why, who was alerted and which resolutions fit. ``review resolve`` records what the
 person found (audited as a ``resolved`` event with their name and note) and, given the
 saga's TARGET, continues the run at once, forward or backward; without it the run is left
 for ``sagaguard worker``.
+
+The queue, its rows and who acts after a resolution are :mod:`sagaguard.operator.review`'s
+(``review_queue``, ``ReviewItem.to_row_json``, ``next_move``): this module only renders them.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from sagaguard.cli.app import app
-from sagaguard.cli.bounds import LIMIT
 from sagaguard.cli.errors import PROG
 from sagaguard.cli.escapes import printable, printable_view
 from sagaguard.cli.running import parse_json
 from sagaguard.cli.runs import (
     DbOption,
     JsonOption,
+    LimitOption,
     journal,
     load_run,
     make_console,
@@ -33,13 +35,11 @@ from sagaguard.cli.runs import (
 from sagaguard.cli.views import run_view
 from sagaguard.engine.resolution import Resolution
 from sagaguard.exceptions import SagaGuardError
-from sagaguard.operator.review import review_queue
+from sagaguard.operator.review import NextMove, next_move, review_queue
 from sagaguard.storage import DEFAULT_URL
-from sagaguard.vocabulary import RunStatus
 
 if TYPE_CHECKING:
     from sagaguard.engine import Engine
-    from sagaguard.operator.review import ReviewItem
     from sagaguard.storage import RunSnapshot
 
 __all__ = ["list_reviews", "resolve"]
@@ -62,12 +62,7 @@ def list_reviews(
             show_default=False,
         ),
     ] = None,
-    limit: Annotated[
-        int,
-        typer.Option(
-            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
-        ),
-    ] = 100,
+    limit: LimitOption = 100,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:
@@ -80,7 +75,7 @@ def list_reviews(
     sagas = load_sagas(targets or [])
     with journal(db, must_exist=True, read_only=True) as store:
         queue = review_queue(store, limit=limit, processes=[saga.process for saga in sagas])
-    items = [_listed(item) for item in queue]
+    items = [item.to_row_json() for item in queue]
     if as_json:
         print_json(items)
         return
@@ -206,7 +201,7 @@ def resolve(
     console = make_console()
     console.print(Text(printable(f"resolved {step} of {operation_id} as {outcome.value} by {by}")))
     render_run(console, view)
-    console.print(Text(_next_move(resolved, continued=saga is not None)))
+    console.print(Text(_next_move_text(resolved, continued=saga is not None)))
 
 
 def _result(text: str | None, outcome: Resolution) -> Any:
@@ -215,26 +210,6 @@ def _result(text: str | None, outcome: Resolution) -> Any:
     if outcome is not Resolution.COMPLETED:
         raise SagaGuardError(f"--result applies only to --as completed, not --as {outcome.value}")
     return parse_json(text, "--result")
-
-
-_LISTED = (
-    "operation_id",
-    "process",
-    "version",
-    "waiting_since",
-    "step_id",
-    "step_status",
-    "reason",
-    "route",
-    "resolve_as",
-)
-"""What ``review list`` prints of each item (the alert's delivery and each outcome's needs
-are the library's, for pages that show them)."""
-
-
-def _listed(item: ReviewItem) -> dict[str, Any]:
-    view = item.to_json()
-    return {key: view[key] for key in _LISTED}
 
 
 def _continue(engine: Engine, operation_id: str) -> RunSnapshot:
@@ -247,13 +222,14 @@ def _continue(engine: Engine, operation_id: str) -> RunSnapshot:
         ) from None
 
 
-def _next_move(snapshot: RunSnapshot, *, continued: bool) -> str:
-    status = snapshot.run.status
-    if not continued and status.active:
+def _next_move_text(snapshot: RunSnapshot, *, continued: bool) -> str:
+    move = next_move(snapshot, continued=continued)
+    status = snapshot.run.status.value
+    if move is NextMove.WORKER:
         return (
-            f"the run is {status.value} and waits for `{PROG} worker` to continue it "
+            f"the run is {status} and waits for `{PROG} worker` to continue it "
             "(or pass the saga's TARGET to continue it now)"
         )
-    if status is RunStatus.NEEDS_MANUAL_REVIEW:
+    if move is NextMove.REVIEW:
         return f"the run needs review again: {PROG} review list"
-    return f"the run is now {status.value}"
+    return f"the run is now {status}"

@@ -7,15 +7,19 @@ Exit codes of ``run`` tell a script where the run ended, beyond the shared 0/2 c
     3  needs manual review (a person must resolve it: ``sagaguard review list``)
     4  rolled back or failed: compensated, or failed before any effect
     5  still in progress under another live owner (its worker finishes it)
+    130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: the call in flight is journaled and
+       the run handed back (:mod:`sagaguard.cli.handing_back`); a second signal exits at once
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Annotated
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -49,6 +53,8 @@ __all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run
 EXIT_REVIEW = 3
 EXIT_ROLLED_BACK = 4
 EXIT_BUSY = 5
+
+logger = logging.getLogger("sagaguard.worker")
 
 TargetArgument = Annotated[
     str,
@@ -104,7 +110,8 @@ def exit_code_for(status: RunStatus) -> int:
 
 @app.command(
     epilog="Exit codes: 0 completed, 2 bad input, 3 needs manual review, "
-    "4 compensated or failed, 5 still in progress under another live owner."
+    "4 compensated or failed, 5 still in progress under another live owner, "
+    "130/143 interrupted (SIGINT/SIGTERM): the run is handed back."
 )
 def run(
     target: TargetArgument,
@@ -137,6 +144,7 @@ def run(
     The same operation id with the same input returns the recorded run without calling any
     step again (or resumes it if its owner died); a different input under it is an error.
     """
+    from sagaguard.cli.handing_back import run_or_hand_back
     from sagaguard.engine import Engine
     from sagaguard.engine.loading import load_saga
 
@@ -151,7 +159,7 @@ def run(
         Engine(store=store, notifier=notifier, lease_s=lease) as engine,
     ):
         try:
-            result = engine.run_detailed(saga, operation_id=operation_id, input=payload)
+            result = run_or_hand_back(engine, saga, operation_id=operation_id, payload=payload)
         except StaleOwnerError:
             # Not bad input: this process stalled past its lease and a worker took over.
             report_error(
@@ -292,6 +300,42 @@ def configure_logging(level: int) -> None:
         root.addHandler(handler)
 
 
+class _StopFlag:
+    """Set by SIGTERM/SIGINT while installed; subclasses say what a signal does."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if not self.requested:
+            name = signal.Signals(signum).name
+            logger.info("received %s: finishing the runs in hand, then stopping", name)
+        self.requested = True
+
+    def installed(self) -> _Handlers:
+        """Install the handlers for the worker's lifetime, then restore the previous ones."""
+        return _Handlers(self)
+
+
+class _Handlers:
+    def __init__(self, flag: _StopFlag) -> None:
+        self._flag = flag
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[signum] = signal.signal(signum, self._flag._handle)
+            except ValueError:
+                # Not the main thread (an embedding application): it handles signals itself.
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
 def _duplicate_note(operation_id: str, result: RunResult) -> str:
     found = result.found
     if result.encounter is Encounter.RECORDED and found is not None:
@@ -301,7 +345,9 @@ def _duplicate_note(operation_id: str, result: RunResult) -> str:
         )
     if result.encounter is Encounter.JOINED or found is None:
         return f"operation {operation_id} is in progress under another live owner"
-    return f"operation {operation_id} was left {found.value} by an owner that died: resumed"
+    return (
+        f"operation {operation_id} was left {found.value} by an owner that stopped or died: resumed"
+    )
 
 
 def _next_move(snapshot: RunSnapshot) -> str:

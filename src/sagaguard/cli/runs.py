@@ -40,6 +40,7 @@ __all__ = [
     "DB_ENV",
     "DbOption",
     "JsonOption",
+    "LimitOption",
     "journal",
     "journal_url",
     "load_run",
@@ -79,6 +80,10 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+LimitOption = Annotated[
+    int,
+    typer.Option("--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."),
+]
 
 runs_app = typer.Typer(
     name="runs",
@@ -106,12 +111,7 @@ def list_runs(
         RunStatus | None,
         typer.Option("--status", help="Only runs with this status.", show_default=False),
     ] = None,
-    limit: Annotated[
-        int,
-        typer.Option(
-            "--limit", callback=LIMIT.check(), help=f"At most this many runs ({LIMIT.text})."
-        ),
-    ] = 50,
+    limit: LimitOption = 50,
     as_json: JsonOption = False,
     db: DbOption = DEFAULT_URL,
 ) -> None:

@@ -24,8 +24,7 @@ from sagaguard.cli.app import app
 from sagaguard.cli.bounds import Bound
 from sagaguard.cli.errors import PROG
 from sagaguard.cli.escapes import printable
-from sagaguard.cli.output import write_atomic, write_stdout
-from sagaguard.exceptions import SagaGuardError
+from sagaguard.cli.output import format_for, write_document
 
 if TYPE_CHECKING:
     from sagaguard.testing.harness import Progress as ProgressCallback
@@ -150,7 +149,9 @@ def verify(
     from sagaguard.testing.harness import verify as run_matrix
     from sagaguard.testing.subject import load_subject
 
-    fmt = output_format or _format_for(output)
+    fmt = output_format or format_for(
+        output, _SUFFIX_FORMATS, default=ProofFormat.TABLE, noun="proof"
+    )
     ids = [part.strip() for item in only or () for part in item.split(",") if part.strip()]
     source = load_subject(target, code=code)
     if input_file is not None:
@@ -160,30 +161,13 @@ def verify(
         source = with_input(source, read_json_input(input_file))
     with _quiet_engine(), _progress() as progress:
         report = run_matrix(source, db=db, seed=seed, only=ids, explore=explore, progress=progress)
-    text = _render(report, fmt)
-    if output is None or str(output) == "-":
-        write_stdout(text)
-    else:
-        written = write_atomic(output, text if text.endswith("\n") else text + "\n")
+    written = write_document(output, _render(report, fmt))
+    if written is not None:
         sys.stderr.write(f"{PROG}: wrote {written} ({fmt.value})\n")
         if not report.passed:
             sys.stderr.write(_failure_lines(report))
     if not report.passed:
         raise typer.Exit(EXIT_VIOLATION)
-
-
-def _format_for(output: Path | None) -> ProofFormat:
-    if output is None or str(output) == "-":
-        return ProofFormat.TABLE
-    fmt = _SUFFIX_FORMATS.get(output.suffix.lower())
-    if fmt is None:
-        suffixes = ", ".join(_SUFFIX_FORMATS)
-        what = f"suffix {output.suffix!r}" if output.suffix else "no suffix"
-        raise SagaGuardError(
-            f"-o {output}: {what} says no proof format; name it {suffixes}, "
-            "or give --format table|json|markdown|html"
-        )
-    return fmt
 
 
 def _render(report: Report, fmt: ProofFormat) -> str:

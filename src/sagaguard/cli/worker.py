@@ -11,9 +11,8 @@ are journaled, nothing new is claimed, and the worker exits 0.
 from __future__ import annotations
 
 import logging
-import signal
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +22,7 @@ from sagaguard.cli.running import (
     LeaseOption,
     WebhookOption,
     WebhookRouteOption,
+    _StopFlag,
     alert_routes,
     configure_logging,
     make_notifier,
@@ -107,7 +107,7 @@ def worker(
         journal(db, must_exist=False) as store,
         Engine(store=store, sagas=sagas, notifier=notifier, lease_s=lease) as engine,
         Worker(engine, concurrency=concurrency, batch=batch, interval_s=interval) as running,
-        _StopOnSignal(running),
+        _StopWorker(running).installed(),
     ):
         names = ", ".join(f"{s.process.name} v{s.process.version}" for s in sagas)
         logger.info("worker %s started on %s for %s", engine.owner, redact(db), names)
@@ -118,28 +118,13 @@ def worker(
         logger.info("worker %s stopped", engine.owner)
 
 
-class _StopOnSignal:
-    """SIGTERM and SIGINT drain the worker for its lifetime; the previous handlers return."""
+class _StopWorker(_StopFlag):
+    """SIGTERM and SIGINT drain the worker while installed; the previous handlers return."""
 
     def __init__(self, running: Worker) -> None:
+        super().__init__()
         self._worker = running
-        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        del frame
-        logger.info(
-            "received %s: finishing the runs in hand, then stopping", signal.Signals(signum).name
-        )
+        super()._handle(signum, frame)  # says so once
         self._worker.stop()  # only sets a flag: safe inside a signal handler
-
-    def __enter__(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[signum] = signal.signal(signum, self._handle)
-            except ValueError:
-                # Not the main thread (an embedding application): it handles signals itself.
-                return
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)

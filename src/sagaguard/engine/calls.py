@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +25,17 @@ from sagaguard.engine.context import StepContext
 from sagaguard.exceptions import StepFailed
 
 logger = logging.getLogger("sagaguard.engine")
+
+_STEP_EXITS = (KeyboardInterrupt, SystemExit)
+"""What a step may raise to stop its process, and what the engine takes as one more error
+of user code instead: on a pool thread it was raised by the step itself (Python delivers
+signals to the main thread only), and letting it out would end the caller's process with
+the call's outcome never journaled, the run left ``running`` under a live lease."""
+
+_WAKE_S = 0.2
+"""How often a wait for a call wakes up. CPython runs a signal's handler in the waiting
+thread only once it wakes, so a Ctrl-C that lands just before the wait blocks is felt
+within this, not when the call returns or times out."""
 
 _COROUTINE_GRACE_S = 1.0
 """How much longer than its timeout a coroutine on a call thread is waited for: it is
@@ -66,6 +78,10 @@ class Outcome:
             return cls(OutcomeKind.FAILED, reason=describe(exc.reason), retryable=exc.retry)
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return cls(OutcomeKind.UNKNOWN, reason="timed out")
+        if isinstance(exc, _STEP_EXITS):
+            # It may have had its effect first: as unknown as any other error.
+            name = describe(exc, prefix=type(exc).__name__)
+            return cls(OutcomeKind.UNKNOWN, reason=f"the step raised {name}, caught by the engine")
         return cls(OutcomeKind.UNKNOWN, reason=describe(exc, prefix=type(exc).__name__))
 
 
@@ -153,6 +169,10 @@ class PendingCall:
         """:meth:`wait_more` on an event loop."""
         return self.outcome() if await self._wait_on_loop(seconds) else None
 
+    def withdraw(self) -> bool:
+        """Withdraw the call unless its code has started; True when it will never run."""
+        return self._future.cancel()
+
     def on_done(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the call's thread, or now) once the call is done."""
         self._future.add_done_callback(lambda _: callback())
@@ -224,16 +244,18 @@ class ThreadCaller:
     ) -> PendingCall:
         """Start the call on a pool thread; the engine then waits on the pending call.
 
-        ``track`` is told of the call on its thread, before the step's code runs: an
-        interrupt that reaches the caller between the submit and the return (Ctrl-C) can
-        then never lose a call that may already have had its effect.
+        ``track`` is told of the call in the caller's thread before it is submitted: an
+        interrupt that reaches the caller anywhere after that (Ctrl-C between the submit
+        and the return) can never lose a call that may already run. One that lands before
+        the submit leaves a call that never runs; the caller withdraws it
+        (:meth:`PendingCall.withdraw`), as it may any call whose code has not started.
         """
         future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
         pending = PendingCall(future, request)
+        if track is not None:
+            track(pending)
 
         def perform() -> None:
-            if track is not None:
-                track(pending)
             if not future.set_running_or_notify_cancel():
                 return  # withdrawn before it started: the step's code never ran
             try:
@@ -276,28 +298,52 @@ class ThreadCaller:
             if inspect.isawaitable(value):
                 # An async callable object, or a wrapper that returns a coroutine.
                 value = self._run_coroutine(value, request.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
+        except (Exception, *_STEP_EXITS) as exc:  # noqa: BLE001 - any error of user code is an outcome
             return Outcome.of_exception(exc)
         return Outcome(OutcomeKind.OK, value=value)
 
     @staticmethod
     def _run_coroutine(awaitable: Awaitable[Any], timeout_s: float) -> Any:
         # A loop of its own per call, closed after it: nothing of one call outlives it.
-        async def within_timeout() -> Any:
-            return await asyncio.wait_for(awaitable, timeout_s)
+        async def exits_carried() -> Any:
+            try:
+                return await awaitable
+            except _STEP_EXITS as exc:
+                # A task lets these out of its loop, which then logs its own traceback.
+                raise _CarriedExit(exc) from None
 
-        return asyncio.run(within_timeout())
+        async def within_timeout() -> Any:
+            return await asyncio.wait_for(exits_carried(), timeout_s)
+
+        try:
+            return asyncio.run(within_timeout())
+        except _CarriedExit as carried:
+            raise carried.exc from None
 
     def close(self) -> None:
         """Stop accepting calls; calls in flight are abandoned, not awaited."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+class _CarriedExit(Exception):  # noqa: N818 - it carries, it is not an error of its own
+    """A step coroutine's SystemExit or KeyboardInterrupt, carried out of its event loop."""
+
+    def __init__(self, exc: KeyboardInterrupt | SystemExit) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
+
+
 def _settled(future: concurrent.futures.Future[Outcome], timeout_s: float | None = None) -> Outcome:
-    try:
-        return future.result(timeout_s)
-    except concurrent.futures.CancelledError:
-        return Outcome(OutcomeKind.FAILED, reason="withdrawn before it started")
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            return future.result(left if left is None else min(left, _WAKE_S))
+        except TimeoutError:
+            if left is None or left <= _WAKE_S:
+                raise
+        except concurrent.futures.CancelledError:
+            return Outcome(OutcomeKind.FAILED, reason="withdrawn before it started")
 
 
 def _report_late(future: concurrent.futures.Future[Outcome], ctx: StepContext) -> None:

@@ -7,7 +7,8 @@ exporter reads numbers. Every model's ``to_json()`` is the JSON ``--json`` print
 
     runs         RunRow, RunDetail (StepView, EventView); list_runs, run_detail
     oddities     what a run's status alone hides (a best-effort step that did not succeed)
-    review       ReviewItem (AlertNotice); review_queue, review_item, waiting_step
+    review       ReviewItem (AlertNotice); review_queue, review_item, waiting_step;
+                 NextMove, next_move (who acts once a finding is recorded)
     resolutions  AllowedResolution; allowed_resolutions (the engine's rules, asked)
     counts       JournalCounts; journal_counts (three reads, none per run)
     narration    Narrator: each journal event in one plain-English line
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from sagaguard.operator.review import (
         REVIEW_STATUSES,
         AlertNotice,
+        NextMove,
         ReviewItem,
+        next_move,
         review_item,
         review_queue,
         waiting_step,
@@ -53,6 +56,7 @@ __all__ = [
     "EventView",
     "JournalCounts",
     "Narrator",
+    "NextMove",
     "Oddity",
     "OddityKind",
     "ReviewItem",
@@ -66,6 +70,7 @@ __all__ = [
     "journal_counts",
     "list_runs",
     "narrate_events",
+    "next_move",
     "oddities_of",
     "review_item",
     "review_queue",
@@ -88,7 +93,9 @@ __getattr__, __dir__ = lazy_exports(
         "allowed_resolutions": "sagaguard.operator.resolutions",
         "REVIEW_STATUSES": "sagaguard.operator.review",
         "AlertNotice": "sagaguard.operator.review",
+        "NextMove": "sagaguard.operator.review",
         "ReviewItem": "sagaguard.operator.review",
+        "next_move": "sagaguard.operator.review",
         "review_item": "sagaguard.operator.review",
         "review_queue": "sagaguard.operator.review",
         "waiting_step": "sagaguard.operator.review",

@@ -9,13 +9,13 @@ exporter turns a :class:`JournalCounts` into gauges; a web page prints its ``to_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from sagaguard.operator.times import iso_time
 from sagaguard.vocabulary import RunStatus
 
 if TYPE_CHECKING:
-    from sagaguard.storage.base import JournalStore
+    from sagaguard.storage.base import JournalStore, RunRecord
 
 __all__ = ["JournalCounts", "WaitingRun", "journal_counts"]
 
@@ -28,6 +28,17 @@ class WaitingRun:
     process: str
     version: str
     waiting_since: float
+
+    @classmethod
+    def of(cls, run: RunRecord, **rest: Any) -> Self:
+        """The view of a run record in review (``rest``: a subclass's own fields)."""
+        return cls(
+            operation_id=run.operation_id,
+            process=run.process,
+            version=run.version,
+            waiting_since=run.updated_at,
+            **rest,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -82,9 +93,7 @@ def journal_counts(store: JournalStore) -> JournalCounts:
     backlog = store.alert_backlog()
     return JournalCounts(
         runs_by_status=tuple((status, counted.get(status, 0)) for status in RunStatus),
-        oldest_waiting=None
-        if oldest is None
-        else WaitingRun(oldest.operation_id, oldest.process, oldest.version, oldest.updated_at),
+        oldest_waiting=None if oldest is None else WaitingRun.of(oldest),
         undelivered_alerts=backlog.undelivered,
         failing_alerts=backlog.failing,
         oldest_undelivered_alert_at=backlog.oldest_created_at,

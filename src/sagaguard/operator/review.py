@@ -4,18 +4,20 @@ A run waits in ``needs_manual_review`` when a step's outcome cannot be known, wh
 after the point of no return failed, or when undoing a step failed. Each
 :class:`ReviewItem` says which step waits and why, which route was alerted and whether the
 alert was delivered (from the run's audit trail), and which findings fit
-(:mod:`sagaguard.operator.resolutions`).
+(:mod:`sagaguard.operator.resolutions`); its ``to_row_json()`` is the queue's row.
+Once a finding is recorded, :func:`next_move` says who acts on the run next.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sagaguard.exceptions import RunNotFoundError
+from sagaguard.operator.counts import WaitingRun
 from sagaguard.operator.resolutions import AllowedResolution, allowed_resolutions
-from sagaguard.operator.times import iso_time
 from sagaguard.vocabulary import EventKind, RunStatus, StepStatus
 
 if TYPE_CHECKING:
@@ -28,7 +30,9 @@ if TYPE_CHECKING:
 __all__ = [
     "REVIEW_STATUSES",
     "AlertNotice",
+    "NextMove",
     "ReviewItem",
+    "next_move",
     "review_item",
     "review_queue",
     "waiting_step",
@@ -60,13 +64,13 @@ class AlertNotice:
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewItem:
-    """A run waiting for a person: the step, why, who was told, what they may record."""
+class ReviewItem(WaitingRun):
+    """A run waiting for a person: the step, why, who was told, what they may record.
 
-    operation_id: str
-    process: str
-    version: str
-    waiting_since: float
+    It is the :class:`~sagaguard.operator.counts.WaitingRun` the counts name, with the step:
+    the run's identity and ``waiting_since`` are read and printed the same way in both.
+    """
+
     step_id: str | None
     step_status: StepStatus | None
     reason: str | None
@@ -81,21 +85,46 @@ class ReviewItem:
         """The outcomes that fit, in order."""
         return tuple(allowed.outcome for allowed in self.resolutions)
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict: the queue's columns, then the alert and what each outcome needs."""
+    def to_row_json(self) -> dict[str, Any]:
+        """The queue's columns as a JSON-ready dict: one element of ``review list --json``."""
         return {
-            "operation_id": self.operation_id,
-            "process": self.process,
-            "version": self.version,
-            "waiting_since": iso_time(self.waiting_since),
+            # The base's method by name: a slotted dataclass has no zero-argument super().
+            **WaitingRun.to_json(self),
             "step_id": self.step_id,
             "step_status": None if self.step_status is None else self.step_status.value,
             "reason": self.reason,
             "route": self.route,
             "resolve_as": [outcome.value for outcome in self.resolve_as],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict: the queue's row, then the alert and what each outcome needs."""
+        return {
+            **self.to_row_json(),
             "alert": None if self.alert is None else self.alert.to_json(),
             "resolutions": [allowed.to_json() for allowed in self.resolutions],
         }
+
+
+class NextMove(StrEnum):
+    """Who acts on a run next, once a person's finding about it is recorded."""
+
+    WORKER = "worker"
+    """The run is active and was not continued: a worker will drive it on."""
+    REVIEW = "review"
+    """The run waits for a person again (the same step or another)."""
+    NONE = "none"
+    """Nobody is asked to act: the run's status says where it stands."""
+
+
+def next_move(snapshot: RunSnapshot, *, continued: bool) -> NextMove:
+    """Who acts next on a run just resolved; ``continued``: it was driven on right away."""
+    status = snapshot.run.status
+    if not continued and status.active:
+        return NextMove.WORKER
+    if status is RunStatus.NEEDS_MANUAL_REVIEW:
+        return NextMove.REVIEW
+    return NextMove.NONE
 
 
 def waiting_step(snapshot: RunSnapshot) -> StepRecord | None:
@@ -122,11 +151,8 @@ def review_item(
     if step is not None:
         alert = _alert_notice(events, step.step_id)
         resolutions = allowed_resolutions(snapshot, step.step_id, external_id_field=id_field)
-    return ReviewItem(
-        operation_id=run.operation_id,
-        process=run.process,
-        version=run.version,
-        waiting_since=run.updated_at,
+    return ReviewItem.of(
+        run,
         step_id=None if step is None else step.step_id,
         step_status=None if step is None else step.status,
         reason=(step.failure_reason if step else None) or run.reason,

@@ -14,9 +14,9 @@ value and the bound, before anything is opened. Within the bound a value is used
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from sagaguard.bounds import Bound
 from sagaguard.exceptions import StoreError
 
 __all__ = ["BUSY_TIMEOUT_S", "POOL_SIZE", "RECONNECT_S", "StoreOption"]
@@ -24,51 +24,36 @@ __all__ = ["BUSY_TIMEOUT_S", "POOL_SIZE", "RECONNECT_S", "StoreOption"]
 
 @dataclass(frozen=True, slots=True)
 class StoreOption:
-    """One numeric option of a store: its name, its inclusive bound and its unit."""
+    """One numeric option of a store: its name and its inclusive bound (checked as flags are)."""
 
     name: str
-    low: float
-    high: float
-    unit: str
-    whole: bool = False
-    """A count (``pool_size``): only whole numbers."""
-
-    @property
-    def bound(self) -> str:
-        """``0 to 86400 seconds``: how the bound reads in an error."""
-        return f"{self.low:g} to {self.high:g} {self.unit}"
+    bound: Bound
 
     def parse(self, text: str) -> float:
         """The value of the option as written in a URL, or ``StoreError`` naming it."""
         try:
-            value = int(text) if self.whole else float(text)
+            value = int(text) if self.bound.whole else float(text)
         except ValueError:
-            kind = "a whole number" if self.whole else "a number"
+            kind = "a whole number" if self.bound.whole else "a number"
             raise self._error(text, f"is not {kind}") from None
         return self.check(value, shown=text)
 
     def check(self, value: float, *, shown: str | None = None) -> float:
         """``value`` itself when it lies within the bound, else ``StoreError`` naming it."""
-        text = shown if shown is not None else repr(value)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._error(text, "is not a number")
-        if self.whole and not isinstance(value, int):
-            raise self._error(text, "is not a whole number")
-        if not math.isfinite(value):
-            raise self._error(text, "is not a finite number")
-        if not self.low <= value <= self.high:
-            raise self._error(text, "is out of range")
+        fault = self.bound.fault(value)
+        if fault is not None:
+            raise self._error(shown if shown is not None else repr(value), fault)
         return value
 
     def _error(self, text: str, problem: str) -> StoreError:
         # A value may be thousands of characters long: say enough to recognise it.
         shown = text if len(text) <= 40 else f"{text[:37]}..."
-        return StoreError(f"journal option {self.name}={shown} {problem}: use {self.bound}")
+        return StoreError(f"journal option {self.name}={shown} {problem}: use {self.bound.text}")
 
 
-BUSY_TIMEOUT_S = StoreOption("busy_timeout_s", 0, 86_400, "seconds")
+BUSY_TIMEOUT_S = StoreOption("busy_timeout_s", Bound(0, 86_400, "seconds"))
 """How long a SQLite call waits for another writer's lock before it fails."""
-POOL_SIZE = StoreOption("pool_size", 1, 1_000, "connections", whole=True)
+POOL_SIZE = StoreOption("pool_size", Bound(1, 1_000, "connections", whole=True))
 """The most connections a PostgreSQL store holds open at once."""
-RECONNECT_S = StoreOption("reconnect_s", 0.1, 86_400, "seconds")
+RECONNECT_S = StoreOption("reconnect_s", Bound(0.1, 86_400, "seconds"))
 """How long a PostgreSQL call keeps trying on fresh connections after losing one."""

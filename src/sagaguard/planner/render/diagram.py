@@ -19,8 +19,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from sagaguard.model import StepClass
 from sagaguard.planner.plan import Flow, FlowEdge, FlowEdgeKind, FlowNode, FlowNodeKind
+from sagaguard.planner.render.labels import step_look
 
 __all__ = ["Arrow", "Box", "Diagram", "layout"]
 
@@ -254,15 +254,8 @@ def _box(
 
 def _box_css(node: FlowNode) -> str:
     if node.kind is FlowNodeKind.STEP:
-        if node.pivot:
-            return "node step pivot"
-        if not node.required:
-            return "node step best-effort"
-        if node.step_class is StepClass.IRREVERSIBLE:
-            return "node step irreversible"
-        if node.step_class is StepClass.READ_ONLY:
-            return "node step read-only"
-        return "node step"
+        look = step_look(node)
+        return "node step" if look == "step" else f"node step {look}"
     return f"node {node.kind.value.replace('_', '-')}"
 
 

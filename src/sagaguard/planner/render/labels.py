@@ -9,8 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from sagaguard.model import IMPORT_PATH_PATTERN, Phase
-from sagaguard.planner.plan import Answer, Backoff, BoundSpec, Count, Severity, TestCategory
+from sagaguard.model import IMPORT_PATH_PATTERN, Phase, StepClass
+from sagaguard.planner.plan import (
+    Answer,
+    Backoff,
+    BoundSpec,
+    Count,
+    FlowNode,
+    Severity,
+    TestCategory,
+)
 from sagaguard.planner.wording import fmt_seconds
 from sagaguard.rules import Decision, Situation, StepKind
 
@@ -33,6 +41,7 @@ __all__ = [
     "id_list",
     "is_code",
     "role_label",
+    "step_look",
     "words",
 ]
 
@@ -183,6 +192,20 @@ def role_label(phase: Phase, *, pivot: bool, pivot_declared: bool, required: boo
     if not required:
         return "best-effort" if not pivot else f"{where}, best-effort"
     return where
+
+
+def step_look(node: FlowNode) -> str:
+    """What a drawing marks a step's box by, the first that holds: ``pivot``, ``best-effort``,
+    ``irreversible``, ``read-only``, else ``step`` (the SVG and the Mermaid diagram alike)."""
+    if node.pivot:
+        return "pivot"
+    if not node.required:
+        return "best-effort"
+    if node.step_class is StepClass.IRREVERSIBLE:
+        return "irreversible"
+    if node.step_class is StepClass.READ_ONLY:
+        return "read-only"
+    return "step"
 
 
 def id_list(ids: Iterable[str], *, empty: str = "—") -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from sagaguard.model import StepClass
 from sagaguard.planner.plan import Flow, FlowEdgeKind, FlowNode, FlowNodeKind
+from sagaguard.planner.render.labels import step_look
 
 __all__ = ["render_mermaid"]
 
@@ -121,15 +121,7 @@ def _node_class(node: FlowNode) -> str:
     if node.kind in (FlowNodeKind.START, FlowNodeKind.END):
         return "terminal"
     if node.kind is FlowNodeKind.STEP:
-        if node.pivot:
-            return "pivot"
-        if not node.required:
-            return "besteffort"
-        if node.step_class is StepClass.IRREVERSIBLE:
-            return "irreversible"
-        if node.step_class is StepClass.READ_ONLY:
-            return "readonly"
-        return "step"
+        return step_look(node).replace("-", "")  # its classDefs are named without hyphens
     if node.kind is FlowNodeKind.COMPENSATION:
         return "compensation"
     if node.kind is FlowNodeKind.MITIGATION:

@@ -186,6 +186,16 @@ def legend_example(plan: Plan) -> tuple[DecisionEntry, StepEntry] | None:
 # --- flow legend ---------------------------------------------------------------------------
 
 
+_SAID_OF_SOURCES = {
+    FlowEdgeKind.FORWARD_RECOVERY: "after the pivot, {} failing is retried, then goes to a "
+    "person: nothing is rolled back",
+    FlowEdgeKind.SKIPPED: "{} failing (best-effort) is skipped: the run goes on",
+    FlowEdgeKind.UNKNOWN_OUTCOME: "an outcome of {} that stays unknown goes to needs_manual_review",
+    FlowEdgeKind.COMPENSATION_FAILED: "a failed undo of {} goes to needs_manual_review",
+}
+"""The legend of the kinds of arrow that need only the steps they leave from."""
+
+
 def flow_legend(plan: Plan) -> list[tuple[FlowEdgeKind, str]]:
     """What each kind of arrow of this process's diagram shows, for the kinds it has."""
     flow = plan.flow
@@ -195,7 +205,7 @@ def flow_legend(plan: Plan) -> list[tuple[FlowEdgeKind, str]]:
         edges[edge.kind].append(edge)
     steps = [s.id for s in plan.steps]
     path = f"{steps[0]} to {steps[-1]}" if len(steps) > 1 else f"through {steps[0]}"
-    legend = [(FlowEdgeKind.FORWARD, f"the forward path, {path}")]
+    said = {FlowEdgeKind.FORWARD: f"the forward path, {path}"}
 
     def back_node(node_id: str) -> str:
         node = nodes[node_id]
@@ -216,46 +226,14 @@ def flow_legend(plan: Plan) -> list[tuple[FlowEdgeKind, str]]:
     if ended:
         parts.append(f"{join(ended, 'or')} failing ends the run with nothing to undo")
     if parts:
-        legend.append((FlowEdgeKind.FAILURE, "; ".join(parts)))
-    forward = [source(e) for e in edges[FlowEdgeKind.FORWARD_RECOVERY]][:LIST_LIMIT]
-    if forward:
-        legend.append(
-            (
-                FlowEdgeKind.FORWARD_RECOVERY,
-                f"after the pivot, {join(forward, 'or')} failing is retried, then goes to a "
-                "person: nothing is rolled back",
-            )
-        )
-    skipped = [source(e) for e in edges[FlowEdgeKind.SKIPPED]][:LIST_LIMIT]
-    if skipped:
-        legend.append(
-            (
-                FlowEdgeKind.SKIPPED,
-                f"{join(skipped, 'or')} failing (best-effort) is skipped: the run goes on",
-            )
-        )
+        said[FlowEdgeKind.FAILURE] = "; ".join(parts)
+    for kind, sentence in _SAID_OF_SOURCES.items():
+        sources = [source(e) for e in edges[kind]][:LIST_LIMIT]
+        if sources:
+            said[kind] = sentence.format(join(sources, "or"))
     back = edges[FlowEdgeKind.COMPENSATION]
     if back:
         chain = [back_node(e.source) for e in back][:LIST_LIMIT]
         more = f" and {len(back) - len(chain)} more" if len(back) > len(chain) else ""
-        legend.append(
-            (FlowEdgeKind.COMPENSATION, f"the rollback, latest first: {', '.join(chain)}{more}")
-        )
-    unknown = [source(e) for e in edges[FlowEdgeKind.UNKNOWN_OUTCOME]][:LIST_LIMIT]
-    if unknown:
-        legend.append(
-            (
-                FlowEdgeKind.UNKNOWN_OUTCOME,
-                f"an outcome of {join(unknown, 'or')} that stays unknown goes to "
-                "needs_manual_review",
-            )
-        )
-    undo = [source(e) for e in edges[FlowEdgeKind.COMPENSATION_FAILED]][:LIST_LIMIT]
-    if undo:
-        legend.append(
-            (
-                FlowEdgeKind.COMPENSATION_FAILED,
-                f"a failed undo of {join(undo, 'or')} goes to needs_manual_review",
-            )
-        )
-    return legend
+        said[FlowEdgeKind.COMPENSATION] = f"the rollback, latest first: {', '.join(chain)}{more}"
+    return [(kind, said[kind]) for kind in FlowEdgeKind if kind in said]
