@@ -16,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 
 from sagaguard.bounds import BATCH, CALL_THREADS, LEASE, WAIT
 from sagaguard.engine.abandoned import Abandoned
@@ -108,12 +107,9 @@ class Engine:
         self._heartbeats = Heartbeats(
             store=self.store, clock=clock, lease_s=lease_s, owner=self.owner
         )
-        self._sleep = sleep
-        self._waiting = threading.local()
-        """Per drive thread: what a worker enters while its run waits out a backoff."""
         self._pump = Pump(
             caller=self._caller,
-            sleep=self._wait_out,
+            sleep=sleep,
             sleep_is_real=sleep is time.sleep,
             abandoned=self._abandoned,
             heartbeats=self._heartbeats,
@@ -330,15 +326,12 @@ class Engine:
             processes=processes,
         )
 
-    def drive_claim(
-        self, claim: Claim, *, waiting: Callable[[], AbstractContextManager[None]] | None = None
-    ) -> RunSnapshot | None:
+    def drive_claim(self, claim: Claim) -> RunSnapshot | None:
         """Drive a run claimed by :meth:`claim_runs` until it stops; what it became.
 
         ``None`` when the run was left alone (its saga changed under its version, this
         engine is driving it already, or another owner took it over meanwhile): logged, and
-        the claim is kept, so its lease runs out and the run is taken up again. ``waiting()``
-        is entered while the run waits out a backoff, so a worker can drive others meanwhile.
+        the claim is kept, so its lease runs out and the run is taken up again.
         """
         op = claim.operation_id
         snapshot = self.store.load(op)
@@ -361,7 +354,6 @@ class Engine:
                 logger.warning("run %s has a call in flight in this process; skipped", op)
                 return None
             returned = self._abandoned.take(op)
-            self._waiting.enter = waiting
             self._pump.drive(
                 RunDriver(
                     env=self._env, saga=saga, claim=claim, snapshot=snapshot, returned=returned
@@ -371,17 +363,8 @@ class Engine:
             logger.warning("run %s was taken over by another owner; skipped", op)
             return None
         finally:
-            self._waiting.enter = None
             self._holds.leave(op)
         return self.store.load(op)
-
-    def _wait_out(self, seconds: float) -> None:
-        enter = getattr(self._waiting, "enter", None)
-        if enter is None:
-            self._sleep(seconds)
-            return
-        with enter():
-            self._sleep(seconds)
 
     def deliver_alerts(self, *, limit: int = 100) -> int:
         """Deliver outbox alerts that are due (their raiser failed or died); returns how many.

@@ -14,13 +14,11 @@ journaled (their leases released), and nothing new is claimed.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass
@@ -39,10 +37,6 @@ _TICK_S = 0.25
 """The longest a wait lasts before it looks at ``stop()`` again (a signal only sets a flag)."""
 _RETRY_BASE_S = 0.1
 """The first pause after a pass that could not reach the journal; it doubles up to interval."""
-_WAITING_PER_SLOT = 50
-"""Runs per slot that may wait out a retry backoff at once, each holding a thread and lease."""
-_MOST_WAITING = 500
-"""The most waiting runs of one worker, whatever its concurrency: a bound on its threads."""
 
 
 @dataclass(frozen=True)
@@ -62,18 +56,17 @@ class WorkerStats:
     """Passes that could not reach the journal, retried after a pause."""
     alerts_delivered: int = 0
     in_hand: int = 0
-    """Runs claimed and not yet stopped, including those waiting out a backoff."""
-    waiting: int = 0
-    """Of those, runs waiting out a retry backoff: they hold no slot meanwhile."""
+    """Runs claimed and not yet stopped: at most ``concurrency``."""
 
 
 class Worker:
     """Drives up to ``concurrency`` runs at once, claiming at most ``batch`` per claim.
 
-    A run waiting out a retry backoff gives its slot up meanwhile (it keeps its thread and
-    lease), so one slow provider does not stall recovery of the other runs. ``interval_s``
-    bounds an idle wait (a wake-up ends it early) and the pause after a failed pass.
-    Thread-safe: :meth:`stop` may be called from any thread or a signal handler.
+    A run waiting out a retry backoff keeps its slot: every run in hand competes for the CPU
+    and the journal's connections while its lease runs, so the worker never holds more than
+    ``concurrency``. ``interval_s`` bounds an idle wait (a wake-up ends it early) and the
+    pause after a failed pass. Thread-safe:
+    :meth:`stop` may be called from any thread or a signal handler.
     """
 
     def __init__(
@@ -88,15 +81,11 @@ class Worker:
         self.concurrency = int(CONCURRENCY.require(concurrency, "concurrency"))
         self.batch = int(BATCH.require(batch, "batch"))
         self.interval_s = float(INTERVAL.require(interval_s, "interval_s"))
-        waiting = min(self.concurrency * _WAITING_PER_SLOT, _MOST_WAITING)
-        self._most_in_hand = self.concurrency + waiting
-        self._pool = ThreadPoolExecutor(self._most_in_hand, thread_name_prefix="sagaguard-worker")
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="sagaguard-worker")
         self._stopping = threading.Event()
         self._closed = False
         self._slots = threading.Condition()
         self._in_hand: set[Future[None]] = set()
-        self._active = 0
-        """Runs in hand not waiting out a backoff: those hold the slots."""
         self._counts = WorkerStats()
         self._rng = random.Random()
         self._alerts_due_at = 0.0
@@ -111,8 +100,8 @@ class Worker:
     def stats(self) -> WorkerStats:
         """The counters as of now."""
         with self._slots:
-            counts, in_hand, active = self._counts, len(self._in_hand), self._active
-        return dataclasses.replace(counts, in_hand=in_hand, waiting=in_hand - active)
+            counts, in_hand = self._counts, len(self._in_hand)
+        return dataclasses.replace(counts, in_hand=in_hand)
 
     def run(self) -> None:
         """Pass after pass until :meth:`stop`, then drain: returns once the runs in hand stop."""
@@ -187,7 +176,6 @@ class Worker:
     def _start(self, claim: Claim) -> Future[None]:
         with self._slots:
             self._counts = _plus(self._counts, claimed=1)
-            self._active += 1
             future = self._pool.submit(self._drive, claim)
             self._in_hand.add(future)
         future.add_done_callback(self._done)
@@ -196,7 +184,7 @@ class Worker:
     def _drive(self, claim: Claim) -> None:
         op = claim.operation_id
         try:
-            snapshot = self.engine.drive_claim(claim, waiting=self._slot_given_up)
+            snapshot = self.engine.drive_claim(claim)
         except SagaGuardError as exc:
             # The journal went away mid-run, or the lease was lost: the run keeps its journal
             # state and is taken up again once its lease runs out.
@@ -213,35 +201,18 @@ class Worker:
                 self._count(finished=1)
                 logger.info("run %s stopped: %s", op, snapshot.run.status.value)
 
-    @contextlib.contextmanager
-    def _slot_given_up(self) -> Iterator[None]:
-        # Back at once when the wait is over, even above `concurrency` for a moment: its
-        # lease covers the wait only, so it must not queue for a slot.
-        with self._slots:
-            self._active -= 1
-            self._slots.notify_all()
-        try:
-            yield
-        finally:
-            with self._slots:
-                self._active += 1
-
     def _done(self, future: Future[None]) -> None:
         with self._slots:
             self._in_hand.discard(future)
-            self._active -= 1
             self._slots.notify_all()
 
     def _free(self) -> int:
         with self._slots:
-            return self._free_locked()
-
-    def _free_locked(self) -> int:
-        return min(self.concurrency - self._active, self._most_in_hand - len(self._in_hand))
+            return self.concurrency - len(self._in_hand)
 
     def _wait_for_slot(self) -> None:
         with self._slots:
-            while self._free_locked() <= 0 and not self._stopping.is_set():
+            while len(self._in_hand) >= self.concurrency and not self._stopping.is_set():
                 self._slots.wait(_TICK_S)
 
     def _idle(self) -> None:
