@@ -9,7 +9,6 @@ commit. A run not journaled yet is created by its first flush.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from sagaguard.storage.base import (
     StepRecord,
     StepStatus,
     Transition,
+    replace_step,
 )
 from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
 
@@ -191,7 +191,7 @@ class StagedRun:
             )
         )
         updates = {k: v for k, v in values.items() if v is not None} | {"status": status}
-        self.steps[step_id] = dataclasses.replace(self.steps[step_id], **updates)
+        self.steps[step_id] = replace_step(self.steps[step_id], updates)
 
     def stage_review(
         self,
