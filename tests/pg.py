@@ -96,14 +96,29 @@ def terminate(application_prefix: str) -> int:
 
 
 def cluster_command(action: str) -> list[str]:
-    """``pg_ctlcluster`` doing ``action`` on the local server; skips where that is impossible."""
-    import shutil
+    """``pg_ctlcluster`` doing ``action`` on the local cluster that serves the URL's port.
 
-    versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    tool = shutil.which("pg_ctlcluster")
-    if os.geteuid() != 0 or tool is None or not versions:
+    Following the port lets a test that restarts the server run against a private cluster
+    (another port) without disturbing the main one; skips where that is impossible.
+    """
+    import shutil
+    import subprocess
+    from urllib.parse import urlsplit
+
+    tool, listing = shutil.which("pg_ctlcluster"), shutil.which("pg_lsclusters")
+    if os.geteuid() != 0 or tool is None or listing is None:
         pytest.skip("restarting the server needs root and pg_ctlcluster (a Debian cluster)")
-    return [tool, "--skip-systemctl-redirect", versions[-1], "main", action, "-m", "fast"]
+    where = urlsplit(server_url())
+    if where.hostname not in (None, "", "127.0.0.1", "localhost", "::1"):
+        pytest.skip(f"the server under test is not local ({where.hostname})")
+    port = str(where.port or 5432)
+    clusters = subprocess.run(
+        [listing, "--no-header"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout.splitlines()
+    for version, name, cluster_port, *_ in (line.split() for line in clusters if line.strip()):
+        if cluster_port == port:
+            return [tool, "--skip-systemctl-redirect", version, name, action, "-m", "fast"]
+    pytest.skip(f"no local cluster listens on port {port} (pg_lsclusters)")
 
 
 @contextlib.contextmanager

@@ -9,8 +9,6 @@ and the run continues, without a verify and without a repeat.
 from __future__ import annotations
 
 import asyncio
-import signal
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,21 +17,7 @@ import pytest
 from sagaguard.engine import Engine, Saga, StepContext
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
 from sagaguard.testing import Behaviour, FakeProvider
-
-WAIT_S = 10.0
-"""Upper bound for a wait that the test's own events end much sooner."""
-
-
-class Gate:
-    """Holds the charge inside the provider until the test opens it."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.open = threading.Event()
-
-    def hold(self, ctx: StepContext) -> None:
-        self.entered.set()
-        assert self.open.wait(WAIT_S), "the test never opened the gate"
+from tests.behaviour.interrupting import WAIT_S, Gate, Interrupter
 
 
 def _checkout(psp: FakeProvider, gate: Gate, **defaults: Any) -> Saga:
@@ -66,52 +50,12 @@ def real_engine(store: JournalStore) -> Iterator[Engine]:
         yield engine
 
 
-class _Interrupter:
-    """Sends the main thread one Ctrl-C once the step is inside the provider.
-
-    A SIGINT that lands just before the main thread blocks on a lock is only seen when that
-    lock wakes (CPython checks for signals between bytecodes), which here would be after the
-    call returned. So the signal is repeated until the main thread took it, and the handler
-    raises ``KeyboardInterrupt`` once: later copies are dropped.
-    """
-
-    def __init__(self, gate: Gate) -> None:
-        self._taken = threading.Event()
-        self._raised = False
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        main = threading.main_thread().ident
-        assert main is not None
-
-        def interrupt() -> None:
-            assert gate.entered.wait(WAIT_S)
-            while not self._taken.wait(0.05):
-                signal.pthread_kill(main, signal.SIGINT)
-
-        self._thread = threading.Thread(target=interrupt)
-        self._thread.start()
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if not self._raised:
-            self._raised = True
-            raise KeyboardInterrupt
-
-    def join(self) -> None:
-        """The main thread has its KeyboardInterrupt: stop sending, restore the handler."""
-        self._taken.set()
-        self._thread.join()
-        signal.signal(signal.SIGINT, self._previous)
-
-
-def _interrupt_main_thread_once(gate: Gate) -> _Interrupter:
-    return _Interrupter(gate)
-
-
 def test_ctrl_c_during_a_sync_step_then_a_rerun_does_not_charge_twice(
     real_engine: Engine, psp: FakeProvider
 ) -> None:
     gate = Gate()
     saga = _checkout(psp, gate)
-    interrupter = _interrupt_main_thread_once(gate)
+    interrupter = Interrupter(gate)
     with pytest.raises(KeyboardInterrupt):
         real_engine.run(saga, operation_id="op-1", input={"amount": 5})
     interrupter.join()
@@ -164,7 +108,7 @@ def test_an_abandoned_call_that_failed_is_journaled_as_its_failure(
     gate = Gate()
     psp.script("charge", Behaviour.REFUSE)
     saga = _checkout(psp, gate)
-    interrupter = _interrupt_main_thread_once(gate)
+    interrupter = Interrupter(gate)
     with pytest.raises(KeyboardInterrupt):
         real_engine.run(saga, operation_id="op-3")
     interrupter.join()
@@ -194,7 +138,7 @@ def test_a_ctrl_c_during_a_verify_journals_the_verify_answer(
     step = saga.step(changes=["payment"], idempotent="no")(charge)
     step.compensate(psp.compensate)
     step.verify(lookup)
-    interrupter = _interrupt_main_thread_once(gate)
+    interrupter = Interrupter(gate)
     with pytest.raises(KeyboardInterrupt):
         real_engine.run(saga, operation_id="op-4")
     interrupter.join()

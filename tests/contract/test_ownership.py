@@ -105,6 +105,46 @@ def test_heartbeat_extends_the_lease_without_an_event_or_an_update_time(
         store.claim("op-1", owner="worker-b", now=T0 + LEASE + 1, lease_s=LEASE)
 
 
+def test_heartbeat_never_shortens_a_lease_a_commit_gave_for_a_long_wait(
+    store: JournalStore,
+) -> None:
+    """A commit leased the run for a call's timeout; a heartbeat during that call keeps it."""
+    claim = start(store)
+    long = store.record(claim, [started("reserve")], now=T0, lease_s=10 * LEASE)
+
+    kept = store.heartbeat(long, now=T0 + 1, lease_s=LEASE)
+
+    assert kept.lease_expires_at == T0 + 10 * LEASE
+    assert store.load("op-1").run.lease_expires_at == T0 + 10 * LEASE
+    with pytest.raises(RunBusyError):
+        store.claim("op-1", owner="worker-b", now=T0 + 2 * LEASE, lease_s=LEASE)
+    later = store.heartbeat(kept, now=T0 + 10 * LEASE - 1, lease_s=LEASE)
+    assert later.lease_expires_at == T0 + 11 * LEASE - 1
+
+
+def test_a_record_of_nothing_is_a_heartbeat_and_shortens_nothing(store: JournalStore) -> None:
+    claim = start(store)
+    long = store.record(claim, [started("reserve")], now=T0, lease_s=10 * LEASE)
+    events = store.events("op-1")
+
+    kept = store.record(long, [], now=T0 + 1, lease_s=LEASE)
+
+    assert kept.lease_expires_at == T0 + 10 * LEASE
+    assert store.events("op-1") == events
+
+
+def test_heartbeat_of_an_old_claim_object_with_the_current_token_renews(
+    store: JournalStore,
+) -> None:
+    """A commit hands out a new claim object; one taken before it still beats (same token)."""
+    first = start(store)
+    store.record(first, [started("reserve")], now=T0 + 5, lease_s=LEASE)
+
+    renewed = store.heartbeat(first, now=T0 + 20, lease_s=LEASE)
+
+    assert renewed == Claim("op-1", "worker-a", 1, T0 + 20 + LEASE)
+
+
 def test_heartbeat_with_a_stale_claim_is_rejected_and_changes_nothing(
     store: JournalStore,
 ) -> None:

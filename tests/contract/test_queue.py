@@ -143,6 +143,17 @@ def test_waiting_for_work_times_out_when_nothing_happens(store: JournalStore) ->
     assert store.wait_for_work(0.05) is False
 
 
+def test_work_that_appears_between_two_waits_wakes_the_second_at_once(
+    store: JournalStore,
+) -> None:
+    """A worker is busy between its waits (claiming, driving): a run submitted then, after
+    its last claim, must not sit until the worker's next poll."""
+    assert store.wait_for_work(0.01) is False  # this thread has waited; now it is "busy"
+    submit(store)
+    assert store.wait_for_work(30.0) is True
+    assert store.wait_for_work(0.01) is False  # that notice is spent: nothing new since
+
+
 @pytest.mark.parametrize("how", ["submit", "release", "record_release"])
 def test_a_waiting_worker_wakes_when_work_appears(store: JournalStore, how: str) -> None:
     """Each action below makes claimable work; the waiter returns True well before 30 s.

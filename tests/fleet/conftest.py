@@ -198,6 +198,7 @@ class Fleet:
 
     def story(self, op: str) -> list[str]:
         """A run's trail and its calls, one line each, for a failure message."""
+        self.ledger.close()  # read on a fresh connection: the server may have restarted since
         calls = [f"ledger: {c}" for c in self.ledger.entries() if c.operation_id == op]
         return [_line(e) for e in self.store.events(op)] + calls
 

@@ -47,12 +47,6 @@ def _listening(fleet: Fleet) -> int:
     return int(row[0]) if row else 0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug, about 1 run in 4: a backend killed during record() on PostgreSQL can "
-    "still leave that record's transitions written twice under the same claim (a second "
-    "step_started with no attempt counted); the path after commit() is fixed, another is not",
-)
 def test_killed_backends_and_a_restart_under_load_then_listen_wakes_a_sleeper(
     fleet: Fleet,
 ) -> None:

@@ -8,8 +8,6 @@ from another store, never the store's own in-process signal.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -102,17 +100,9 @@ def test_killed_backends_are_replaced_and_listen_comes_back(schema: str) -> None
         other.close()
 
 
-def _restart_command() -> list[str]:
-    clusters = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    tool = shutil.which("pg_ctlcluster")
-    if os.geteuid() != 0 or tool is None or not clusters:
-        pytest.skip("restarting the server needs root and pg_ctlcluster (a Debian cluster)")
-    return [tool, "--skip-systemctl-redirect", clusters[-1], "main", "restart", "-m", "fast"]
-
-
 def test_a_restarted_server_is_reconnected_to_and_listen_works_again(schema: str) -> None:
     """The one test that restarts PostgreSQL: writes resume and the wake-up is heard again."""
-    command = _restart_command()
+    command = pg.cluster_command("restart")
     waiter, other = _store(schema, f"{schema}_r"), _store(schema, f"{schema}_o")
     try:
         waiter.wait_for_work(0.01)

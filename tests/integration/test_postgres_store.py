@@ -165,6 +165,24 @@ def test_owners_whose_clocks_disagree_never_take_over_a_live_lease(
         store.close()
 
 
+def test_a_heartbeat_on_the_servers_clock_renews_by_it_and_never_shortens(schema: str) -> None:
+    import time
+
+    store = open_store(pg.store_url(schema))  # clock=server, the default
+    try:
+        created = store.create_run(_new(), owner="a", now=time.time(), lease_s=5.0)
+        assert created.claim is not None
+
+        beat = store.heartbeat(created.claim, now=0.0, lease_s=300.0)
+        assert beat.lease_expires_at > time.time() + 250, "the server's time, not now=0"
+        kept = store.heartbeat(beat, now=time.time() + 1000, lease_s=5.0)
+
+        assert kept.lease_expires_at == beat.lease_expires_at
+        assert store.load("op-1").run.lease_expires_at == beat.lease_expires_at
+    finally:
+        store.close()
+
+
 class _LosingPooler:
     """A connection behind a transaction-mode pooler: session settings vanish at commit."""
 

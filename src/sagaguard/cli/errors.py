@@ -7,6 +7,7 @@ Exit codes are a contract scripts rely on:
     2    bad input: a usage error, or any :class:`~sagaguard.exceptions.SagaGuardError`;
          also output that cannot be written (``-o`` to a device, stdout on a full disk)
     130  interrupted (Ctrl-C); nothing more is printed, the terminal already shows it
+         (``run`` first hands its run back and says so; 143 when SIGTERM stopped it)
 
 :class:`SagaGuardGroup` is the click group behind the shared typer app. It runs every
 command with click's own error handling switched off and reports each failure itself, so

@@ -7,6 +7,8 @@ Exit codes of ``run`` tell a script where the run ended, beyond the shared 0/2 c
     3  needs manual review (a person must resolve it: ``sagaguard review list``)
     4  rolled back or failed: compensated, or failed before any effect
     5  still in progress under another live owner (its worker finishes it)
+    130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM: the call in flight is journaled and
+       the run handed back (:mod:`sagaguard.cli.handing_back`); a second signal exits at once
 
 The worker delivers the alerts left in the journal's outbox, claims runs whose lease expired,
 drives each to a stop, sleeps ``--interval`` seconds and starts over. SIGTERM or SIGINT lets
@@ -114,7 +116,8 @@ def exit_code_for(status: RunStatus) -> int:
 
 @app.command(
     epilog="Exit codes: 0 completed, 2 bad input, 3 needs manual review, "
-    "4 compensated or failed, 5 still in progress under another live owner."
+    "4 compensated or failed, 5 still in progress under another live owner, "
+    "130/143 interrupted (SIGINT/SIGTERM): the run is handed back."
 )
 def run(
     target: TargetArgument,
@@ -147,6 +150,7 @@ def run(
     The same operation id with the same input returns the recorded run without calling any
     step again (or resumes it if its owner died); a different input under it is an error.
     """
+    from sagaguard.cli.handing_back import run_or_hand_back
     from sagaguard.engine import Engine
     from sagaguard.engine.loading import load_saga
 
@@ -162,7 +166,7 @@ def run(
     ):
         before = _existing_status(store, operation_id)
         try:
-            snapshot = engine.run(saga, operation_id=operation_id, input=payload)
+            snapshot = run_or_hand_back(engine, saga, operation_id=operation_id, payload=payload)
         except StaleOwnerError:
             # Not bad input: this process stalled past its lease and a worker took over.
             report_error(
@@ -434,7 +438,10 @@ def _duplicate_note(operation_id: str, before: RunStatus, after: RunStatus) -> s
         )
     if after.active:
         return f"operation {operation_id} is in progress under another live owner"
-    return f"operation {operation_id} was left {before.value} by an owner that died: resumed"
+    return (
+        f"operation {operation_id} was left {before.value} by an owner that stopped or died: "
+        "resumed"
+    )
 
 
 def _next_move(snapshot: RunSnapshot) -> str:

@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum, auto
@@ -27,6 +28,17 @@ from sagaguard.engine.context import StepContext
 from sagaguard.exceptions import StepFailed
 
 logger = logging.getLogger("sagaguard.engine")
+
+_STEP_EXITS = (KeyboardInterrupt, SystemExit)
+"""What a step may raise to stop its process, and what the engine takes as one more error
+of user code instead: on a pool thread it was raised by the step itself (Python delivers
+signals to the main thread only), and letting it out would end the caller's process with
+the call's outcome never journaled, the run left ``running`` under a live lease."""
+
+_WAKE_S = 0.2
+"""How often a wait for a call wakes up. CPython runs a signal's handler in the waiting
+thread only once it wakes, so a Ctrl-C that lands just before the wait blocks is felt
+within this, not when the call returns or times out."""
 
 _COROUTINE_GRACE_S = 1.0
 """How much longer than its timeout a coroutine on a call thread is waited for: it is
@@ -69,6 +81,10 @@ class Outcome:
             return cls(OutcomeKind.FAILED, reason=describe(exc.reason), retryable=exc.retry)
         if isinstance(exc, TimeoutError | asyncio.TimeoutError):
             return cls(OutcomeKind.UNKNOWN, reason="timed out")
+        if isinstance(exc, _STEP_EXITS):
+            # It may have had its effect first: as unknown as any other error.
+            name = describe(exc, prefix=type(exc).__name__)
+            return cls(OutcomeKind.UNKNOWN, reason=f"the step raised {name}, caught by the engine")
         return cls(OutcomeKind.UNKNOWN, reason=describe(exc, prefix=type(exc).__name__))
 
 
@@ -203,17 +219,20 @@ class PendingCall:
             callbacks, self._callbacks = self._callbacks, []
         self._wake(callbacks)
 
-    def withdraw(self) -> None:
-        """Withdraw the call if it has not started (the call threads were closed)."""
-        self._cancel()
+    def withdraw(self) -> bool:
+        """Withdraw the call unless its code has started; True when it will never run."""
+        return self._cancel()
 
     # -- internals ----------------------------------------------------------------------------
 
     def _wait(self, seconds: float) -> bool:
         if self.done():
             return True
-        if not self._settled.acquire(True, max(seconds, 0.0)):
-            return False
+        # Short slices: CPython runs a signal's handler in this thread only once it wakes.
+        deadline = time.monotonic() + max(seconds, 0.0)
+        while not self._settled.acquire(True, min(max(deadline - time.monotonic(), 0.0), _WAKE_S)):
+            if time.monotonic() >= deadline:
+                return False
         self._settled.release()  # let the next waiter through
         return True
 
@@ -311,12 +330,16 @@ class ThreadCaller:
     ) -> PendingCall:
         """Start the call on a call thread; the engine then waits on the pending call.
 
-        ``track`` is told of the call on its thread, before the step's code runs: an
-        interrupt that reaches the caller between the hand-off and the return (Ctrl-C) can
-        then never lose a call that may already have had its effect.
+        ``track`` is told of the call in the caller's thread before it is handed off: an
+        interrupt that reaches the caller anywhere after that (Ctrl-C between the hand-off
+        and the return) can never lose a call that may already run. One that lands before
+        the hand-off leaves a call that never runs; the caller withdraws it
+        (:meth:`PendingCall.withdraw`), as it may any call whose code has not started.
         """
         pending = PendingCall(request)
-        self._threads.submit(_Perform(self, pending, track))
+        if track is not None:
+            track(pending)
+        self._threads.submit(_Perform(self, pending))
         return pending
 
     def call(self, request: Call) -> Outcome:
@@ -349,17 +372,27 @@ class ThreadCaller:
             if inspect.isawaitable(value):
                 # An async callable object, or a wrapper that returns a coroutine.
                 value = self._run_coroutine(value, request.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - any error of user code is an outcome
+        except (Exception, *_STEP_EXITS) as exc:  # noqa: BLE001 - any error of user code is an outcome
             return Outcome.of_exception(exc)
         return Outcome(OutcomeKind.OK, value=value)
 
     @staticmethod
     def _run_coroutine(awaitable: Awaitable[Any], timeout_s: float) -> Any:
         # A loop of its own per call, closed after it: nothing of one call outlives it.
-        async def within_timeout() -> Any:
-            return await asyncio.wait_for(awaitable, timeout_s)
+        async def exits_carried() -> Any:
+            try:
+                return await awaitable
+            except _STEP_EXITS as exc:
+                # A task lets these out of its loop, which then logs its own traceback.
+                raise _CarriedExit(exc) from None
 
-        return asyncio.run(within_timeout())
+        async def within_timeout() -> Any:
+            return await asyncio.wait_for(exits_carried(), timeout_s)
+
+        try:
+            return asyncio.run(within_timeout())
+        except _CarriedExit as carried:
+            raise carried.exc from None
 
     def close(self) -> None:
         """Stop accepting calls; calls in flight are abandoned, not awaited."""
@@ -369,20 +402,13 @@ class ThreadCaller:
 class _Perform:
     """One call as its thread runs it (the :class:`~sagaguard.engine.call_threads.Task`)."""
 
-    __slots__ = ("_caller", "_pending", "_track")
+    __slots__ = ("_caller", "_pending")
 
-    def __init__(
-        self,
-        caller: ThreadCaller,
-        pending: PendingCall,
-        track: Callable[[PendingCall], None] | None,
-    ) -> None:
-        self._caller, self._pending, self._track = caller, pending, track
+    def __init__(self, caller: ThreadCaller, pending: PendingCall) -> None:
+        self._caller, self._pending = caller, pending
 
     def run(self) -> None:
         pending = self._pending
-        if self._track is not None:
-            self._track(pending)
         if not pending.begin():
             return  # withdrawn before it started: the step's code never ran
         try:
@@ -394,6 +420,14 @@ class _Perform:
 
     def withdraw(self) -> None:
         self._pending.withdraw()
+
+
+class _CarriedExit(Exception):  # noqa: N818 - it carries, it is not an error of its own
+    """A step coroutine's SystemExit or KeyboardInterrupt, carried out of its event loop."""
+
+    def __init__(self, exc: KeyboardInterrupt | SystemExit) -> None:
+        super().__init__(type(exc).__name__)
+        self.exc = exc
 
 
 def _report_late(pending: PendingCall, ctx: StepContext) -> None:

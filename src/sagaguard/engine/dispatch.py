@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass
 from enum import Enum, auto
+from typing import TYPE_CHECKING
 
 from sagaguard import rules
 from sagaguard.engine.calls import Outcome, Request
@@ -24,6 +25,9 @@ from sagaguard.model import Process, Step
 from sagaguard.rules import Decision, Ruling, Situation
 from sagaguard.storage.base import StepRecord
 from sagaguard.vocabulary import AlertKind
+
+if TYPE_CHECKING:
+    from sagaguard.engine.staging import StagedRun
 
 __all__ = [
     "COMPENSATION_SITUATIONS",
@@ -43,6 +47,8 @@ COMPENSATION_SITUATIONS = (
     Situation.COMPENSATION_UNKNOWN,
 )
 _ENDS_WITH_ALERT = (Decision.MANUAL_REVIEW, Decision.CONTINUE)
+_CALLS = (Decision.RETRY, Decision.VERIFY, Decision.WAIT, Decision.COMPENSATE)
+"""Decisions whose move calls user code or waits; the others only journal."""
 
 
 class End(Enum):
@@ -143,6 +149,9 @@ class Moves:
     A move the part does not make raises :class:`UnsupportedRulingError`.
     """
 
+    run: StagedRun
+    """The run the moves are made on."""
+
     def retry(self, step: Step, situation: Situation, order: Order) -> MoveGenerator:
         """Call again with the same idempotency key, after a backoff."""
         raise UnsupportedRulingError(step, situation, order.decision)
@@ -183,6 +192,8 @@ class Moves:
 def act(moves: Moves, step: Step, situation: Situation, order: Order) -> MoveGenerator:
     """Make the move ``order`` calls for: the one place a decision turns into an action."""
     decision = order.decision
+    if decision in _CALLS:
+        moves.run.calling()
     if decision is Decision.RETRY:
         return (yield from moves.retry(step, situation, order))
     if decision is Decision.VERIFY:

@@ -2,7 +2,9 @@
 
 :class:`Pump` feeds a :class:`~sagaguard.engine.runner.RunDriver` its calls' outcomes: a
 sync call on a pool thread (waited for within its timeout, and again while it is in flight),
-a coroutine on the running loop for the async engine, a sleep between attempts.
+a coroutine on the running loop for the async engine, a sleep between attempts. While it
+waits on a call, the run's lease is renewed by the engine's
+:class:`~sagaguard.engine.heartbeat.Heartbeats`.
 :class:`Holds` says which runs this engine is driving right now, so two callers of one
 engine never drive one run.
 """
@@ -13,6 +15,7 @@ import asyncio
 import inspect
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from sagaguard.engine.abandoned import Abandoned
@@ -27,7 +30,9 @@ from sagaguard.engine.calls import (
     WaitFor,
 )
 from sagaguard.engine.faults import SimulatedCrash
+from sagaguard.engine.heartbeat import Beat, Heartbeats
 from sagaguard.engine.runner import RunDriver, RunGenerator
+from sagaguard.exceptions import StaleOwnerError
 
 __all__ = ["Hold", "Holds", "Pump"]
 
@@ -85,10 +90,13 @@ class Pump:
         sleep: Callable[[float], None],
         sleep_is_real: bool,
         abandoned: Abandoned,
+        heartbeats: Heartbeats,
         injected: Caller | None = None,
     ) -> None:
         self._abandoned = abandoned
         """Where calls of an interrupted drive are kept until the run's next driver."""
+        self._heartbeats = heartbeats
+        """Renews a run's lease while its drive waits on a call."""
         self._injected = injected
         """A caller given to the engine (the fault harness's): it makes every call instead."""
         self._caller = caller
@@ -102,7 +110,7 @@ class Pump:
         try:
             request = next(generator)
             while True:
-                request = generator.send(self._perform(request, calls))
+                request = generator.send(self._perform(driver, request, calls))
         except StopIteration:
             return
         except SimulatedCrash:
@@ -111,11 +119,22 @@ class Pump:
             self._abandon(driver, calls)
             raise
 
-    def _perform(self, request: Request, calls: list[PendingCall]) -> Outcome | None:
+    def _perform(
+        self, driver: RunDriver, request: Request, calls: list[PendingCall]
+    ) -> Outcome | None:
         calls.clear()
         if isinstance(request, Sleep):
             self._sleep(request.seconds)
             return None
+        with self._beating(driver) as beat:
+            outcome = self._call(request, calls)
+        return _unless_lost(beat, outcome)
+
+    def _beating(self, driver: RunDriver) -> AbstractContextManager[Beat]:
+        run = driver.run
+        return self._heartbeats.beating(run.operation_id, lambda: run.claim)
+
+    def _call(self, request: Call | WaitFor, calls: list[PendingCall]) -> Outcome | None:
         if isinstance(request, WaitFor):
             calls.append(request.pending)
             return request.pending.wait_more(request.seconds)
@@ -132,7 +151,7 @@ class Pump:
         try:
             request = next(generator)
             while True:
-                request = generator.send(await self._perform_async(request, calls))
+                request = generator.send(await self._perform_async(driver, request, calls))
         except StopIteration:
             return
         except SimulatedCrash:
@@ -148,10 +167,14 @@ class Pump:
         # run is in the journal, whatever the driver's own bookkeeping had reached.
         run = driver.run
         for pending in {id(p): p for p in [*calls, *driver.calls_in_flight()]}.values():
+            # Its code not started yet: it never runs, and its next driver sees it withdrawn.
+            pending.withdraw()
             record = run.steps[pending.request.ctx.step_id]
             self._abandoned.add(run.operation_id, run.saga, record, pending)
 
-    async def _perform_async(self, request: Request, calls: list[PendingCall]) -> Outcome | None:
+    async def _perform_async(
+        self, driver: RunDriver, request: Request, calls: list[PendingCall]
+    ) -> Outcome | None:
         calls.clear()
         if isinstance(request, Sleep):
             if self._sleep_is_real:
@@ -159,6 +182,13 @@ class Pump:
             else:
                 self._sleep(request.seconds)
             return None
+        with self._beating(driver) as beat:
+            outcome = await self._call_async(request, calls)
+        return _unless_lost(beat, outcome)
+
+    async def _call_async(
+        self, request: Call | WaitFor, calls: list[PendingCall]
+    ) -> Outcome | None:
         if isinstance(request, WaitFor):
             calls.append(request.pending)
             return await request.pending.wait_more_async(request.seconds)
@@ -170,3 +200,18 @@ class Pump:
         pending = self._caller.start(request, track=calls.append)
         calls.append(pending)
         return await pending.wait_async(self._caller.wait_s(request))
+
+
+def _unless_lost(beat: Beat, outcome: Outcome | None) -> Outcome | None:
+    """The call's outcome for the driver, unless a heartbeat found the run taken over.
+
+    Raised before the driver sees the outcome, so the lost drive writes nothing more, not
+    even the fenced commit the store would refuse. The call is kept as an interrupted
+    drive's (:mod:`~sagaguard.engine.abandoned`), should this engine take the run again.
+    """
+    if beat.lost:
+        raise StaleOwnerError(
+            f"run {beat.operation_id!r} was taken over by another owner during a call "
+            "(a heartbeat was fenced off): this drive stopped and wrote nothing more"
+        )
+    return outcome

@@ -24,6 +24,8 @@ from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.driving import Holds, Pump
 from sagaguard.engine.faults import NO_FAULTS, FaultInjector
+from sagaguard.engine.handing_back import HandedBack, hand_back
+from sagaguard.engine.heartbeat import Heartbeats
 from sagaguard.engine.outbox import deliver_due
 from sagaguard.engine.resolution import Resolution
 from sagaguard.engine.reviewing import apply_resolution
@@ -43,8 +45,14 @@ logger = logging.getLogger("sagaguard.engine")
 
 
 def default_owner() -> str:
-    """A unique owner name: host, process and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A fresh worker incarnation id, ``<16 hex>@host:pid``: one per engine, never reused.
+
+    The random part is the identity; host and pid are only there for people reading the
+    journal. Host and pid alone get reused: a pod restarted under the same name, or a pid
+    the system hands out again, would find its dead predecessor's runs "still owned" by
+    itself and never take them over (procrastinate#1518).
+    """
+    return f"{uuid.uuid4().hex[:16]}@{socket.gethostname()}:{os.getpid()}"
 
 
 class Engine:
@@ -91,11 +99,15 @@ class Engine:
         self._caller = ThreadCaller(max_workers=call_threads)
         self._holds = Holds()
         self._abandoned = Abandoned()
+        self._heartbeats = Heartbeats(
+            store=self.store, clock=clock, lease_s=lease_s, owner=self.owner
+        )
         self._pump = Pump(
             caller=self._caller,
             sleep=sleep,
             sleep_is_real=sleep is time.sleep,
             abandoned=self._abandoned,
+            heartbeats=self._heartbeats,
             injected=caller,
         )
         self._sagas: dict[tuple[str, str], Saga] = {}
@@ -209,6 +221,27 @@ class Engine:
         finally:
             self._holds.leave(operation_id)
         return self.store.load(operation_id)
+
+    def hand_back(self, operation_id: str, *, wait_s: float) -> HandedBack:
+        """Journal what the calls of an interrupted ``run`` told, then release the run.
+
+        Waits up to ``wait_s`` for them and calls nothing more, so a worker or a rerun goes
+        on at once; a call still running keeps the lease (:mod:`.handing_back` says why).
+        """
+        return hand_back(
+            operation_id,
+            wait_s=WAIT.require(wait_s, "wait_s"),
+            env=self._env,
+            owner=self.owner,
+            holds=self._holds,
+            abandoned=self._abandoned,
+            sagas=self._sagas,
+        )
+
+    async def hand_back_async(self, operation_id: str, *, wait_s: float) -> HandedBack:
+        """:meth:`hand_back` after a cancelled :meth:`run_async`: the loop runs as it waits."""
+        await self._abandoned.wait_async(operation_id, WAIT.require(wait_s, "wait_s"))
+        return self.hand_back(operation_id, wait_s=0.0)
 
     def recover(
         self, *, limit: int = 100, stop: Callable[[], bool] = lambda: False
@@ -430,7 +463,8 @@ class Engine:
         return saga
 
     def close(self) -> None:
-        """Stop the call pool and close the store if this engine opened it."""
+        """Stop the heartbeat thread and the call pool; close the store if this engine opened it."""
+        self._heartbeats.close()
         self._caller.close()
         if self._owns_store:
             self.store.close()

@@ -47,6 +47,7 @@ class Forward(Moves):
         situation: Next | None = self._on_entry(step)
         while True:
             if situation is None or situation is End.AGAIN:
+                self.run.calling()
                 situation = yield from self._attempt(step)
             if isinstance(situation, End):
                 return situation

@@ -22,7 +22,7 @@ from sagaguard.engine.calls import Outcome, PendingCall, Request
 from sagaguard.engine.dispatch import End
 from sagaguard.engine.forward import Forward
 from sagaguard.engine.saga import Saga
-from sagaguard.engine.staging import Environment, RunExists, StagedRun
+from sagaguard.engine.staging import Environment, RunExists, StagedRun, StopBeforeCall
 from sagaguard.exceptions import SagaGuardError
 from sagaguard.storage.base import Claim, NewRun, RunSnapshot, RunStatus
 from sagaguard.vocabulary import EventKind
@@ -39,7 +39,9 @@ class RunDriver:
 
     Its arguments are :class:`~sagaguard.engine.staging.StagedRun`'s: a ``new_run`` is
     created by the driver's first commit (``RunExists`` if it exists already); ``returned``
-    holds the outcomes of calls an interrupted driver of the run made, to journal them.
+    holds the outcomes of calls an interrupted driver of the run made, to journal them;
+    with ``hand_back`` the driver journals them and what follows from them without a call,
+    then releases the run (:mod:`~sagaguard.engine.handing_back`).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class RunDriver:
         new_run: NewRun | None = None,
         on_created: Callable[[], None] | None = None,
         returned: Mapping[str, Returned] | None = None,
+        hand_back: bool = False,
     ) -> None:
         self.run = StagedRun(
             env=env,
@@ -61,6 +64,7 @@ class RunDriver:
             new_run=new_run,
             on_created=on_created,
             returned=dict(returned or {}),
+            handing_back=hand_back,
         )
         self._forward = Forward(self.run)
         self._backward = Backward(self.run)
@@ -94,6 +98,8 @@ class RunDriver:
                     yield from self._backward.rollback_all()
         except (SagaGuardError, RunExists):
             raise
+        except StopBeforeCall:
+            pass  # handing the run back: the call it stopped before is the next owner's
         except Exception as error:
             logger.error("run %s stopped on an engine error", self.operation_id, exc_info=True)
             self.run.halt(error)

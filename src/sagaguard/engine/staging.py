@@ -41,7 +41,7 @@ from sagaguard.storage.base import (
 )
 from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
 
-__all__ = ["Environment", "RunExists", "StagedRun"]
+__all__ = ["Environment", "RunExists", "StagedRun", "StopBeforeCall"]
 
 Requests = Generator[Request, Outcome | None, None]
 
@@ -67,6 +67,10 @@ class RunExists(Exception):  # noqa: N818 - it names the fact, like StopIteratio
         self.snapshot = snapshot
 
 
+class StopBeforeCall(Exception):  # noqa: N818 - it names the fact, like RunExists
+    """A driver handing its run back reached a move that would call user code or wait."""
+
+
 @dataclass
 class StagedRun:
     """The run's state as journaled plus what is staged, and the commit that writes it."""
@@ -85,6 +89,9 @@ class StagedRun:
     returned: dict[str, Returned] = field(default_factory=dict)
     """By step: the outcome of a call an interrupted driver of this run made, not journaled
     yet (:mod:`~sagaguard.engine.abandoned`); taken by the move that journals it."""
+    handing_back: bool = False
+    """Set for a driver that hands the run back: it journals what is known and makes every
+    move that calls nothing, then stops before the first call or wait (:meth:`calling`)."""
     steps: dict[str, StepRecord] = field(init=False)
     status: RunStatus = field(init=False)
     _pending: list[Transition] = field(init=False, default_factory=list)
@@ -119,6 +126,15 @@ class StagedRun:
             return None
         del self.returned[step.id]
         return returned.outcome if returned.fits(self.steps[step.id], kind) else None
+
+    def calling(self) -> None:
+        """The next move calls user code or waits: a driver handing the run back stops here.
+
+        Nothing of that move is staged yet (no ``started``, no counted verify, no backoff),
+        so the next owner finds the journal as the rulebook left it, and makes the move.
+        """
+        if self.handing_back:
+            raise StopBeforeCall(self.operation_id)
 
     def verify_bound(self, step: Step) -> bool:
         """True when verify code is bound to ``step`` (the rulebook asks)."""

@@ -334,12 +334,18 @@ class JournalStore(Protocol):
         status, append one event per transition (actor = the claim's owner), insert each
         transition's alert into the outbox, and extend the lease to ``now + lease_s``. With
         ``release`` the run is instead let go as by :meth:`release`, in the same transaction:
-        an owner's last word and its release cost one commit. Returns the renewed claim.
+        an owner's last word and its release cost one commit. No transitions and no
+        ``release``: a :meth:`heartbeat`. Returns the renewed claim.
         """
         ...
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
-        """Atomically extend the lease of a claim that is still current (``StaleOwnerError``)."""
+        """Atomically extend a current claim's lease to ``now + lease_s``, never shortening it.
+
+        The lease becomes the later of the stored expiry and ``now + lease_s``: a heartbeat
+        during a wait the last commit leased for must not cut that wait short. No event, no
+        update time. A stale claim raises ``StaleOwnerError`` and changes nothing.
+        """
         ...
 
     def release(self, claim: Claim, *, now: float) -> None:

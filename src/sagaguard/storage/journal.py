@@ -9,7 +9,8 @@ it. The rules live here and nowhere else:
   which it looks up (:func:`lookup_id`: any text it may already hold), from
   :mod:`sagaguard.storage.operation_ids`;
 - who may take a run, and what a takeover writes (:func:`check_claimable`, :func:`take`);
-- whether a claim is still current (:func:`check_current`);
+- whether a claim is still current (:func:`check_current`), and what a heartbeat renews
+  (:func:`renewed`: it never shortens a lease);
 - how a call's transitions fold into step rows, the run's row, events and alerts
   (:func:`prepare`, then :func:`fold`): which from/to status each event shows, "a ``None``
   field of a :class:`~sagaguard.storage.base.StepChange` keeps the stored value"
@@ -97,6 +98,7 @@ __all__ = [
     "prunable",
     "prunable_statuses",
     "released_event",
+    "renewed",
     "take",
 ]
 
@@ -252,6 +254,23 @@ def check_current(claim: Claim, run: RunState | None) -> RunState:
             f"(token {claim.fencing_token}, current {run.fencing_token})"
         )
     return run
+
+
+def renewed(
+    claim: Claim, run: RunState | None, *, now: float, lease_s: float
+) -> tuple[RunState, Claim]:
+    """What a heartbeat writes: the lease of a current claim runs to ``now + lease_s`` at least.
+
+    A heartbeat never shortens a lease: the commit before a call or a sleep leased the run
+    for that wait, and a heartbeat landing after it must not undo that. No event and no
+    update time either: nothing about the run changed. A stale claim changes nothing
+    (``StaleOwnerError``, from :func:`check_current`).
+    """
+    current = check_current(claim, run)
+    stored = current.lease_expires_at
+    lease = now + lease_s if stored is None else max(stored, now + lease_s)
+    after = dataclasses.replace(current, lease_expires_at=lease)
+    return after, Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
 
 
 def released_event(claim: Claim, seq: int, now: float) -> EventRow:

@@ -217,6 +217,8 @@ class InMemoryStore:
         release: bool = False,
     ) -> Claim:
         """Apply ``transitions`` under ``claim`` and renew (or release) it, all or nothing."""
+        if not transitions and not release:
+            return self.heartbeat(claim, now=now, lease_s=lease_s)
         prepared = journal.prepare(transitions)
         with self._lock:
             run = self._current(claim)
@@ -236,11 +238,11 @@ class InMemoryStore:
         return Claim(claim.operation_id, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
-        """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
+        """Extend the lease of a current claim, never shortening it (``StaleOwnerError``)."""
         with self._lock:
             run = self._current(claim)
-            run.state = dataclasses.replace(run.state, lease_expires_at=now + lease_s)
-            return Claim(claim.operation_id, claim.owner, claim.fencing_token, now + lease_s)
+            run.state, renewed = journal.renewed(claim, run.state, now=now, lease_s=lease_s)
+            return renewed
 
     def release(self, claim: Claim, *, now: float) -> None:
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""

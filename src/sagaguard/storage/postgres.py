@@ -21,10 +21,12 @@ claimed the same way.
 **Faults.** Driver errors become :class:`~sagaguard.exceptions.StoreError`. A call that
 fails on a lost connection before its commit was sent is retried on a fresh connection with
 capped exponential backoff (a killed backend, a restarting server), up to
-``reconnect_s``; a connection lost *during* the commit leaves the outcome unknown and is
-reported, never retried blind. LISTEN/NOTIFY wakes idle workers; its connection is
-re-established after a loss (:mod:`sagaguard.storage.postgres_listen`), and polling stays
-the fallback. At start the store refuses a transaction-mode pooler.
+``reconnect_s``. A connection lost *during* the commit leaves the outcome unknown: a
+create or a record then runs again and, by a token it wrote with its rows, knows an
+earlier attempt's landed commit as its own, so nothing is written twice; any other write
+reports the unknown outcome, never retried blind. LISTEN/NOTIFY wakes idle workers; its
+connection is re-established after a loss (:mod:`sagaguard.storage.postgres_listen`), and
+polling stays the fallback. At start the store refuses a transaction-mode pooler.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from sagaguard.storage.rows import (
     RUN_STATUS,
     STEP_STATUS,
     EventRow,
+    RunState,
     event_record,
     outbox_alert,
     run_record,
@@ -313,11 +316,16 @@ class PostgresStore(PostgresConnections):
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         prepared = journal.prepare(transitions)
         op = claim.operation_id
+        # Written with the transitions: a rerun after a commit whose outcome was lost finds
+        # it on the row if that commit landed, and then writes nothing again.
+        token = uuid.uuid4().hex
 
         def write(conn: sql.Conn) -> Claim:
             row = conn.execute(
                 self._sql.lock_state_and_steps, (self._now(now), list(prepared.step_ids), op)
             ).fetchone()
+            if row is not None and row[9] == token:
+                return _own_record(claim, run_state(row[:7]), float(row[7]) + lease_s, release)
             before = journal.check_current(claim, None if row is None else run_state(row[:7]))
             assert row is not None
             at, pairs = float(row[7]), row[8] or []
@@ -330,26 +338,29 @@ class PostgresStore(PostgresConnections):
                 lease_s=lease_s,
                 release=release,
             )
-            sql.write(conn, self._sql, op, folded)
+            sql.write(conn, self._sql, op, folded, token=token)
             if release:
                 self._notify(conn)
             return Claim(op, claim.owner, claim.fencing_token, at + lease_s)
 
-        renewed = self._run(write, write=True)
+        renewed = self._run(write, write=True, rerun_unknown=True)
         if release:
             self._work.notify()
         return renewed
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
-        """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
-        params = (self._now(now), lease_s, claim.operation_id, claim.fencing_token, claim.owner)
+        """Extend the lease of a current claim, never shortening it (``StaleOwnerError``)."""
+        op = claim.operation_id
 
         def renew(conn: sql.Conn) -> Claim:
-            row = conn.execute(self._sql.renew, params).fetchone()
-            if row is None:
-                self._raise_unowned(conn, claim)
-            assert row is not None
-            return Claim(claim.operation_id, claim.owner, claim.fencing_token, float(row[0]))
+            row = conn.execute(self._sql.lock_state, (self._now(now), op)).fetchone()
+            state = None if row is None else run_state(row[:7])
+            at = now if row is None else float(row[7])
+            _, renewed = journal.renewed(claim, state, now=at, lease_s=lease_s)
+            conn.execute(
+                self._sql.renew, (renewed.lease_expires_at, op, claim.fencing_token, claim.owner)
+            )
+            return renewed
 
         return self._run(renew, write=True)
 
@@ -428,10 +439,6 @@ class PostgresStore(PostgresConnections):
             removed += count
         return removed + count
 
-    def _raise_unowned(self, conn: sql.Conn, claim: Claim) -> None:
-        row = conn.execute(self._sql.lock_state, (None, claim.operation_id)).fetchone()
-        journal.check_current(claim, None if row is None else run_state(row[:7]))
-
 
 def _own_creation(snapshot: RunSnapshot, owner: str | None) -> CreateResult:
     """What a create whose commit landed unacknowledged returns when its rerun finds the run.
@@ -449,3 +456,15 @@ def _own_creation(snapshot: RunSnapshot, owner: str | None) -> CreateResult:
     ):
         claim = Claim(run.operation_id, owner, 1, run.lease_expires_at)
     return CreateResult(snapshot=snapshot, created=True, claim=claim)
+
+
+def _own_record(claim: Claim, run: RunState, expires: float, released: bool) -> Claim:
+    """What a record whose commit landed unacknowledged returns when its rerun finds it.
+
+    The claim as that commit left it: its lease, or (a release) the one it would have had.
+    A claim taken over since is stale all the same (``StaleOwnerError``).
+    """
+    if not released:
+        journal.check_current(claim, run)
+    lease = run.lease_expires_at if run.lease_expires_at is not None else expires
+    return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)

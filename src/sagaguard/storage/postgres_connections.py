@@ -2,8 +2,10 @@
 
 A call that fails on a lost connection before its commit was sent is retried on a fresh
 connection with capped exponential backoff (a killed backend, a restarting server), up to
-``reconnect_s``; a connection lost *during* the commit leaves the outcome unknown and is
-reported, never retried blind. Driver errors become :class:`~sagaguard.exceptions.StoreError`.
+``reconnect_s``. A commit counts only once the server's answer to it is read; a connection
+lost after the COMMIT was sent leaves the outcome unknown, and the call is never retried
+blind: it is reported, or rerun by a caller that can recognise its own landed write (see
+``rerun_unknown``). Driver errors become :class:`~sagaguard.exceptions.StoreError`.
 The schema is migrated (under an advisory lock) when the store opens.
 """
 
@@ -31,7 +33,7 @@ T = TypeVar("T")
 
 
 class CommitUnknown(Exception):  # noqa: N818 - a fact about the commit, like StopIteration
-    pass
+    """A COMMIT was sent but its answer never arrived: it may or may not have landed."""
 
 
 class PostgresConnections:
@@ -144,7 +146,7 @@ class PostgresConnections:
                 with self._transaction(snapshot=snapshot) as conn:
                     return work(conn)
             except CommitUnknown as unknown:
-                cause = unknown.__cause__
+                cause = unknown.__cause__ or unknown
                 if rerun_unknown and time.monotonic() + delay <= deadline:
                     time.sleep(delay)
                     delay = min(delay * 2, 2.0)
@@ -165,37 +167,42 @@ class PostgresConnections:
     def _transaction(self, *, snapshot: bool) -> Iterator[sql.Conn]:
         # Pipeline mode: the writes after a call's first read, and its commit, travel in
         # one round trip; a read that needs its rows still waits for them.
-        with self._pool.connection() as conn:
-            committed = False
-            try:
-                with conn.pipeline():
-                    if snapshot:
-                        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    try:
-                        yield conn
-                    except BaseException:
-                        if not conn.closed and not conn.broken:
-                            conn.rollback()
-                        raise
-                    try:
-                        conn.commit()
-                    except psycopg.OperationalError as exc:
-                        if snapshot:
-                            raise  # a read: nothing was at stake, it may run again
-                        # The connection went while the commit was on its way: it may have
-                        # landed.
-                        raise CommitUnknown() from exc
-                    except psycopg.Error:
-                        if not conn.closed and not conn.broken:
-                            conn.rollback()
-                        raise
-                    committed = True
-            except psycopg.OperationalError:
-                # commit() returned, so the transaction is in; only the pipeline's closing
-                # sync was lost with the connection (the pool drops it). Running the work
-                # again would write it twice.
-                if not committed:
+        # The pool's connection() context is not used: on its way out it commits once
+        # more, outside this method, and on a connection that died after the commit was
+        # answered that second COMMIT fails like a transaction that never committed.
+        conn = self._pool.getconn()
+        sent = confirmed = False
+        try:
+            with conn.pipeline():
+                if snapshot:
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    yield conn
+                except BaseException:
+                    _roll_back(conn)
                     raise
+                sent = True
+                try:
+                    conn.commit()
+                except psycopg.OperationalError:
+                    raise  # judged below, by what was sent
+                except psycopg.Error:
+                    _roll_back(conn)
+                    raise
+                confirmed = _idle(conn)
+            # The pipeline's closing sync read whatever answer commit() left unread.
+            confirmed = confirmed or _idle(conn)
+            if sent and not confirmed and not snapshot:
+                raise CommitUnknown("the server did not confirm the commit")
+        except psycopg.OperationalError as exc:
+            if confirmed:
+                return  # the server confirmed the commit; only the connection went after it
+            if sent and not snapshot:
+                # The COMMIT may have landed: only the client's view of it was lost.
+                raise CommitUnknown(first_line(exc)) from exc
+            raise  # nothing can have committed (or it was a read): it may run again
+        finally:
+            self._pool.putconn(conn)
 
     def _shown(self) -> str:
         """The URL without its password, for messages."""
@@ -209,3 +216,18 @@ class PostgresConnections:
 def first_line(exc: BaseException | None) -> str:
     text = str(exc).strip() if exc is not None else ""
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _idle(conn: sql.Conn) -> bool:
+    """True when the server's last answer said no transaction is open: a COMMIT went in.
+
+    A COMMIT counts only once its answer is read (libpq's pipeline documentation: the
+    client must not assume work is committed when it sends a COMMIT).
+    """
+    return bool(conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+
+
+def _roll_back(conn: sql.Conn) -> None:
+    """End a failed transaction, unless the connection is gone (the pool then drops it)."""
+    if not conn.closed and not conn.broken:
+        conn.rollback()

@@ -65,7 +65,8 @@ class Statements:
         self.lock_state_and_steps = (
             f"SELECT {STATE_COLUMNS}, {NOW}, (SELECT json_agg(json_build_array(s.step_id, "
             f"s.status)) FROM {q}.steps AS s WHERE s.operation_id = r.operation_id "
-            f"AND s.step_id = ANY(%s)) FROM {q}.runs AS r WHERE r.operation_id = %s FOR UPDATE"
+            f"AND s.step_id = ANY(%s)), r.record_token FROM {q}.runs AS r "
+            "WHERE r.operation_id = %s FOR UPDATE"
         )
         self.insert_run = (
             f"INSERT INTO {q}.runs ({RUN_COLUMNS}, last_seq) VALUES "
@@ -89,7 +90,7 @@ class Statements:
         )
         ownership = (
             f"UPDATE {q}.runs SET owner = %s, lease_expires_at = %s, fencing_token = %s, "
-            "updated_at = %s, last_seq = %s"
+            "updated_at = %s, last_seq = %s, record_token = COALESCE(%s, record_token)"
         )
         self.write_ownership = f"{ownership} WHERE operation_id = %s"
         self.write_state = f"{ownership}, status = %s, reason = %s WHERE operation_id = %s"
@@ -99,8 +100,8 @@ class Statements:
             + "result = COALESCE(%s, result) WHERE operation_id = %s AND step_id = %s"
         )
         self.renew = (
-            f"UPDATE {q}.runs SET lease_expires_at = {NOW} + %s WHERE operation_id = %s "
-            "AND fencing_token = %s AND owner = %s RETURNING lease_expires_at"
+            f"UPDATE {q}.runs SET lease_expires_at = %s WHERE operation_id = %s "
+            "AND fencing_token = %s AND owner = %s"
         )
         self.expired = (
             f"SELECT operation_id, {STATE_COLUMNS}, now FROM {q}.runs, (SELECT {NOW} AS now) AS t "
@@ -165,26 +166,39 @@ class Statements:
         )
 
 
-def write(conn: Conn, sql: Statements, operation_id: str, folded: Folded) -> None:
-    """Write what :func:`journal.fold` decided (the run's row is locked by the caller)."""
+def write(
+    conn: Conn, sql: Statements, operation_id: str, folded: Folded, *, token: str | None = None
+) -> None:
+    """Write what :func:`journal.fold` decided (the run's row is locked by the caller),
+    marking the row with ``token`` when given."""
     cursor = conn.cursor()
     if folded.steps:
         cursor.executemany(
             sql.update_step, [(*w.values(), operation_id, w.step_id) for w in folded.steps]
         )
-    write_state(conn, sql, operation_id, folded.run, moved=folded.run_changed)
+    write_state(conn, sql, operation_id, folded.run, moved=folded.run_changed, token=token)
     append(conn, sql, folded.events)
     if folded.alerts:
         insert_alerts(conn, sql, folded.alerts)
 
 
 def write_state(
-    conn: Conn, sql: Statements, operation_id: str, after: RunState, *, moved: bool = False
+    conn: Conn,
+    sql: Statements,
+    operation_id: str,
+    after: RunState,
+    *,
+    moved: bool = False,
+    token: str | None = None,
 ) -> None:
-    """Overwrite the changing part of a run's row; status and reason only when ``moved``."""
+    """Overwrite the changing part of a run's row; status and reason only when ``moved``.
+
+    ``token`` (a ``record`` call's) replaces the row's record token; without it the token
+    is kept, so no other write can make a record's rerun take its own rows for another's.
+    """
     values = (
         after.owner, after.lease_expires_at, after.fencing_token, after.updated_at,
-        after.last_seq,
+        after.last_seq, token,
     )  # fmt: skip
     if moved:
         conn.execute(sql.write_state, (*values, after.status.value, after.reason, operation_id))

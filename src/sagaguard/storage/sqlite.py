@@ -254,15 +254,14 @@ class SQLiteStore(SQLiteConnections):
         return Claim(op, claim.owner, claim.fencing_token, now + lease_s)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
-        """Extend the lease of a claim that is still current (``StaleOwnerError``)."""
-        lease = now + lease_s
+        """Extend the lease of a current claim, never shortening it (``StaleOwnerError``)."""
+        op = claim.operation_id
         with self._writing() as conn:
-            cursor = conn.execute(
-                sql.RENEW, (lease, claim.operation_id, claim.fencing_token, claim.owner)
+            _, renewed = journal.renewed(claim, sql.run_state(conn, op), now=now, lease_s=lease_s)
+            conn.execute(
+                sql.RENEW, (renewed.lease_expires_at, op, claim.fencing_token, claim.owner)
             )
-            if cursor.rowcount == 0:
-                sql.raise_unowned(conn, claim)
-        return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)
+        return renewed
 
     def release(self, claim: Claim, *, now: float) -> None:
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""

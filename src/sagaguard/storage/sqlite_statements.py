@@ -187,11 +187,6 @@ def append(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> None:
         conn.executemany(INSERT_EVENT, rows)
 
 
-def raise_unowned(conn: sqlite3.Connection, claim: Claim) -> None:
-    """Explain why a fenced write matched no row: the run is gone, or the claim is stale."""
-    journal.check_current(claim, run_state(conn, claim.operation_id))
-
-
 def snapshot(conn: sqlite3.Connection, operation_id: str) -> RunSnapshot:
     row = conn.execute(SELECT_RUN, (operation_id,)).fetchone()
     if row is None:

@@ -4,6 +4,11 @@ A store notifies its :class:`WorkSignal` when it makes claimable work (a run sub
 run released); :meth:`WorkSignal.wait` returns at once then. Work made by another process
 is seen by the ``changed`` check the store passes in (SQLite: ``PRAGMA data_version``),
 asked every ``poll_s``. Either way waking is a hint: the caller claims, and may find nothing.
+
+A notice is not lost between two waits: a thread that has waited before is woken at once
+by a notice given while it was away (claiming and driving what its last wake-up found).
+Otherwise work submitted just after a worker's last claim of a pass would sit until its
+next poll, however long that is, though the NOTIFY of it arrived.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ class WorkSignal:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._notices = 0
+        self._seen = threading.local()
+        """Per thread: the notices its last wait accounted for."""
 
     def notify(self) -> None:
         """Wake every waiter: claimable work may exist now."""
@@ -37,18 +44,23 @@ class WorkSignal:
     ) -> bool:
         """Block until a notice, ``changed()`` answers True, or ``timeout_s`` passes.
 
-        True when woken early, False on timeout. Without ``changed`` only notices wake it.
+        True when woken early (by a notice given since this thread's last wait, too), False
+        on timeout. Without ``changed`` only notices wake it.
         """
         deadline = time.monotonic() + max(timeout_s, 0.0)
         with self._condition:
-            start = self._notices
+            start: int = getattr(self._seen, "notices", self._notices)
+        self._seen.notices = start
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
+            remaining = max(deadline - time.monotonic(), 0.0)
             step = remaining if changed is None else min(remaining, poll_s)
             with self._condition:
                 if self._condition.wait_for(lambda: self._notices != start, timeout=step):
+                    self._seen.notices = self._notices
                     return True
             if changed is not None and changed():
+                with self._condition:
+                    self._seen.notices = self._notices
                 return True
+            if remaining <= 0:
+                return False

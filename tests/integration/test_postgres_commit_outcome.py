@@ -1,0 +1,171 @@
+"""A write whose connection dies around its commit lands exactly once, never twice.
+
+The database-fault test found a backend killed during ``record()`` leaving that record's
+transitions written twice under the same claim. The exact path: the COMMIT was answered,
+then the connection died while the pipeline's closing sync was on its way; libpq was left
+waiting for that answer, and the pool's connection context, on the way out, sent a COMMIT
+of its own, which failed ("PQsendQuery not allowed in pipeline mode") as if nothing had
+committed, so the whole transaction ran again. The seam below kills the backend for real
+(``pg_terminate_backend``) at the chosen point of one transaction, on the driver's own
+calls, so each path runs every time rather than about once in four runs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+
+from sagaguard.exceptions import StaleOwnerError
+from sagaguard.storage import NewRun, StepChange, StepStatus, Transition
+from sagaguard.storage.base import Claim
+from sagaguard.storage.postgres import PostgresStore
+from tests import pg
+from tests.pg import schema
+
+pytestmark = pytest.mark.postgres
+__all__ = ["schema"]  # the fixture, used by name
+
+STARTED = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
+
+
+def _kill(conn: psycopg.Connection[Any]) -> None:
+    """Terminate ``conn``'s backend, returning once the server has really ended it."""
+    pid = conn.info.backend_pid
+    with psycopg.connect(pg.server_url(), autocommit=True, connect_timeout=10) as admin:
+        # With a timeout the server waits for the backend to exit (PostgreSQL 14+).
+        row = admin.execute("SELECT pg_terminate_backend(%s, 30000)", (pid,)).fetchone()
+    assert row == (True,), f"backend {pid} outlived pg_terminate_backend"
+
+
+class Fault:
+    """Where the test thread's next write transaction loses its backend (set ``at``).
+
+    Only the test's own thread: the pool configures new connections on threads of its own,
+    with a commit of their own, and those must not take the fault.
+    """
+
+    def __init__(self) -> None:
+        self.at: str | None = None
+        self.meanwhile: Callable[[], None] | None = None
+        """Run while the lost answer is being found out (``answer_lost``)."""
+        self._thread = threading.get_ident()
+
+    def fire(self, where: str) -> bool:
+        """True once, at the armed point, on the test's thread."""
+        if self.at != where or threading.get_ident() != self._thread:
+            return False
+        self.at = None
+        return True
+
+
+@pytest.fixture
+def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
+    """A seam on psycopg's commit and pipeline exit (the store's transactions use both).
+
+    ``before_commit``: the backend dies before the COMMIT is sent: nothing landed.
+    ``answer_lost``: the COMMIT lands, then the backend dies and its answer never arrives.
+    ``closing_sync``: the COMMIT is answered, then the backend dies while the pipeline's
+    closing sync is unanswered: libpq stays busy, the connection not yet seen as closed.
+    """
+    armed = Fault()
+    commit, pipeline_exit = psycopg.Connection.commit, psycopg.Pipeline.__exit__
+
+    def faulty_commit(self: psycopg.Connection[Any]) -> None:
+        if armed.fire("before_commit"):
+            _kill(self)
+        elif armed.fire("answer_lost"):
+            commit(self)
+            _kill(self)
+            if armed.meanwhile is not None:
+                armed.meanwhile()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        commit(self)
+
+    def faulty_exit(self: psycopg.Pipeline, *exc: Any) -> None:
+        if exc[0] is not None or not armed.fire("closing_sync"):
+            pipeline_exit(self, *exc)
+            return
+        conn = self._conn
+        _kill(conn)
+        conn.pgconn.pipeline_sync()  # sent; its answer is never read
+        conn.pgconn.flush()
+        self._exit(None)  # what psycopg does next: "cannot exit pipeline mode while busy"
+
+    monkeypatch.setattr(psycopg.Connection, "commit", faulty_commit)
+    monkeypatch.setattr(psycopg.Pipeline, "__exit__", faulty_exit)
+    yield armed
+    assert armed.at is None, f"the fault {armed.at!r} never fired"
+
+
+@pytest.fixture
+def store(schema: str) -> Iterator[PostgresStore]:
+    opened = PostgresStore.from_url(pg.store_url(schema, reconnect_s="30"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _claimed(store: PostgresStore) -> Claim:
+    new = NewRun("op-1", "checkout", "1", None, ("reserve",))
+    claim = store.create_run(new, owner="w", now=0.0, lease_s=30.0).claim
+    assert claim is not None
+    return claim
+
+
+def _written_once(store: PostgresStore, *, then: Sequence[str] = ()) -> None:
+    kinds = [e.kind for e in store.events("op-1")]
+    assert kinds == ["run_created", "step_started", *then]
+    assert store.load("op-1").step("reserve").attempts == 1
+
+
+@pytest.mark.parametrize("where", ["closing_sync", "answer_lost", "before_commit"])
+def test_a_record_is_written_once_whoever_loses_the_connection_around_its_commit(
+    store: PostgresStore, fault: Fault, where: str
+) -> None:
+    claim = _claimed(store)
+    fault.at = where
+    renewed = store.record(claim, [STARTED], now=0.0, lease_s=30.0)
+    assert (renewed.owner, renewed.fencing_token) == ("w", claim.fencing_token)
+    _written_once(store)
+    # The claim it returned is current: the next write under it goes through.
+    store.heartbeat(renewed, now=0.0, lease_s=30.0)
+
+
+def test_a_releasing_record_whose_answer_was_lost_is_not_refused_as_stale(
+    store: PostgresStore, fault: Fault
+) -> None:
+    """Its commit cleared the owner, so only the token tells its rerun that it landed."""
+    claim = _claimed(store)
+    fault.at = "answer_lost"
+    store.record(claim, [STARTED], now=0.0, lease_s=30.0, release=True)
+    kinds = [e.kind for e in store.events("op-1")]
+    assert kinds == ["run_created", "step_started", "released"]
+    assert store.load("op-1").run.owner is None
+
+
+def test_a_record_whose_answer_was_lost_is_stale_if_its_run_was_taken_over_meanwhile(
+    store: PostgresStore, fault: Fault, schema: str
+) -> None:
+    """Its token proves the write landed, not that the claim still holds: the caller must
+    hear that another owner has the run now."""
+    other = PostgresStore.from_url(pg.store_url(schema, clock="caller"))
+    try:
+        claim = _claimed(store)
+
+        def take_over() -> None:
+            # Past the 30 s lease by the caller's clock: the run is free to take.
+            other.claim("op-1", owner="other", now=time.time() + 60.0, lease_s=30.0)
+
+        fault.meanwhile = take_over
+        fault.at = "answer_lost"
+        with pytest.raises(StaleOwnerError):
+            store.record(claim, [STARTED], now=0.0, lease_s=30.0)
+        _written_once(store, then=["claimed"])
+    finally:
+        other.close()
