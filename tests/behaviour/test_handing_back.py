@@ -1,6 +1,6 @@
 """``Engine.hand_back``: a caller that stops journals what its call told and lets the run go.
 
-After a Ctrl-C during a sync step, the call goes on in its pool thread. Handing the run back
+After a Ctrl-C during a sync step, the call goes on in its call thread. Handing the run back
 waits for it, journals its outcome and what follows from it without a call, and releases
 the lease: another owner then continues at once, with no verify and no second charge. A call
 that has not returned keeps the lease: nobody else may verify or repeat it while it runs.
@@ -241,31 +241,32 @@ def test_a_cancelled_run_async_is_handed_back_the_same_way(
 def test_an_interrupt_right_after_the_call_was_submitted_never_loses_the_call(
     engine: Engine, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The interrupt lands between the pool's submit and its return, before anyone tracked it.
+    """The interrupt lands between the hand-off to a call thread and its return.
 
     Whether the call's thread started or not, the hand-back must know of it: it keeps the
     lease while the charge may run, or withdraws the call so that it never runs.
     """
     saga = world.saga()
-    pool = engine._caller._pool
-    submit = pool.submit
+    threads = engine._caller._threads
+    submit = threads.submit
 
-    def submit_then_interrupt(fn: Any, /, *args: Any) -> Any:
-        submit(fn, *args)
+    def submit_then_interrupt(task: Any) -> None:
+        submit(task)
         raise KeyboardInterrupt
 
     world.gate.open.set()
     engine.run(saga, operation_id="warm-up", input={"amount": 1})  # reserve, charge, ship done
     charges_before = world.calls(world.psp, "call")
     world.gate.open.clear()
-    monkeypatch.setattr(pool, "submit", submit_then_interrupt)
+    monkeypatch.setattr(threads, "submit", submit_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         engine.run(saga, operation_id="op-8", input={"amount": 5})  # the reserve's submit
-    monkeypatch.setattr(pool, "submit", submit)
+    monkeypatch.setattr(threads, "submit", submit)
 
     handed = engine.hand_back("op-8", wait_s=0.0)
     world.gate.open.set()
-    pool.shutdown(wait=True)  # every call that started has ended
+    threads.close()
+    threads.join()  # every call that started has ended
 
     assert handed.snapshot is not None
     reserve = handed.snapshot.step("reserve")

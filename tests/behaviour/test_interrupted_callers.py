@@ -1,6 +1,6 @@
 """A caller that gives up (Ctrl-C, a cancelled task) never makes the engine charge twice.
 
-The sync call it gave up on goes on in its pool thread: it is *in flight*. Until it returned,
+The sync call it gave up on goes on in its call thread: it is *in flight*. Until it returned,
 a second ``run`` or ``resume`` of the operation on the same engine reports the run as in
 progress (status ``running``) and calls nothing; once it returned, its outcome is journaled
 and the run continues, without a verify and without a repeat.

@@ -26,6 +26,22 @@ def _run(script: str, *args: str) -> str:
 
 
 @pytest.mark.slow
+def test_step_cost_performs_its_runs_and_refuses_an_unknown_store(tmp_path: Path) -> None:
+    """The part valgrind counts runs as is (valgrind itself is too slow for the suite)."""
+    assert _run("step_cost.py", "--inner", "sqlite", "2", str(tmp_path / "j")) == ""
+    assert (tmp_path / "j" / "journal.sqlite3").exists()
+    refused = subprocess.run(
+        [sys.executable, str(BENCH / "step_cost.py"), "--store", "disk"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("step_cost: ")
+
+
+@pytest.mark.slow
 def test_record_cost_prints_a_figure_per_store_and_size(tmp_path: Path) -> None:
     out = _run("record_cost.py", "--sizes", "2,3", "--runs", "1", "--dir", str(tmp_path))
 

@@ -1,6 +1,6 @@
 """Calls whose caller gave up: a Ctrl-C, a cancelled task, a timeout around ``run_async``.
 
-Python cannot stop a sync call on a pool thread, so when the code driving a run is
+Python cannot stop a sync call on its call thread, so when the code driving a run is
 interrupted the call goes on: it is *in flight*, and its effect may still be on its way. The
 engine keeps such a call here, by operation id. Until it has returned, nobody in this
 engine verifies or repeats it: a second ``run`` or ``resume`` reports the run as in progress

@@ -4,23 +4,26 @@ The run logic (``runner.py``) never calls user code itself: it yields a :class:`
 receives an :class:`Outcome`. The sync engine and the async engine each perform calls their
 own way (threads or the caller's event loop) but share every decision.
 
-A sync call runs on a pool thread, so the engine can stop *waiting* at its timeout. Python
-cannot stop the thread, so such a call is *in flight*: a :class:`PendingCall` the engine can
-wait on again, and nobody verifies or repeats it while it runs.
+A sync call runs on a call thread (:mod:`sagaguard.engine.call_threads`), so the engine can
+stop *waiting* at its timeout. Python cannot stop the thread, so such a call is *in flight*:
+a :class:`PendingCall` the engine can wait on again, and nobody verifies or repeats it while
+it runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import contextlib
 import inspect
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum, StrEnum, auto
 from typing import Any, Protocol
 
+from sagaguard.engine.call_threads import CallThreads
 from sagaguard.engine.context import StepContext
 from sagaguard.exceptions import StepFailed
 
@@ -130,34 +133,55 @@ class WaitFor:
 Request = Call | Sleep | WaitFor
 
 
-class PendingCall:
-    """A sync call running on a pool thread: wait for it, again, from any thread or loop."""
+class _State(Enum):
+    QUEUED = auto()
+    RUNNING = auto()
+    DONE = auto()
+    WITHDRAWN = auto()
 
-    def __init__(self, future: concurrent.futures.Future[Outcome], request: Call) -> None:
-        self._future = future
+
+_WITHDRAWN = Outcome(OutcomeKind.FAILED, reason="withdrawn before it started")
+
+
+class PendingCall:
+    """A sync call on a call thread: wait for it, again, from any thread or loop.
+
+    Its own small future: a lock held until the call is settled, released once, so every
+    waiter (a wait, a wait again, a loop's callback) passes through it in turn.
+    """
+
+    __slots__ = ("_callbacks", "_error", "_guard", "_outcome", "_settled", "_state", "request")
+
+    def __init__(self, request: Call) -> None:
         self.request = request
+        self._guard = threading.Lock()
+        self._settled = threading.Lock()
+        self._settled.acquire()  # released when the call is settled
+        self._state = _State.QUEUED
+        self._outcome: Outcome | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[], None]] = []
 
     def done(self) -> bool:
         """True once the call returned (or was withdrawn before it started)."""
-        return self._future.done()
+        return self._state is _State.DONE or self._state is _State.WITHDRAWN
 
     def outcome(self) -> Outcome:
         """The outcome of a call that is done."""
-        return _settled(self._future)
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None, "outcome() of a call still running"
+        return self._outcome
 
     def wait(self, timeout_s: float) -> Outcome:
         """Wait for the call's outcome; past ``timeout_s`` it is in flight (or withdrawn)."""
-        try:
-            return _settled(self._future, timeout_s)
-        except TimeoutError:
-            return self._overdue(timeout_s)
+        if self._wait(timeout_s):
+            return self.outcome()
+        return self._overdue(timeout_s)
 
     def wait_more(self, seconds: float) -> Outcome | None:
         """Wait up to ``seconds`` more for a call in flight; ``None`` if it still runs."""
-        try:
-            return _settled(self._future, seconds)
-        except TimeoutError:
-            return None
+        return self.outcome() if self._wait(seconds) else None
 
     async def wait_async(self, timeout_s: float) -> Outcome:
         """:meth:`wait` on an event loop: the loop runs on while the thread works."""
@@ -169,31 +193,95 @@ class PendingCall:
         """:meth:`wait_more` on an event loop."""
         return self.outcome() if await self._wait_on_loop(seconds) else None
 
-    def withdraw(self) -> bool:
-        """Withdraw the call unless its code has started; True when it will never run."""
-        return self._future.cancel()
-
     def on_done(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the call's thread, or now) once the call is done."""
-        self._future.add_done_callback(lambda _: callback())
+        with self._guard:
+            if not self.done():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    # -- the call thread's side (see ThreadCaller.start) ---------------------------------------
+
+    def begin(self) -> bool:
+        """The call gets its thread: False if it was withdrawn first (it must not run)."""
+        with self._guard:
+            if self._state is not _State.QUEUED:
+                return False
+            self._state = _State.RUNNING
+            return True
+
+    def settle(self, outcome: Outcome | None, error: BaseException | None = None) -> None:
+        """The call ended with ``outcome`` (or raised ``error`` past the step's guard)."""
+        with self._guard:
+            self._outcome, self._error = outcome, error
+            self._state = _State.DONE
+            callbacks, self._callbacks = self._callbacks, []
+        self._wake(callbacks)
+
+    def withdraw(self) -> bool:
+        """Withdraw the call unless its code has started; True when it will never run."""
+        return self._cancel()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> bool:
+        if self.done():
+            return True
+        # Short slices: CPython runs a signal's handler in this thread only once it wakes.
+        deadline = time.monotonic() + max(seconds, 0.0)
+        while not self._settled.acquire(True, min(max(deadline - time.monotonic(), 0.0), _WAKE_S)):
+            if time.monotonic() >= deadline:
+                return False
+        self._settled.release()  # let the next waiter through
+        return True
+
+    def _cancel(self) -> bool:
+        """Withdraw a call not started yet; True if it is (or already was) withdrawn."""
+        with self._guard:
+            if self._state is not _State.QUEUED:
+                return self._state is _State.WITHDRAWN
+            self._outcome = _WITHDRAWN
+            self._state = _State.WITHDRAWN
+            callbacks, self._callbacks = self._callbacks, []
+        self._wake(callbacks)
+        return True
+
+    def _wake(self, callbacks: list[Callable[[], None]]) -> None:
+        self._settled.release()
+        for callback in callbacks:
+            callback()
 
     async def _wait_on_loop(self, seconds: float) -> bool:
-        waiting = asyncio.wrap_future(self._future)
+        if self.done():
+            return True
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[None] = loop.create_future()
+
+        def settled() -> None:
+            if not waiting.done():
+                waiting.set_result(None)
+
+        def on_thread() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits there
+                loop.call_soon_threadsafe(settled)
+
+        self.on_done(on_thread)
         # asyncio.wait, not wait_for: a timeout must not cancel what it cannot stop.
         done, _ = await asyncio.wait({waiting}, timeout=seconds)
         if not done:
-            waiting.cancel()  # detach from this loop; the thread's future is unaffected
+            waiting.cancel()  # a late end then finds nobody waiting on this loop
         return bool(done)
 
     def _overdue(self, timeout_s: float) -> Outcome:
         """The outcome of a call that did not finish within its timeout."""
-        if self._future.cancel():
+        if self._cancel():
             return Outcome(
                 OutcomeKind.FAILED,
                 reason=f"not started within {timeout_s:g}s: every call thread is busy with "
                 "calls that hung, so it was withdrawn unmade",
             )
-        if self._future.done():  # it ended just now
+        if self.done():  # it ended just now
             return self.outcome()
         ctx = self.request.ctx
         logger.warning(
@@ -203,7 +291,7 @@ class PendingCall:
             ctx.attempt,
             timeout_s,
         )
-        self._future.add_done_callback(lambda done: _report_late(done, ctx))
+        self.on_done(lambda: _report_late(self, ctx))
         return Outcome(
             OutcomeKind.UNKNOWN,
             reason=f"timed out after {timeout_s:g}s, call still running",
@@ -215,7 +303,7 @@ class Caller(Protocol):
     """The engine's one-method seam to user code: perform a :class:`Call`, say what happened.
 
     Like httpx's transport: the run logic builds every call and acts on every outcome; how
-    a call is made is the caller's business. :class:`ThreadCaller` is the default (a pool
+    a call is made is the caller's business. :class:`ThreadCaller` is the default (a call
     thread, so a timeout stops the wait); ``Engine(caller=...)`` injects another, e.g. the
     fault harness's, which answers some calls itself (a refusal, a lost answer) and passes
     the rest on. A caller never raises for an error of user code: that is an outcome.
@@ -229,43 +317,29 @@ class Caller(Protocol):
 class ThreadCaller:
     """Performs calls of user code, for the sync and the async engine alike.
 
-    A sync function runs on a pool thread; so does a coroutine function for the sync engine
+    A sync function runs on a call thread; so does a coroutine function for the sync engine
     (on that thread's own event loop, cancelled at its timeout). The async engine runs a
     coroutine function on the caller's loop under ``asyncio.wait_for``.
     """
 
     def __init__(self, *, max_workers: int = 32) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="sagaguard-call"
-        )
+        self._threads = CallThreads(max_threads=max_workers, name="sagaguard-call")
 
     def start(
         self, request: Call, *, track: Callable[[PendingCall], None] | None = None
     ) -> PendingCall:
-        """Start the call on a pool thread; the engine then waits on the pending call.
+        """Start the call on a call thread; the engine then waits on the pending call.
 
-        ``track`` is told of the call in the caller's thread before it is submitted: an
-        interrupt that reaches the caller anywhere after that (Ctrl-C between the submit
+        ``track`` is told of the call in the caller's thread before it is handed off: an
+        interrupt that reaches the caller anywhere after that (Ctrl-C between the hand-off
         and the return) can never lose a call that may already run. One that lands before
-        the submit leaves a call that never runs; the caller withdraws it
+        the hand-off leaves a call that never runs; the caller withdraws it
         (:meth:`PendingCall.withdraw`), as it may any call whose code has not started.
         """
-        future: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
-        pending = PendingCall(future, request)
+        pending = PendingCall(request)
         if track is not None:
             track(pending)
-
-        def perform() -> None:
-            if not future.set_running_or_notify_cancel():
-                return  # withdrawn before it started: the step's code never ran
-            try:
-                future.set_result(self._guarded(request))
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiter, as submit does
-                future.set_exception(exc)
-
-        submitted = self._pool.submit(perform)
-        # A pool shut down before the call got a thread withdraws it: say so to the waiter.
-        submitted.add_done_callback(lambda done: future.cancel() if done.cancelled() else None)
+        self._threads.submit(_Perform(self, pending))
         return pending
 
     def call(self, request: Call) -> Outcome:
@@ -289,7 +363,7 @@ class ThreadCaller:
         return Outcome(OutcomeKind.OK, value=value)
 
     def _guarded(self, request: Call) -> Outcome:
-        """Run on a pool thread: the call's outcome (an error of the step is one)."""
+        """Run on a call thread: the call's outcome (an error of the step is one)."""
         try:
             if inspect.iscoroutinefunction(request.fn):
                 value = self._run_coroutine(request.fn(request.ctx), request.timeout_s)
@@ -322,7 +396,30 @@ class ThreadCaller:
 
     def close(self) -> None:
         """Stop accepting calls; calls in flight are abandoned, not awaited."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
+
+
+class _Perform:
+    """One call as its thread runs it (the :class:`~sagaguard.engine.call_threads.Task`)."""
+
+    __slots__ = ("_caller", "_pending")
+
+    def __init__(self, caller: ThreadCaller, pending: PendingCall) -> None:
+        self._caller, self._pending = caller, pending
+
+    def run(self) -> None:
+        pending = self._pending
+        if not pending.begin():
+            return  # withdrawn before it started: the step's code never ran
+        try:
+            outcome = self._caller._guarded(pending.request)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiter, as a future does
+            pending.settle(None, exc)
+        else:
+            pending.settle(outcome)
+
+    def withdraw(self) -> None:
+        self._pending.withdraw()
 
 
 class _CarriedExit(Exception):  # noqa: N818 - it carries, it is not an error of its own
@@ -333,28 +430,15 @@ class _CarriedExit(Exception):  # noqa: N818 - it carries, it is not an error of
         self.exc = exc
 
 
-def _settled(future: concurrent.futures.Future[Outcome], timeout_s: float | None = None) -> Outcome:
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            return future.result(left if left is None else min(left, _WAKE_S))
-        except TimeoutError:
-            if left is None or left <= _WAKE_S:
-                raise
-        except concurrent.futures.CancelledError:
-            return Outcome(OutcomeKind.FAILED, reason="withdrawn before it started")
-
-
-def _report_late(future: concurrent.futures.Future[Outcome], ctx: StepContext) -> None:
+def _report_late(pending: PendingCall, ctx: StepContext) -> None:
     """Log how a call in flight ended: a person reviewing the step wants to know."""
-    if future.cancelled():
-        return
-    error = future.exception()
-    if error is not None:
+    try:
+        outcome = pending.outcome()
+    except BaseException as error:  # noqa: BLE001 - how it ended is all that is told
         ending = f"raised {type(error).__name__}"
     else:
-        outcome = future.result()
+        if outcome is _WITHDRAWN:
+            return
         ending = "returned" if outcome.kind is OutcomeKind.OK else f"ended {outcome.reason}"
     logger.warning(
         "call %s of run %s in flight (attempt %d, key %s) finished late: %s",

@@ -159,11 +159,13 @@ class Forward(Moves):
         run = self.run
         try:
             # Round-tripped, so later steps see the result exactly as a resumed run would
-            # (tuples become lists, int keys strings) whichever process drives them.
-            value = EncodedJSON.of(value, what="result").value
+            # (tuples become lists, int keys strings) whichever process drives them; the
+            # store writes the text it was encoded to, so it is encoded once.
+            encoded = EncodedJSON.of(value, what="result")
         except PayloadError as exc:
             # The effect happened but its result cannot be journaled: a person must look.
             return self._stop_for_review(step, f"{describe(exc)}; effect applied")
+        value = encoded.value
         external_id = None
         if step.external_id and isinstance(value, dict) and value.get(step.external_id) is not None:
             external_id = str(value[step.external_id])
@@ -171,7 +173,7 @@ class Forward(Moves):
             kind,
             step.id,
             StepStatus.COMPLETED,
-            result=value,
+            result=encoded,
             external_id=external_id,
             completed_seq=run.next_seq(),
             failure_reason=failure_reason,

@@ -9,7 +9,6 @@ commit. A run not journaled yet is created by its first flush.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from sagaguard.engine.saga import Saga
 from sagaguard.model import Process, Step
 from sagaguard.storage.base import (
     Claim,
+    EncodedJSON,
     JournalStore,
     JSONValue,
     NewAlert,
@@ -37,6 +37,7 @@ from sagaguard.storage.base import (
     StepRecord,
     StepStatus,
     Transition,
+    replace_step,
 )
 from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
 
@@ -96,6 +97,9 @@ class StagedRun:
     _pending: list[Transition] = field(init=False, default_factory=list)
     _after_flush: list[Callable[[], None]] = field(init=False, default_factory=list)
     _alerts: list[Alert] = field(init=False, default_factory=list)
+    _result_texts: dict[str, str] = field(init=False, default_factory=dict)
+    """By step: the JSON text of its result as journaled, decoded for each copy of it."""
+    _input_text: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.steps = {record.step_id: record for record in self.snapshot.steps}
@@ -185,6 +189,14 @@ class StagedRun:
     ) -> None:
         """Stage a change of one step's row (``values`` are :class:`StepChange` fields)."""
         change = StepChange(step_id, status, **values)
+        if "result" in values:
+            result = values["result"]
+            if isinstance(result, EncodedJSON):
+                # The store writes its text; the run's view and later steps' copies use it too.
+                self._result_texts[step_id] = result.text
+                values["result"] = result.value
+            else:
+                self._result_texts.pop(step_id, None)
         # An alerting event names its route and alert id, so the trail shows who was told.
         data = (
             None if alert is None else {"route": alert.payload["route"], "alert_id": alert.alert_id}
@@ -195,7 +207,7 @@ class StagedRun:
             )
         )
         updates = {k: v for k, v in values.items() if v is not None} | {"status": status}
-        self.steps[step_id] = dataclasses.replace(self.steps[step_id], **updates)
+        self.steps[step_id] = replace_step(self.steps[step_id], updates)
 
     def stage_review(
         self,
@@ -288,18 +300,27 @@ class StagedRun:
         input later steps see, not the caller's own object, not the result a refund reads.
         """
         done = [r for r in self.steps.values() if r.completed_seq is not None]
+        if self._input_text is None:
+            self._input_text = _json_text(self.snapshot.run.input)
         return StepContext(
             operation_id=self.operation_id,
             step_id=step.id,
             attempt=attempt,
             idempotency_key=self.steps[step.id].idempotency_key,
             fencing_token=self.claim.fencing_token,
-            input=_copy(self.snapshot.run.input),
-            results={r.step_id: _copy(r.result) for r in done},
+            input=json.loads(self._input_text),
+            results={r.step_id: self._result_copy(r) for r in done},
             external_ids={r.step_id: r.external_id for r in done},
             result=_copy(result),
             external_id=external_id,
         )
+
+    def _result_copy(self, record: StepRecord) -> JSONValue:
+        """A copy of a step's result, decoded from its JSON text (encoded once per run)."""
+        text = self._result_texts.get(record.step_id)
+        if text is None:
+            text = self._result_texts[record.step_id] = _json_text(record.result)
+        return json.loads(text)
 
     def fault(self, point: FaultPoint, step_id: str, attempt: int) -> None:
         """Offer a fault point to the injector."""
@@ -347,4 +368,8 @@ def _copy(value: JSONValue) -> JSONValue:
     """A copy of a JSON value as a resumed run would read it (the journal checked it is JSON)."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    return json.loads(json.dumps(value, ensure_ascii=False))
+    return json.loads(_json_text(value))
+
+
+def _json_text(value: JSONValue) -> str:
+    return json.dumps(value, ensure_ascii=False)

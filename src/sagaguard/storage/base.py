@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 from sagaguard.exceptions import PayloadError
@@ -88,6 +89,27 @@ class StepRecord:
     """When the first compensation attempt started: ``compensation_retry_for`` counts from it."""
     kept: bool = False
     """The rollback met this irreversible step and kept it, with its mitigation."""
+
+
+_STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
+_STEP_INDEX = {name: index for index, name in enumerate(_STEP_FIELDS)}
+_step_values = operator.attrgetter(*_STEP_FIELDS)
+
+
+def replace_step(record: StepRecord, changes: Mapping[str, Any]) -> StepRecord:
+    """``record`` with ``changes`` (field name to value): ``dataclasses.replace``'s result.
+
+    A run stages every step change on a new record, so this is on every step's path; it
+    takes the fields in one C call where ``dataclasses.replace`` loops over them in Python,
+    at about a third of the cost.
+    """
+    values = list(_step_values(record))
+    for name, value in changes.items():
+        index = _STEP_INDEX.get(name)
+        if index is None:
+            raise TypeError(f"StepRecord has no field {name!r}")
+        values[index] = value
+    return StepRecord(*values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -535,4 +557,5 @@ __all__ = [
     "idempotency_key",
     "input_hash",
     "loads",
+    "replace_step",
 ]

@@ -49,6 +49,7 @@ from sagaguard.storage.base import (
     dumps,
     idempotency_key,
     loads,
+    replace_step,
 )
 from sagaguard.storage.operation_ids import (
     MAX_OPERATION_ID_LENGTH,
@@ -453,7 +454,8 @@ def apply(record: StepRecord, write: StepWrite) -> StepRecord:
     }
     if write.result is not None:
         given["result"] = write.result
-    return dataclasses.replace(record, status=change.status, **given)
+    given["status"] = change.status
+    return replace_step(record, given)
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,9 +558,9 @@ def after(snapshot: RunSnapshot, folded: Folded) -> RunSnapshot:
     steps = tuple(
         record
         if (write := writes.get(record.step_id)) is None
-        else dataclasses.replace(
+        else replace_step(
             apply(record, write),
-            result=record.result if write.result is None else loads(write.result),
+            {"result": record.result if write.result is None else loads(write.result)},
         )
         for record in snapshot.steps
     )

@@ -35,6 +35,7 @@ from sagaguard.storage.base import (
     alert_settled_event,
     dumps,
     loads,
+    replace_step,
 )
 from sagaguard.storage.rows import AlertRow, EventRow, RunState
 from sagaguard.storage.wakeup import WorkSignal
@@ -393,5 +394,5 @@ def _snapshot(run: _Run) -> RunSnapshot:
     steps = sorted(run.steps.values(), key=lambda step: step.position)
     return RunSnapshot(
         run=_run_record(run),
-        steps=tuple(dataclasses.replace(step, result=loads(step.result)) for step in steps),
+        steps=tuple(replace_step(step, {"result": loads(step.result)}) for step in steps),
     )
