@@ -151,7 +151,12 @@ def test_work_that_appears_between_two_waits_wakes_the_second_at_once(
     assert store.wait_for_work(0.01) is False  # this thread has waited; now it is "busy"
     submit(store)
     assert store.wait_for_work(30.0) is True
-    assert store.wait_for_work(0.01) is False  # that notice is spent: nothing new since
+    # That notice is spent. PostgreSQL may still hear its own NOTIFY back from the server
+    # once (the store also wakes its own process at once): one echo, then quiet.
+    echoes = 0
+    while store.wait_for_work(0.2):
+        echoes += 1
+        assert echoes <= 1, "a spent notice keeps waking the waiter"
 
 
 @pytest.mark.parametrize("how", ["submit", "release", "record_release"])
