@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from sagaguard.engine import Engine
+from sagaguard.engine import Engine, FaultPoint, SimulatedCrash
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
 from tests.behaviour.sagas import CHECKOUT_STEPS, FakeClock, Provider, checkout
+from tests.behaviour.test_ownership import CrashOnce
 
 
 def test_happy_path_calls_each_step_once_in_order(engine: Engine) -> None:
@@ -163,3 +164,27 @@ def test_a_run_of_n_steps_costs_n_plus_one_commits(store: JournalStore, clock: F
     assert [calls for _, calls in log.writes] == [0, 1, 2, 3, 4, 5]
     assert store.events("op-n")[-1].kind == "released"
     assert store.load("op-n").run.owner is None
+
+
+def test_a_run_taken_over_after_its_owner_died_owes_no_backoff_it_already_waited(
+    store: JournalStore, clock: FakeClock
+) -> None:
+    """The backoff counts from the journaled attempt: the dead owner's lease was the wait."""
+    saga = checkout(Provider())
+    dead = Engine(
+        store=store,
+        clock=clock,
+        sleep=clock.sleep,
+        lease_s=10,
+        faults=CrashOnce(FaultPoint.AFTER_CALL, "reserve_stock"),
+    )
+    with pytest.raises(SimulatedCrash):
+        dead.run(saga, operation_id="op-dead", input=None)
+    clock.advance(60)
+    slept_before = len(clock.sleeps)
+    with Engine(store=store, sagas=[saga], clock=clock, sleep=clock.sleep, lease_s=10) as worker:
+        [recovered] = worker.recover()
+
+    assert recovered.run.status is RunStatus.COMPLETED
+    assert recovered.step("reserve_stock").attempts == 2, "retried with the same key"
+    assert clock.sleeps[slept_before:] == [], "the 60 s without an owner were the backoff"

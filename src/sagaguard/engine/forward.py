@@ -196,7 +196,7 @@ class Forward(Moves):
                 step_id=step.id,
                 reason=f"after the point of no return: retried{within}, never rolled back",
             )
-        yield from run.backoff(record.attempts)
+        yield from run.backoff(record.attempts, since=record.last_attempt_at)
         return End.AGAIN
 
     def verify(self, step: Step, situation: Situation, order: Order) -> MoveGenerator:

@@ -21,7 +21,7 @@ from sagaguard.engine.calls import Outcome, Request, Sleep, describe
 from sagaguard.engine.context import StepContext
 from sagaguard.engine.faults import FaultInjector
 from sagaguard.engine.outbox import deliver_now
-from sagaguard.engine.retry import backoff_delay
+from sagaguard.engine.retry import backoff_delay, still_owed
 from sagaguard.engine.saga import Saga
 from sagaguard.model import Process, Step
 from sagaguard.storage.base import (
@@ -140,13 +140,16 @@ class StagedRun:
         """True when verify code is bound to ``step`` (the rulebook asks)."""
         return self.saga.handlers(step.id).verify is not None
 
-    def backoff(self, attempts: int) -> Requests:
-        """Wait before the next try, after ``attempts`` tries (jittered, capped)."""
+    def backoff(self, attempts: int, *, since: float | None = None) -> Requests:
+        """Wait before the next try, after ``attempts`` tries (jittered, capped).
+
+        ``since``: when the last try started, as journaled; the wait counts from it.
+        """
         defaults = self.process.defaults
         delay = backoff_delay(
             attempts, base_s=defaults.backoff_base, max_s=defaults.backoff_max, rng=self.env.rng
         )
-        yield from self.sleep(delay)
+        yield from self.sleep(still_owed(delay, since=since, now=self.env.clock()))
 
     def sleep(self, seconds: float) -> Requests:
         """Commit what is staged, then wait ``seconds`` (the lease covers the wait)."""
