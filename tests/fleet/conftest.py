@@ -131,10 +131,46 @@ class Fleet:
             while self._held_by(worker.owner) and time.monotonic() < deadline:
                 time.sleep(0.05)  # a bounded wait for the takeover, not an ordering
             if self._held_by(worker.owner):
-                pytest.fail(f"seed {self.seed}: nobody took over the runs of a frozen worker")
+                why = "\n".join(self._why_held(worker.owner))
+                pytest.fail(
+                    f"seed {self.seed}: nobody took over the runs of a frozen worker:\n{why}"
+                )
         finally:
             worker.process.send_signal(signal.SIGCONT)
         return held
+
+    def _why_held(self, owner: str) -> list[str]:
+        """For a failure message: each held run's lease left, its row lock, the sessions."""
+        import psycopg
+
+        table = f'"{self.schema}".runs'
+        lines: list[str] = []
+        with psycopg.connect(pg.server_url(), autocommit=True) as conn:
+            rows = conn.execute(
+                f"SELECT operation_id, status, lease_expires_at - extract(epoch FROM now()), "
+                f"fencing_token FROM {table} WHERE owner = %s "
+                "AND status IN ('running', 'compensating')",
+                (owner,),
+            ).fetchall()
+            for op, status, left, token in rows:
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            f"SELECT 1 FROM {table} WHERE operation_id = %s FOR UPDATE NOWAIT",
+                            (op,),
+                        )
+                    locked = "not locked"
+                except psycopg.errors.LockNotAvailable:
+                    locked = "LOCKED by another session"
+                lines.append(f"{op} {status} token {token}: lease left {left:.1f}s, {locked}")
+                lines.extend(f"  {_line(e)}" for e in self.store.events(op)[-6:])
+            for state, query, age in conn.execute(
+                "SELECT state, left(query, 120), extract(epoch FROM now() - state_change) "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state <> 'idle'"
+            ).fetchall():
+                lines.append(f"session {state} for {age:.1f}s: {query}")
+        return lines
 
     def _held_by(self, owner: str) -> int:
         """Active runs ``owner`` holds (its lease may have expired)."""

@@ -287,3 +287,19 @@ def test_a_submit_through_another_store_wakes_an_idle_worker_by_notify(schema: s
             thread.join(10)
             worker.close()
             idle.close()
+
+
+def test_a_snapshot_read_is_one_repeatable_read_read_only_transaction(schema: str) -> None:
+    """A run and its steps are read in two statements: both must see one moment."""
+    store = open_store(f"{pg.server_url()}?schema={schema}")
+    try:
+        seen = store._run(  # type: ignore[attr-defined]
+            lambda conn: conn.execute(
+                "SELECT current_setting('transaction_isolation'), "
+                "current_setting('transaction_read_only')"
+            ).fetchone(),
+            snapshot=True,
+        )
+    finally:
+        store.close()
+    assert seen == ("repeatable read", "on")
