@@ -1,13 +1,12 @@
 """A write whose connection dies around its commit lands exactly once, never twice.
 
 The database-fault test found a backend killed during ``record()`` leaving that record's
-transitions written twice under the same claim. The exact path: the COMMIT was answered,
-then the connection died while the pipeline's closing sync was on its way; libpq was left
-waiting for that answer, and the pool's connection context, on the way out, sent a COMMIT
-of its own, which failed ("PQsendQuery not allowed in pipeline mode") as if nothing had
-committed, so the whole transaction ran again. The seam below kills the backend for real
-(``pg_terminate_backend``) at the chosen point of one transaction, on the driver's own
-calls, so each path runs every time rather than about once in four runs.
+transitions written twice under the same claim: the COMMIT was answered, then the
+connection died, and a second COMMIT sent on the way out failed as if nothing had
+committed, so the whole transaction ran again (``after_commit`` below). The seam below
+kills the backend for real (``pg_terminate_backend``) at the chosen point of one
+transaction, on the driver's own calls, so each path runs every time rather than about
+once in four runs.
 """
 
 from __future__ import annotations
@@ -65,15 +64,15 @@ class Fault:
 
 @pytest.fixture
 def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
-    """A seam on psycopg's commit and pipeline exit (the store's transactions use both).
+    """A seam on psycopg's commit (the store's transactions end with it).
 
     ``before_commit``: the backend dies before the COMMIT is sent: nothing landed.
     ``answer_lost``: the COMMIT lands, then the backend dies and its answer never arrives.
-    ``closing_sync``: the COMMIT is answered, then the backend dies while the pipeline's
-    closing sync is unanswered: libpq stays busy, the connection not yet seen as closed.
+    ``after_commit``: the COMMIT is answered, then the backend dies before the connection
+    goes back to the pool: it landed, and nothing may run it again.
     """
     armed = Fault()
-    commit, pipeline_exit = psycopg.Connection.commit, psycopg.Pipeline.__exit__
+    commit = psycopg.Connection.commit
 
     def faulty_commit(self: psycopg.Connection[Any]) -> None:
         if armed.fire("before_commit"):
@@ -84,20 +83,13 @@ def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
             if armed.meanwhile is not None:
                 armed.meanwhile()
             raise psycopg.OperationalError("server closed the connection unexpectedly")
+        elif armed.fire("after_commit"):
+            commit(self)
+            _kill(self)
+            return
         commit(self)
 
-    def faulty_exit(self: psycopg.Pipeline, *exc: Any) -> None:
-        if exc[0] is not None or not armed.fire("closing_sync"):
-            pipeline_exit(self, *exc)
-            return
-        conn = self._conn
-        _kill(conn)
-        conn.pgconn.pipeline_sync()  # sent; its answer is never read
-        conn.pgconn.flush()
-        self._exit(None)  # what psycopg does next: "cannot exit pipeline mode while busy"
-
     monkeypatch.setattr(psycopg.Connection, "commit", faulty_commit)
-    monkeypatch.setattr(psycopg.Pipeline, "__exit__", faulty_exit)
     yield armed
     assert armed.at is None, f"the fault {armed.at!r} never fired"
 
@@ -124,7 +116,7 @@ def _written_once(store: PostgresStore, *, then: Sequence[str] = ()) -> None:
     assert store.load("op-1").step("reserve").attempts == 1
 
 
-@pytest.mark.parametrize("where", ["closing_sync", "answer_lost", "before_commit"])
+@pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
 def test_a_record_is_written_once_whoever_loses_the_connection_around_its_commit(
     store: PostgresStore, fault: Fault, where: str
 ) -> None:

@@ -229,8 +229,8 @@ def test_a_create_whose_commit_ack_was_lost_knows_the_run_as_its_own(
 
     def commit_then_lose_the_ack(conn: Any) -> None:
         real_commit(conn)
-        # Only the store's transactions run in pipeline mode; the pool's set-up commits don't.
-        if not lost and conn._pipeline is not None:
+        # Only the test's thread: the pool sets up new connections, with a commit, on its own.
+        if not lost and threading.current_thread() is threading.main_thread():
             lost.append(True)
             raise psycopg.OperationalError("server closed the connection unexpectedly")
 
@@ -303,3 +303,40 @@ def test_a_snapshot_read_is_one_repeatable_read_read_only_transaction(schema: st
     finally:
         store.close()
     assert seen == ("repeatable read", "on")
+
+
+def test_a_writer_that_stops_mid_transaction_is_idle_in_transaction_not_active(
+    schema: str,
+) -> None:
+    """A frozen worker (SIGSTOP, a long pause) must not hold its run's row lock forever.
+
+    The server ends a session idle in a transaction after a while and frees its locks, but
+    only a session the server sees as waiting on its client: one still "active" (as in
+    pipeline mode, where no batch ends before the commit) keeps the lock while it sleeps.
+    """
+    store = open_store(pg.store_url(schema))
+    store.create_run(_new(), owner="w", now=T0, lease_s=30.0)
+    locked, resume = threading.Event(), threading.Event()
+    pids: list[int] = []
+
+    def lock_then_stop(conn: Any) -> None:
+        conn.execute(
+            f'SELECT 1 FROM "{schema}".runs WHERE operation_id = %s FOR UPDATE', ("op-1",)
+        ).fetchone()
+        pids.append(conn.info.backend_pid)
+        locked.set()
+        assert resume.wait(30)
+
+    writer = threading.Thread(target=lambda: store._run(lock_then_stop, write=True))  # type: ignore[attr-defined]
+    writer.start()
+    try:
+        assert locked.wait(30)
+        with _admin() as admin:
+            state = admin.execute(
+                "SELECT state FROM pg_stat_activity WHERE pid = %s", (pids[0],)
+            ).fetchone()
+    finally:
+        resume.set()
+        writer.join(30)
+        store.close()
+    assert state == ("idle in transaction",)

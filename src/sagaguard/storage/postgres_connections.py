@@ -165,34 +165,35 @@ class PostgresConnections:
 
     @contextmanager
     def _transaction(self, *, snapshot: bool) -> Iterator[sql.Conn]:
-        # Pipeline mode: the writes after a call's first read, and its commit, travel in
-        # one round trip; a read that needs its rows still waits for them.
+        # No pipeline mode: there the server sees no end of a message batch until the
+        # commit, so a session whose client froze (SIGSTOP, a long pause) mid-transaction
+        # stays "active", idle_in_transaction_session_timeout never ends it, and the rows
+        # it locked (runs another worker must take over) stay locked for as long as the
+        # freeze lasts. Outside it, every wait on the client is "idle in transaction".
         # The pool's connection() context is not used: on its way out it commits once
         # more, outside this method, and on a connection that died after the commit was
         # answered that second COMMIT fails like a transaction that never committed.
         conn = self._pool.getconn()
         sent = confirmed = False
         try:
-            with conn.pipeline():
-                if snapshot:
-                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                try:
-                    yield conn
-                except BaseException:
-                    _roll_back(conn)
-                    raise
-                sent = True
-                try:
-                    conn.commit()
-                except psycopg.OperationalError:
-                    raise  # judged below, by what was sent
-                except psycopg.Error:
-                    _roll_back(conn)
-                    raise
-                confirmed = _idle(conn)
-            # The pipeline's closing sync read whatever answer commit() left unread.
-            confirmed = confirmed or _idle(conn)
-            if sent and not confirmed and not snapshot:
+            if snapshot:
+                # psycopg has begun the transaction: this sets what it is, before any read.
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield conn
+            except BaseException:
+                _roll_back(conn)
+                raise
+            sent = True
+            try:
+                conn.commit()
+            except psycopg.OperationalError:
+                raise  # judged below, by what was sent
+            except psycopg.Error:
+                _roll_back(conn)
+                raise
+            confirmed = _idle(conn)
+            if not confirmed and not snapshot:
                 raise CommitUnknown("the server did not confirm the commit")
         except psycopg.OperationalError as exc:
             if confirmed:
