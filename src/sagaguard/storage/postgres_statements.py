@@ -185,11 +185,8 @@ def write(
 ) -> None:
     """Write what :func:`journal.fold` decided (the run's row is locked by the caller),
     marking the row with ``token`` when given."""
-    cursor = conn.cursor()
-    if folded.steps:
-        cursor.executemany(
-            sql.update_step, [(*w.values(), operation_id, w.step_id) for w in folded.steps]
-        )
+    for w in folded.steps:
+        conn.execute(sql.update_step, (*w.values(), operation_id, w.step_id))
     write_state(conn, sql, operation_id, folded.run, moved=folded.run_changed, token=token)
     append(conn, sql, folded.events)
     if folded.alerts:
@@ -221,14 +218,26 @@ def write_state(
 
 
 def append(conn: Conn, sql: Statements, rows: Sequence[EventRow]) -> None:
-    if len(rows) == 1:
-        conn.execute(sql.insert_event, rows[0])
-    elif rows:
-        conn.cursor().executemany(sql.insert_event, rows)
+    insert_rows(conn, sql.insert_event, rows)
 
 
 def insert_alerts(conn: Conn, sql: Statements, rows: Sequence[AlertRow]) -> None:
-    conn.cursor().executemany(sql.insert_alert, rows)
+    insert_rows(conn, sql.insert_alert, rows)
+
+
+def insert_rows(conn: Conn, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+    """Every row in one multi-row INSERT (``statement`` inserts one).
+
+    Not ``executemany``: psycopg runs it in pipeline mode, where a client that freezes
+    mid-batch leaves its session "active", so the server never times it out and the run's
+    row lock is held for as long as the freeze lasts.
+    """
+    if not rows:
+        return
+    head, values, group = statement.rpartition(" VALUES ")
+    assert values, "an INSERT ... VALUES (...) statement"
+    many = head + values + ", ".join([group] * len(rows))
+    conn.execute(many, [value for row in rows for value in row])
 
 
 def take(
@@ -248,9 +257,7 @@ def take(
 
 
 def insert_steps(conn: Conn, sql: Statements, snapshot: RunSnapshot) -> None:
-    rows = [step_row(record) for record in snapshot.steps]
-    if rows:
-        conn.cursor().executemany(sql.insert_step, rows)
+    insert_rows(conn, sql.insert_step, [step_row(record) for record in snapshot.steps])
 
 
 def snapshot(conn: Conn, sql: Statements, operation_id: str) -> RunSnapshot:
