@@ -115,8 +115,10 @@ class PostgresConnections:
         conn.execute("SET lock_timeout = '30s'")
         # A worker frozen mid-transaction (SIGSTOP, a long GC pause) would hold its runs' row
         # locks forever, and SKIP LOCKED claims would skip them past their lease: the server
-        # ends such a session instead. The store's transactions never wait on a call.
-        conn.execute("SET idle_in_transaction_session_timeout = '10s'")
+        # ends such a session instead, soon enough that a short lease still holds. The
+        # store's transactions never wait on a call, only on a few statements; one that is
+        # ended is retried on a fresh connection (nothing of it can have committed).
+        conn.execute("SET idle_in_transaction_session_timeout = '2s'")
         if self.read_only:
             conn.execute("SET default_transaction_read_only = on")
         conn.commit()
