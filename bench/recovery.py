@@ -8,8 +8,9 @@ given) and each concurrency (default 1 and 4):
   call timeout a started step's lease covers): N runs stay ``running``, owned by nobody
   alive, their third step ``started``, every lease expired before the clock starts;
 - one Worker on a fresh engine recovers them all; the clock runs from ``worker.run()`` until
-  the last run is completed. Each recovered run waits out a retry backoff (jittered, up to
-  0.2 s) before it calls its started step again: that is the recovery rule, kept as is.
+  the last run is completed. A retry's backoff counts from the journaled start of the last
+  attempt, so a run whose owner died long enough ago owes none of it: it calls its started
+  step again at once.
 
 It prints recovered runs/s per store and concurrency against the target (>= 300 runs/s per
 worker). Usage: ``python bench/recovery.py [-n 1000] [--concurrency 1,4] [--pg URL]
