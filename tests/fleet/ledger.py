@@ -5,6 +5,9 @@ committed (autocommit) before the provider does anything else, with its operatio
 idempotency key, attempt, fencing token and pid, and whether it took effect. A provider that
 honours idempotency keys takes effect at most once per key; one that does not takes effect
 every time it applies, which is what makes a second call of a non-idempotent step visible.
+Like the real provider the README asks for ("What a lease cannot do"), each refuses a call
+whose fencing token is lower than one it has seen for the key: a worker frozen inside a call
+(SIGSTOP) that wakes after another took its run over cannot apply it a second time.
 """
 
 from __future__ import annotations
@@ -108,16 +111,33 @@ class PgLedger(Ledger):
             entry.time,
             entry.fencing_token,
         )
-        # One statement, so that the dedupe check and the row commit together.
+        # The provider checks fencing tokens, as the README asks of a real one: a call
+        # under a lower token than one it already saw for the key (a frozen worker that
+        # woke after another took its run over) is refused. The key's lock makes the
+        # token check, the dedupe check and the row commit together.
         rows = self._execute(
             f"INSERT INTO {self._table} ({_COLUMNS}) SELECT %s, %s, %s, %s, %s, %s, %s, %s, "
             f"%s AND NOT (%s AND EXISTS (SELECT 1 FROM {self._table} "
-            "WHERE idempotency_key = %s AND kind = %s AND effect)) RETURNING effect",
-            (*values, applies, dedupe, entry.idempotency_key, entry.kind.value),
+            "WHERE idempotency_key = %s AND kind = %s AND effect)) "
+            f"AND NOT EXISTS (SELECT 1 FROM {self._table} "
+            "WHERE idempotency_key = %s AND fencing_token > %s) RETURNING effect",
+            (
+                *values,
+                applies,
+                dedupe,
+                entry.idempotency_key,
+                entry.kind.value,
+                entry.idempotency_key,
+                entry.fencing_token,
+            ),
+            lock=entry.idempotency_key,
         )
         return bool(rows[0][0])
 
-    def _execute(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    def _execute(
+        self, query: str, params: tuple[Any, ...] = (), *, lock: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Run ``query``; with ``lock``, in a transaction holding that key's advisory lock."""
         import psycopg
 
         conn: psycopg.Connection[tuple[Any, ...]] | None = getattr(self._local, "conn", None)
@@ -125,8 +145,13 @@ class PgLedger(Ledger):
             if conn is None or conn.closed or conn.broken:
                 conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
                 self._local.conn = conn
-            cursor = conn.execute(query, params)
-            return cursor.fetchall() if cursor.description else []
+            if lock is None:
+                cursor = conn.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (lock,))
+                cursor = conn.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
         except psycopg.OperationalError:
             # The provider's own database went away (a killed backend, a restart): this call
             # fails with an unknown outcome; the next one connects again.
