@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from sagaguard.engine import Engine, FaultPoint, SimulatedCrash
+from sagaguard.engine import Engine, FaultPoint
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
 from tests.behaviour.sagas import CHECKOUT_STEPS, FakeClock, Provider, checkout
-from tests.behaviour.test_ownership import CrashOnce
+from tests.behaviour.test_ownership import CrashOnce, die_running
 
 
 def test_happy_path_calls_each_step_once_in_order(engine: Engine) -> None:
@@ -171,15 +171,9 @@ def test_a_run_taken_over_after_its_owner_died_owes_no_backoff_it_already_waited
 ) -> None:
     """The backoff counts from the journaled attempt: the dead owner's lease was the wait."""
     saga = checkout(Provider())
-    dead = Engine(
-        store=store,
-        clock=clock,
-        sleep=clock.sleep,
-        lease_s=10,
-        faults=CrashOnce(FaultPoint.AFTER_CALL, "reserve_stock"),
+    die_running(
+        store, clock, saga, "op-dead", faults=CrashOnce(FaultPoint.AFTER_CALL, "reserve_stock")
     )
-    with pytest.raises(SimulatedCrash):
-        dead.run(saga, operation_id="op-dead", input=None)
     clock.advance(60)
     slept_before = len(clock.sleeps)
     with Engine(store=store, sagas=[saga], clock=clock, sleep=clock.sleep, lease_s=10) as worker:

@@ -6,12 +6,10 @@ import os
 import re
 import socket
 
-import pytest
-
-from sagaguard.engine import Engine, FaultPoint, SimulatedCrash
+from sagaguard.engine import Engine, FaultPoint
 from sagaguard.storage import JournalStore, RunStatus
 from tests.behaviour.sagas import FakeClock, Provider, checkout
-from tests.behaviour.test_ownership import CrashOnce
+from tests.behaviour.test_ownership import CrashOnce, die_running
 
 
 def test_an_engine_owner_is_a_random_id_at_host_and_pid(store: JournalStore) -> None:
@@ -29,15 +27,9 @@ def test_a_restarted_engine_on_the_same_host_and_pid_leaves_the_dead_ones_live_l
 ) -> None:
     """Only the random part tells the two apart: it alone keeps the new one from stealing."""
     saga = checkout(Provider())
-    dead = Engine(
-        store=store,
-        clock=clock,
-        sleep=clock.sleep,
-        lease_s=10,
-        faults=CrashOnce(FaultPoint.AFTER_CALL, "reserve_stock"),
+    dead = die_running(
+        store, clock, saga, "op-1", faults=CrashOnce(FaultPoint.AFTER_CALL, "reserve_stock")
     )
-    with pytest.raises(SimulatedCrash):
-        dead.run(saga, operation_id="op-1", input=None)
     with Engine(store=store, clock=clock, sleep=clock.sleep, lease_s=10) as restarted:
         during = restarted.run(saga, operation_id="op-1", input=None)
         assert during.run.owner == dead.owner, "a live lease of the old incarnation is kept"

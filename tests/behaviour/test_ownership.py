@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sagaguard import StaleOwnerError
-from sagaguard.engine import Engine, FaultPoint, SimulatedCrash
+from sagaguard.engine import Engine, FaultInjector, FaultPoint, Saga, SimulatedCrash
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
 from tests.behaviour.sagas import FakeClock, Provider, checkout
 
@@ -22,6 +22,28 @@ class CrashOnce:
         if not self.fired and point is self.point and step_id == self.step_id:
             self.fired = True
             raise SimulatedCrash(f"{point} {step_id}")
+
+
+def die_running(
+    store: JournalStore,
+    clock: FakeClock,
+    saga: Saga,
+    operation_id: str,
+    *,
+    faults: FaultInjector,
+    input: Any = None,
+    owner: str | None = None,
+) -> Engine:
+    """Start ``operation_id`` on an engine (lease 10 s) that crashes where ``faults`` says.
+
+    Returns the dead engine: its run stays ``running`` under its lease, for a test to take over.
+    """
+    dead = Engine(
+        store=store, clock=clock, sleep=clock.sleep, owner=owner, lease_s=10, faults=faults
+    )
+    with pytest.raises(SimulatedCrash):
+        dead.run(saga, operation_id=operation_id, input=input)
+    return dead
 
 
 def _crash_then_recover(

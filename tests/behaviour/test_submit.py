@@ -12,10 +12,11 @@ import asyncio
 import pytest
 
 from sagaguard import OperationConflictError
-from sagaguard.engine import Encounter, Engine, FaultPoint, SimulatedCrash
+from sagaguard.engine import Encounter, Engine, FaultPoint
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
 from sagaguard.testing import CrashAt
 from tests.behaviour.sagas import CHECKOUT_STEPS, FakeClock, Provider, checkout
+from tests.behaviour.test_ownership import die_running
 
 ORDER = {"order": "A-1", "amount_cents": 4200}
 
@@ -91,16 +92,15 @@ def test_run_detailed_resumes_a_dead_owners_run_and_joins_a_live_one(
     store: JournalStore, clock: FakeClock
 ) -> None:
     saga = checkout(Provider())
-    dead = Engine(
-        store=store,
-        clock=clock,
-        sleep=clock.sleep,
+    dead = die_running(
+        store,
+        clock,
+        saga,
+        "op-1",
+        input=ORDER,
         owner="dead",
-        lease_s=10,
         faults=CrashAt(FaultPoint.BEFORE_CALL, step_id="reserve_stock"),
     )
-    with pytest.raises(SimulatedCrash):
-        dead.run(saga, operation_id="op-1", input=ORDER)
     later = Engine(store=store, clock=clock, sleep=clock.sleep, owner="later", lease_s=10)
 
     joined = later.run_detailed(saga, operation_id="op-1", input=ORDER)
