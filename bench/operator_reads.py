@@ -87,8 +87,9 @@ def fill_sqlite(store: SQLiteStore, count: int) -> None:
 def fill_postgres(store: Any, count: int) -> None:
     """Write ``count`` finished runs through the store's own statements, in one transaction."""
 
-    def write(conn: Any) -> None:
-        cursor = conn.cursor()
+    def write(tx: Any) -> None:
+        tx.execute("SELECT 1")  # sends BEGIN: the bulk inserts below join the transaction
+        cursor = tx.connection.cursor()
         for start in range(0, count, 5_000):
             built = [finished(n) for n in range(start, min(start + 5_000, count))]
             runs = [run_row(s.run, '{"order": 1}') for s, _ in built]
@@ -97,8 +98,8 @@ def fill_postgres(store: Any, count: int) -> None:
             cursor.executemany(store._sql.insert_step, steps)
             events = [event for _, events in built for event in events]
             cursor.executemany(store._sql.insert_event, events)
-        conn.execute(f"UPDATE {store._quoted}.runs SET last_seq = 2")
-        conn.execute(f"ANALYZE {store._quoted}.runs")
+        cursor.execute(f"UPDATE {store._quoted}.runs SET last_seq = 2")
+        cursor.execute(f"ANALYZE {store._quoted}.runs")
 
     store._run(write, write=True)
 

@@ -23,6 +23,7 @@ from sagaguard.exceptions import StaleOwnerError
 from sagaguard.storage import NewRun, StepChange, StepStatus, Transition
 from sagaguard.storage.base import Claim
 from sagaguard.storage.postgres import PostgresStore
+from sagaguard.storage.postgres_transaction import Transaction
 from tests import pg
 from tests.pg import schema
 
@@ -64,7 +65,7 @@ class Fault:
 
 @pytest.fixture
 def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
-    """A seam on psycopg's commit (the store's transactions end with it).
+    """A seam on the store's commit (every write transaction ends with it).
 
     ``before_commit``: the backend dies before the COMMIT is sent: nothing landed.
     ``answer_lost``: the COMMIT lands, then the backend dies and its answer never arrives.
@@ -72,24 +73,24 @@ def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
     goes back to the pool: it landed, and nothing may run it again.
     """
     armed = Fault()
-    commit = psycopg.Connection.commit
+    commit = Transaction.commit
 
-    def faulty_commit(self: psycopg.Connection[Any]) -> None:
+    def faulty_commit(self: Transaction) -> None:
         if armed.fire("before_commit"):
-            _kill(self)
+            _kill(self.connection)
         elif armed.fire("answer_lost"):
             commit(self)
-            _kill(self)
+            _kill(self.connection)
             if armed.meanwhile is not None:
                 armed.meanwhile()
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         elif armed.fire("after_commit"):
             commit(self)
-            _kill(self)
+            _kill(self.connection)
             return
         commit(self)
 
-    monkeypatch.setattr(psycopg.Connection, "commit", faulty_commit)
+    monkeypatch.setattr(Transaction, "commit", faulty_commit)
     yield armed
     assert armed.at is None, f"the fault {armed.at!r} never fired"
 

@@ -223,8 +223,10 @@ def test_a_create_whose_commit_ack_was_lost_knows_the_run_as_its_own(
     token and reports created=True with the creator's claim, not created=False."""
     import psycopg
 
+    from sagaguard.storage.postgres_transaction import Transaction
+
     store = open_store(pg.store_url(schema, clock="caller"))
-    real_commit = psycopg.Connection.commit
+    real_commit = Transaction.commit
     lost: list[bool] = []
 
     def commit_then_lose_the_ack(conn: Any) -> None:
@@ -236,7 +238,7 @@ def test_a_create_whose_commit_ack_was_lost_knows_the_run_as_its_own(
 
     try:
         started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
-        monkeypatch.setattr(psycopg.Connection, "commit", commit_then_lose_the_ack)
+        monkeypatch.setattr(Transaction, "commit", commit_then_lose_the_ack)
         created = store.create_run(_new(), owner="w", now=T0, lease_s=30.0, transitions=[started])
         monkeypatch.undo()
         assert lost == [True]
@@ -323,7 +325,7 @@ def test_a_writer_that_stops_mid_transaction_is_idle_in_transaction_not_active(
         conn.execute(
             f'SELECT 1 FROM "{schema}".runs WHERE operation_id = %s FOR UPDATE', ("op-1",)
         ).fetchone()
-        pids.append(conn.info.backend_pid)
+        pids.append(conn.connection.info.backend_pid)
         locked.set()
         assert resume.wait(30)
 
@@ -340,3 +342,39 @@ def test_a_writer_that_stops_mid_transaction_is_idle_in_transaction_not_active(
         writer.join(30)
         store.close()
     assert state == ("idle in transaction",)
+
+
+def test_a_record_is_two_messages_and_a_load_one(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each message to the server is a round trip, and on a machine whose cores sleep
+    between messages a round trip costs more than the server's work: a record sends
+    BEGIN with its read, then its writes with the COMMIT; a load sends all of it at once."""
+    import psycopg
+
+    store = open_store(pg.store_url(schema))
+    try:
+        claim = store.create_run(_new(), owner="w", now=T0, lease_s=30.0).claim
+        assert claim is not None
+        sent: list[str] = []
+        execute = psycopg.Cursor.execute
+
+        def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                sent.append(str(query))
+            return execute(cursor, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+        started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
+        claim = store.record(claim, [started], now=T0, lease_s=30.0)
+        assert len(sent) == 2
+        assert sent[0].startswith("BEGIN; SELECT") and sent[1].endswith("; COMMIT")
+        sent.clear()
+        assert store.load("op-1").step("reserve").status is StepStatus.STARTED
+        assert len(sent) == 1
+        sent.clear()
+        store.heartbeat(claim, now=T0, lease_s=30.0)
+        assert len(sent) == 2
+    finally:
+        monkeypatch.undo()
+        store.close()

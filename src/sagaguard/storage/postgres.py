@@ -116,7 +116,9 @@ class PostgresStore(PostgresConnections):
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
         journal.lookup_id(operation_id)
-        return self._run(lambda conn: sql.snapshot(conn, self._sql, operation_id), snapshot=True)
+        return self._run(
+            lambda conn: sql.snapshot(conn, self._sql, operation_id, last=True), snapshot=True
+        )
 
     def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs, newest first, optionally only those with ``status``."""
@@ -135,7 +137,9 @@ class PostgresStore(PostgresConnections):
         wanted = journal.lookup_ids(operation_ids)
         if not wanted:
             return []
-        return self._run(lambda conn: sql.snapshots(conn, self._sql, wanted), snapshot=True)
+        return self._run(
+            lambda conn: sql.snapshots(conn, self._sql, wanted, last=True), snapshot=True
+        )
 
     def count_runs(self) -> dict[RunStatus, int]:
         """How many runs there are in each status (a status with none is left out)."""
@@ -368,7 +372,7 @@ class PostgresStore(PostgresConnections):
             state = None if row is None else run_state(row[:7])
             at = now if row is None else float(row[7])
             _, renewed = journal.renewed(claim, state, now=at, lease_s=lease_s)
-            conn.execute(
+            conn.defer(
                 self._sql.renew, (renewed.lease_expires_at, op, claim.fencing_token, claim.owner)
             )
             return renewed
@@ -413,9 +417,9 @@ class PostgresStore(PostgresConnections):
                 return
             op, kind, failed, at = row[0], row[1], row[2], float(row[3])
             if error is None:
-                conn.execute(self._sql.delivered, (at, alert_id))
+                conn.defer(self._sql.delivered, (at, alert_id))
             else:
-                conn.execute(self._sql.failed, (error, retry_at, alert_id))
+                conn.defer(self._sql.failed, (error, retry_at, alert_id))
             event = alert_settled_event(kind, alert_id, failed_before=failed, error=error)
             if event is None:
                 return
@@ -442,7 +446,7 @@ class PostgresStore(PostgresConnections):
             rows = conn.execute(self._sql.prune, (chosen, older_than, 500)).fetchall()
             gone = [row[0] for row in rows]
             for statement in self._sql.prune_rows:
-                conn.execute(statement, (gone,))
+                conn.defer(statement, (gone,))
             return len(gone)
 
         removed = 0

@@ -25,6 +25,7 @@ from sagaguard.storage import postgres_schema as schema
 from sagaguard.storage import postgres_statements as sql
 from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
 from sagaguard.storage.postgres_listen import Listener
+from sagaguard.storage.postgres_transaction import Connection, Transaction
 from sagaguard.storage.wakeup import WorkSignal
 
 __all__ = ["CommitUnknown", "PostgresConnections", "first_line"]
@@ -83,7 +84,9 @@ class PostgresConnections:
                 min_size=1,
                 max_size=pool_size,
                 open=True,
-                check=psycopg_pool.ConnectionPool.check_connection,
+                # No check on every getconn (a round trip each time): a connection found
+                # dead by its first statement is retried, and the pool checked, by _run.
+                kwargs={"autocommit": True},
                 configure=self._configure,
                 timeout=reconnect_s,
                 name=f"sagaguard-{schema_name}",
@@ -107,11 +110,11 @@ class PostgresConnections:
         """The time a statement uses: the caller's on a caller clock, else none (the server's)."""
         return now if self.clock == "caller" else None
 
-    def _notify(self, conn: sql.Conn) -> None:
+    def _notify(self, tx: Transaction) -> None:
         """Tell every listening worker, at this transaction's commit, that work may exist."""
-        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+        tx.defer("SELECT pg_notify(%s, '')", (self._channel,))
 
-    def _configure(self, conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    def _configure(self, conn: Connection) -> None:
         conn.execute("SET lock_timeout = '30s'")
         # A worker frozen mid-transaction (SIGSTOP, a long GC pause) would hold its runs' row
         # locks forever, and SKIP LOCKED claims would skip them past their lease: the server
@@ -121,11 +124,10 @@ class PostgresConnections:
         conn.execute("SET idle_in_transaction_session_timeout = '2s'")
         if self.read_only:
             conn.execute("SET default_transaction_read_only = on")
-        conn.commit()
 
     def _run(
         self,
-        work: Callable[[sql.Conn], T],
+        work: Callable[[Transaction], T],
         *,
         write: bool = False,
         snapshot: bool = False,
@@ -145,8 +147,8 @@ class PostgresConnections:
         delay = 0.05
         while True:
             try:
-                with self._transaction(snapshot=snapshot) as conn:
-                    return work(conn)
+                with self._transaction(snapshot=snapshot) as tx:
+                    return work(tx)
             except CommitUnknown as unknown:
                 cause = unknown.__cause__ or unknown
                 if rerun_unknown and time.monotonic() + delay <= deadline:
@@ -166,43 +168,28 @@ class PostgresConnections:
                 raise StoreError(f"journal {self._shown()}: {first_line(exc)}") from exc
 
     @contextmanager
-    def _transaction(self, *, snapshot: bool) -> Iterator[sql.Conn]:
-        # No pipeline mode: there the server sees no end of a message batch until the
-        # commit, so a session whose client froze (SIGSTOP, a long pause) mid-transaction
-        # stays "active", idle_in_transaction_session_timeout never ends it, and the rows
-        # it locked (runs another worker must take over) stay locked for as long as the
-        # freeze lasts. Outside it, every wait on the client is "idle in transaction".
+    def _transaction(self, *, snapshot: bool) -> Iterator[Transaction]:
         # The pool's connection() context is not used: on its way out it commits once
         # more, outside this method, and on a connection that died after the commit was
         # answered that second COMMIT fails like a transaction that never committed.
         conn = self._pool.getconn()
-        sent = confirmed = False
+        tx = Transaction(conn, snapshot=snapshot)
         try:
-            if snapshot:
-                # psycopg has begun the transaction: this sets what it is, before any read.
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                yield conn
-            except BaseException:
-                _roll_back(conn)
-                raise
-            sent = True
-            try:
-                conn.commit()
+                yield tx
+                tx.commit()
             except psycopg.OperationalError:
                 raise  # judged below, by what was sent
-            except psycopg.Error:
-                _roll_back(conn)
+            except BaseException:
+                tx.rollback()
                 raise
-            confirmed = _idle(conn)
-            if not confirmed and not snapshot:
+            if tx.sent and not _idle(conn) and not snapshot:
                 raise CommitUnknown("the server did not confirm the commit")
         except psycopg.OperationalError as exc:
-            if confirmed:
-                return  # the server confirmed the commit; only the connection went after it
-            if sent and not snapshot:
+            if tx.sent and not snapshot:
                 # The COMMIT may have landed: only the client's view of it was lost.
                 raise CommitUnknown(first_line(exc)) from exc
+            self._pool.check()  # a lost connection rarely goes alone (a server restart)
             raise  # nothing can have committed (or it was a read): it may run again
         finally:
             self._pool.putconn(conn)
@@ -221,16 +208,10 @@ def first_line(exc: BaseException | None) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _idle(conn: sql.Conn) -> bool:
+def _idle(conn: Connection) -> bool:
     """True when the server's last answer said no transaction is open: a COMMIT went in.
 
     A COMMIT counts only once its answer is read (libpq's pipeline documentation: the
     client must not assume work is committed when it sends a COMMIT).
     """
     return bool(conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE)
-
-
-def _roll_back(conn: sql.Conn) -> None:
-    """End a failed transaction, unless the connection is gone (the pool then drops it)."""
-    if not conn.closed and not conn.broken:
-        conn.rollback()

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-
 from sagaguard.exceptions import RunNotFoundError
 from sagaguard.storage import journal
 from sagaguard.storage.base import (
@@ -22,6 +20,7 @@ from sagaguard.storage.base import (
     StepRecord,
 )
 from sagaguard.storage.journal import Folded
+from sagaguard.storage.postgres_transaction import Transaction
 from sagaguard.storage.rows import (
     ALERT_COLUMNS,
     EVENT_COLUMNS,
@@ -37,7 +36,8 @@ from sagaguard.storage.rows import (
     step_row,
 )
 
-Conn = psycopg.Connection[tuple[Any, ...]]
+Conn = Transaction
+"""What the row work runs on: one transaction (reads at once, writes with the commit)."""
 
 NOW = "COALESCE(%s::float8, extract(epoch FROM clock_timestamp())::float8)"
 ACTIVE = "('running', 'compensating')"
@@ -186,7 +186,7 @@ def write(
     """Write what :func:`journal.fold` decided (the run's row is locked by the caller),
     marking the row with ``token`` when given."""
     for w in folded.steps:
-        conn.execute(sql.update_step, (*w.values(), operation_id, w.step_id))
+        conn.defer(sql.update_step, (*w.values(), operation_id, w.step_id))
     write_state(conn, sql, operation_id, folded.run, moved=folded.run_changed, token=token)
     append(conn, sql, folded.events)
     if folded.alerts:
@@ -212,9 +212,9 @@ def write_state(
         after.last_seq, token,
     )  # fmt: skip
     if moved:
-        conn.execute(sql.write_state, (*values, after.status.value, after.reason, operation_id))
+        conn.defer(sql.write_state, (*values, after.status.value, after.reason, operation_id))
     else:
-        conn.execute(sql.write_ownership, (*values, operation_id))
+        conn.defer(sql.write_ownership, (*values, operation_id))
 
 
 def append(conn: Conn, sql: Statements, rows: Sequence[EventRow]) -> None:
@@ -237,7 +237,7 @@ def insert_rows(conn: Conn, statement: str, rows: Sequence[Sequence[Any]]) -> No
     head, values, group = statement.rpartition(" VALUES ")
     assert values, "an INSERT ... VALUES (...) statement"
     many = head + values + ", ".join([group] * len(rows))
-    conn.execute(many, [value for row in rows for value in row])
+    conn.defer(many, [value for row in rows for value in row])
 
 
 def take(
@@ -260,23 +260,30 @@ def insert_steps(conn: Conn, sql: Statements, snapshot: RunSnapshot) -> None:
     insert_rows(conn, sql.insert_step, [step_row(record) for record in snapshot.steps])
 
 
-def snapshot(conn: Conn, sql: Statements, operation_id: str) -> RunSnapshot:
-    row = conn.execute(sql.select_run, (operation_id,)).fetchone()
-    if row is None:
+def snapshot(conn: Conn, sql: Statements, operation_id: str, *, last: bool = False) -> RunSnapshot:
+    """The run and its steps, read in one message (and the transaction ended, if ``last``)."""
+    runs, steps = conn.fetch_sets(
+        [(sql.select_run, (operation_id,)), (sql.select_steps, (operation_id,))], commit=last
+    )
+    if not runs:
         raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-    steps = conn.execute(sql.select_steps, (operation_id,)).fetchall()
-    return RunSnapshot(run=run_record(row), steps=tuple(step_record(s) for s in steps))
+    return RunSnapshot(run=run_record(runs[0]), steps=tuple(step_record(s) for s in steps))
 
 
-def snapshots(conn: Conn, sql: Statements, operation_ids: Sequence[str]) -> list[RunSnapshot]:
+def snapshots(
+    conn: Conn, sql: Statements, operation_ids: Sequence[str], *, last: bool = False
+) -> list[RunSnapshot]:
     """The runs of ``operation_ids`` that exist, with their steps, in the order given."""
     ids = list(operation_ids)
+    run_rows, step_rows = conn.fetch_sets(
+        [(sql.select_runs, (ids,)), (sql.select_steps_of, (ids,))], commit=last
+    )
     steps: dict[str, list[StepRecord]] = {}
-    for row in conn.execute(sql.select_steps_of, (ids,)).fetchall():
+    for row in step_rows:
         record = step_record(row)
         steps.setdefault(record.operation_id, []).append(record)
     runs = {}
-    for row in conn.execute(sql.select_runs, (ids,)).fetchall():
+    for row in run_rows:
         run = run_record(row)
         runs[run.operation_id] = RunSnapshot(run, tuple(steps.get(run.operation_id, ())))
     return [runs[op] for op in ids if op in runs]
