@@ -368,7 +368,8 @@ def test_a_record_is_two_messages_and_a_load_one(
         started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
         claim = store.record(claim, [started], now=T0, lease_s=30.0)
         assert len(sent) == 2
-        assert sent[0].startswith("BEGIN; SELECT") and sent[1].endswith("; COMMIT")
+        assert sent[0].startswith("BEGIN; SELECT")
+        assert sent[1].endswith("; COMMIT")
         sent.clear()
         assert store.load("op-1").step("reserve").status is StepStatus.STARTED
         assert len(sent) == 1
