@@ -82,23 +82,24 @@ def commits_per_run(url: str, count: int = 20) -> float:
         store.close()
 
 
-def fleet(url: str, workers: int, runs: int, logs: Path) -> float:
-    """Runs/s of ``workers`` worker processes draining ``runs`` submitted runs."""
+def fleet(url: str, workers: int, runs: int, logs: Path, concurrency: int = 1) -> float:
+    """Runs/s of ``workers`` worker processes (each driving ``concurrency`` runs at once)
+    draining ``runs`` submitted runs."""
     store = PostgresStore.from_url(url)
     processes = []
     try:
         for number in range(workers):
-            log = logs / f"worker-{workers}-{number}.log"
+            log = logs / f"worker-{workers}x{concurrency}-{number}.log"
             with log.open("w") as err:
                 processes.append(
                     subprocess.Popen(
                         [str(SAGAGUARD), "worker", APP, "--db", url, "--interval", "0.05",
-                         "--batch", "100"],
+                         "--batch", "100", "--concurrency", str(concurrency)],
                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err,
                     )
                 )  # fmt: skip
             _wait_for(lambda log=log: "started on" in log.read_text(), "worker start")
-        ops = [f"k{workers}-{n:06d}" for n in range(runs)]
+        ops = [f"k{workers}x{concurrency}-{n:06d}" for n in range(runs)]
         start = time.perf_counter()
         with Engine(store=store) as submitter:
             for op in ops:
@@ -149,7 +150,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("-n", type=int, default=1000, help="runs per worker count")
-    parser.add_argument("--workers", default="1,2,4,8")
+    parser.add_argument("--workers", default="1,2,4,8", help="worker counts, at concurrency 1")
+    parser.add_argument(
+        "--one-worker-concurrency", type=int, default=8, help="then one worker at this; 0: no"
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="per commit-rate slice")
     parser.add_argument("--dbos-runs", type=int, default=300)
     parser.add_argument("--skip-dbos", action="store_true")
@@ -167,9 +171,11 @@ def main() -> int:
     before = {k: commit_rate(args.url, k, args.seconds) for k in counts}
     commits = commits_per_run(url)
     figures: dict[int, float] = {}
+    wide = args.one_worker_concurrency
     with tempfile.TemporaryDirectory() as logs:
         for k in counts:
             figures[k] = fleet(url, k, args.n, Path(logs))
+        one_wide = fleet(url, 1, args.n, Path(logs), concurrency=wide) if wide else None
     after = {k: commit_rate(args.url, k, args.seconds) for k in counts}
     dbos_seq = dbos_conc = "skipped"
     if not args.skip_dbos:
@@ -189,14 +195,21 @@ def main() -> int:
             f"{k:>8}{figures[k]:>9.0f}{figures[k] * commits:>11.0f}{rate:>18.0f}"
             f"{bound:>21.0f}{figures[k] / bound:>10.2f}"
         )
-    for label, peer, k in (("sequential", dbos_seq, 1), ("8 threads", dbos_conc, counts[-1])):
-        if isinstance(peer, float):
-            print(
-                f"DBOS {label}: {peer:.1f} runs/s; sagaguard with {k} worker(s): "
-                f"{figures[k] / peer:.1f}x"
-            )
-        else:
+    if one_wide is not None:
+        rate = (before[1] + after[1]) / 2
+        print(
+            f"1 worker at concurrency {wide}: {one_wide:.0f} runs/s, "
+            f"{one_wide * commits:.0f} commits/s (1-connection commit rate {rate:.0f})"
+        )
+    ours = [("1 worker", figures.get(1)), (f"{counts[-1]} workers", figures[counts[-1]])]
+    if one_wide is not None:
+        ours.append((f"1 worker at concurrency {wide}", one_wide))
+    for label, peer in (("sequential", dbos_seq), ("8 threads", dbos_conc)):
+        if not isinstance(peer, float):
             print(f"DBOS {label}: {peer}")
+            continue
+        ratios = ", ".join(f"{name} {value / peer:.1f}x" for name, value in ours if value)
+        print(f"DBOS {label}: {peer:.1f} runs/s; sagaguard: {ratios}")
     return 0
 
 

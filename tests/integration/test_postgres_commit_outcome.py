@@ -162,3 +162,63 @@ def test_a_record_whose_answer_was_lost_is_stale_if_its_run_was_taken_over_meanw
         _written_once(store, then=["claimed"])
     finally:
         other.close()
+
+
+@pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
+def test_a_heartbeat_whose_commit_outcome_is_unknown_renews_once_and_returns(
+    store: PostgresStore, fault: Fault, where: str
+) -> None:
+    claim = _claimed(store)
+    fault.at = where
+    renewed = store.heartbeat(claim, now=0.0, lease_s=60.0)
+    assert (renewed.owner, renewed.fencing_token) == ("w", claim.fencing_token)
+    lease = store.load("op-1").run.lease_expires_at
+    assert lease is not None
+    assert lease == pytest.approx(renewed.lease_expires_at)
+    assert [e.kind for e in store.events("op-1")] == ["run_created"]
+
+
+@pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
+def test_a_release_whose_commit_outcome_is_unknown_is_not_refused_as_stale(
+    store: PostgresStore, fault: Fault, where: str
+) -> None:
+    """Its commit cleared the owner; the rerun knows that state as its own release."""
+    claim = _claimed(store)
+    fault.at = where
+    store.release(claim, now=0.0)
+    assert store.load("op-1").run.owner is None
+    assert [e.kind for e in store.events("op-1")] == ["run_created", "released"]
+
+
+def test_a_release_rerun_after_a_takeover_is_refused_as_stale(
+    store: PostgresStore, fault: Fault, schema: str
+) -> None:
+    """A landed release is recognised by its unmoved token: once another owner has claimed
+    the run, the rerun must not pass for the release (the run is someone else's)."""
+    other = PostgresStore.from_url(pg.store_url(schema, clock="caller"))
+    try:
+        claim = _claimed(store)
+
+        def take_over() -> None:
+            other.claim("op-1", owner="other", now=time.time(), lease_s=30.0)
+
+        fault.meanwhile = take_over
+        fault.at = "answer_lost"
+        with pytest.raises(StaleOwnerError):
+            store.release(claim, now=0.0)
+        assert store.load("op-1").run.owner == "other"
+    finally:
+        other.close()
+
+
+@pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
+def test_a_claim_whose_commit_outcome_is_unknown_returns_a_current_claim(
+    store: PostgresStore, fault: Fault, where: str
+) -> None:
+    claim = _claimed(store)
+    store.release(claim, now=0.0)
+    fault.at = where
+    taken = store.claim("op-1", owner="w2", now=0.0, lease_s=30.0)
+    run = store.load("op-1").run
+    assert (run.owner, run.fencing_token) == ("w2", taken.fencing_token)
+    store.heartbeat(taken, now=0.0, lease_s=30.0)  # current: no StaleOwnerError

@@ -22,7 +22,6 @@ from sagaguard.engine.abandoned import Abandoned
 from sagaguard.engine.alerts import LoggingNotifier, Notifier
 from sagaguard.engine.calls import Caller, ThreadCaller
 from sagaguard.engine.checks import (
-    check_same_request,
     check_same_steps,
     refuse_inside_loop,
     run_request,
@@ -37,6 +36,7 @@ from sagaguard.engine.results import Encounter, RunResult
 from sagaguard.engine.reviewing import apply_resolution
 from sagaguard.engine.runner import Environment, RunDriver, RunExists
 from sagaguard.engine.saga import Saga
+from sagaguard.engine.starting import Starts
 from sagaguard.exceptions import (
     RunBusyError,
     RunNotFoundError,
@@ -115,6 +115,13 @@ class Engine:
             heartbeats=self._heartbeats,
             injected=caller,
         )
+        self._starts = Starts(
+            env=self._env,
+            holds=self._holds,
+            abandoned=self._abandoned,
+            owner=self.owner,
+            register=self.register,
+        )
         self._sagas: dict[tuple[str, str], Saga] = {}
         self._lock = threading.Lock()
         for saga in sagas:
@@ -168,7 +175,7 @@ class Engine:
         refuse_inside_loop(saga, "run")
         if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
             self._abandoned.wait(operation_id, wait_s)
-        start = self._start(saga, operation_id, input)
+        start = self._starts.start(saga, operation_id, input)
         if isinstance(start, RunResult):
             return start
         found: RunStatus | None = None
@@ -176,7 +183,7 @@ class Engine:
             try:
                 self._pump.drive(start)
             except RunExists as exists:
-                joined = self._join(saga, exists)
+                joined = self._starts.join(saga, exists)
                 if isinstance(joined, RunResult):
                     return joined
                 found = exists.snapshot.run.status
@@ -204,7 +211,7 @@ class Engine:
         """:meth:`run_async`, saying also how this call met the run (as :meth:`run_detailed`)."""
         if WAIT.require(wait_s, "wait_s") and self._abandoned.busy(operation_id):
             await self._abandoned.wait_async(operation_id, wait_s)
-        start = self._start(saga, operation_id, input)
+        start = self._starts.start(saga, operation_id, input)
         if isinstance(start, RunResult):
             return start
         found: RunStatus | None = None
@@ -212,7 +219,7 @@ class Engine:
             try:
                 await self._pump.drive_async(start)
             except RunExists as exists:
-                joined = self._join(saga, exists)
+                joined = self._starts.join(saga, exists)
                 if isinstance(joined, RunResult):
                     return joined
                 found = exists.snapshot.run.status
@@ -259,7 +266,7 @@ class Engine:
                 operation_id, owner=self.owner, now=self._clock(), lease_s=self.lease_s
             )
             self._holds.started(operation_id)
-            self._pump.drive(self._driver(saga, claim))
+            self._pump.drive(self._starts.driver(saga, claim))
         finally:
             self._holds.leave(operation_id)
         return self.store.load(operation_id)
@@ -333,6 +340,15 @@ class Engine:
         engine is driving it already, or another owner took it over meanwhile): logged, and
         the claim is kept, so its lease runs out and the run is taken up again.
         """
+        if self.drive_until_stop(claim) is None:
+            return None
+        return self.store.load(claim.operation_id)
+
+    def drive_until_stop(self, claim: Claim) -> RunStatus | None:
+        """:meth:`drive_claim` without its last read: the status the run stopped in.
+
+        For a worker, which only logs it: one journal read fewer per run.
+        """
         op = claim.operation_id
         snapshot = self.store.load(op)
         try:
@@ -354,17 +370,16 @@ class Engine:
                 logger.warning("run %s has a call in flight in this process; skipped", op)
                 return None
             returned = self._abandoned.take(op)
-            self._pump.drive(
-                RunDriver(
-                    env=self._env, saga=saga, claim=claim, snapshot=snapshot, returned=returned
-                )
+            driver = RunDriver(
+                env=self._env, saga=saga, claim=claim, snapshot=snapshot, returned=returned
             )
+            self._pump.drive(driver)
         except StaleOwnerError:
             logger.warning("run %s was taken over by another owner; skipped", op)
             return None
         finally:
             self._holds.leave(op)
-        return self.store.load(op)
+        return driver.run.status
 
     def deliver_alerts(self, *, limit: int = 100) -> int:
         """Deliver outbox alerts that are due (their raiser failed or died); returns how many.
@@ -423,84 +438,10 @@ class Engine:
         run = self.store.load(operation_id).run
         return self._sagas.get((run.process, run.version))
 
-    def _start(self, saga: Saga, operation_id: str, input: JSONValue) -> RunDriver | RunResult:
-        """A driver that creates the run (this call then holds it), or the run as it stands.
-
-        The driver creates the run with its first commit; if the run exists already it raises
-        ``RunExists`` before calling anything, and :meth:`_join` takes over.
-        """
-        new = run_request(saga, operation_id, input)
-        while not self._holds.enter(operation_id):
-            # A duplicate request while a call of this engine starts or drives the run.
-            hold = self._holds.get(operation_id)
-            if hold is None:
-                continue  # that call has just let go: try to hold the run ourselves
-            hold.started.wait()
-            if self._holds.get(operation_id) is not hold:
-                continue
-            # The holder's start is over, so the run is journaled: only compare.
-            snapshot = self.store.load(operation_id)
-            check_same_request(new, snapshot)
-            return RunResult.existing(snapshot)  # a duplicate request gets the existing run
-        now = self._clock()
-
-        def created() -> None:
-            self.register(saga)
-            self._holds.started(operation_id)
-
-        return RunDriver(
-            env=self._env,
-            saga=saga,
-            claim=Claim(operation_id, self.owner, 1, now + self.lease_s),
-            snapshot=new.snapshot(owner=self.owner, now=now, lease_s=self.lease_s),
-            new_run=new,
-            on_created=created,
-        )
-
-    def _join(self, saga: Saga, exists: RunExists) -> RunDriver | RunResult:
-        """The run existed: drive it if it is unfinished and nobody live holds it."""
-        try:
-            check_same_request(exists.new_run, exists.snapshot)
-            joined = self._take_existing(saga, exists.snapshot)
-            if isinstance(joined, RunDriver):
-                self.register(saga)
-            return joined
-        finally:
-            self._holds.started(exists.new_run.operation_id)
-
-    def _take_existing(self, saga: Saga, snapshot: RunSnapshot) -> RunDriver | RunResult:
-        """Claim an existing run to drive it, unless it is over or a live owner holds it."""
-        run = snapshot.run
-        now = self._clock()
-        lease_live = run.owner is not None and (run.lease_expires_at or 0.0) > now
-        if not run.status.active or (lease_live and run.owner != self.owner):
-            return RunResult.existing(snapshot)
-        check_same_steps(saga, snapshot)
-        if self._abandoned.busy(run.operation_id):
-            # A call of this engine is in flight: the run is in progress.
-            return RunResult.existing(snapshot)
-        try:
-            claim = self.store.claim(
-                run.operation_id, owner=self.owner, now=now, lease_s=self.lease_s
-            )
-        except RunBusyError:
-            return RunResult.existing(self.store.load(run.operation_id))
-        return self._driver(saga, claim)
-
     def _driven(self, operation_id: str, found: RunStatus | None) -> RunResult:
         """The run this call drove: created by it, or resumed when it was ``found`` so."""
         encounter = Encounter.CREATED if found is None else Encounter.RESUMED
         return RunResult(self.store.load(operation_id), encounter, found=found)
-
-    def _driver(self, saga: Saga, claim: Claim) -> RunDriver:
-        op = claim.operation_id
-        return RunDriver(
-            env=self._env,
-            saga=saga,
-            claim=claim,
-            snapshot=self.store.load(op),
-            returned=self._abandoned.take(op),
-        )
 
     def _saga_for(self, snapshot: RunSnapshot) -> Saga:
         run = snapshot.run

@@ -35,6 +35,9 @@ logger = logging.getLogger("sagaguard.worker")
 
 _TICK_S = 0.25
 """The longest a wait lasts before it looks at ``stop()`` again (a signal only sets a flag)."""
+_ALERTS_EVERY_S = 1.0
+"""The least time between two looks at the outbox, however short the poll interval: an
+alert is due there only once its raiser has had a whole lease to deliver it."""
 _RETRY_BASE_S = 0.1
 """The first pause after a pass that could not reach the journal; it doubles up to interval."""
 
@@ -110,7 +113,7 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 try:
-                    self._deliver_alerts(every_s=self.interval_s)
+                    self._deliver_alerts(every_s=max(self.interval_s, _ALERTS_EVERY_S))
                     asked, started = self._fill(self.batch)
                 except SagaGuardError as exc:
                     failures += 1
@@ -184,7 +187,7 @@ class Worker:
     def _drive(self, claim: Claim) -> None:
         op = claim.operation_id
         try:
-            snapshot = self.engine.drive_claim(claim)
+            status = self.engine.drive_until_stop(claim)
         except SagaGuardError as exc:
             # The journal went away mid-run, or the lease was lost: the run keeps its journal
             # state and is taken up again once its lease runs out.
@@ -195,11 +198,11 @@ class Worker:
             self._count(failed=1)
             logger.exception("run %s raised; the worker goes on", op)
         else:
-            if snapshot is None:
+            if status is None:
                 self._count(left=1)
             else:
                 self._count(finished=1)
-                logger.info("run %s stopped: %s", op, snapshot.run.status.value)
+                logger.info("run %s stopped: %s", op, status.value)
 
     def _done(self, future: Future[None]) -> None:
         with self._slots:
@@ -223,7 +226,7 @@ class Worker:
                 return
 
     def _deliver_alerts(self, *, every_s: float) -> None:
-        # Once per interval at most: a busy worker passes many times a second.
+        # Once per every_s at most: a busy worker passes many times a second.
         now = time.monotonic()
         if now < self._alerts_due_at:
             return

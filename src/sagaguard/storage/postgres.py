@@ -23,10 +23,12 @@ fails on a lost connection before its commit was sent is retried on a fresh conn
 capped exponential backoff (a killed backend, a restarting server), up to
 ``reconnect_s``. A connection lost *during* the commit leaves the outcome unknown: a
 create or a record then runs again and, by a token it wrote with its rows, knows an
-earlier attempt's landed commit as its own, so nothing is written twice; any other write
-reports the unknown outcome, never retried blind. LISTEN/NOTIFY wakes idle workers; its
-connection is re-established after a loss (:mod:`sagaguard.storage.postgres_listen`), and
-polling stays the fallback. At start the store refuses a transaction-mode pooler.
+earlier attempt's landed commit as its own, so nothing is written twice. A claim, a
+heartbeat and a release run again too (each safe to repeat, or knowing its own landed
+release); an alert's settlement reports the unknown outcome, never retried blind.
+LISTEN/NOTIFY wakes idle workers; its connection is re-established after a loss
+(:mod:`sagaguard.storage.postgres_listen`), and polling stays the fallback. At start the
+store refuses a transaction-mode pooler.
 """
 
 from __future__ import annotations
@@ -282,7 +284,8 @@ class PostgresStore(PostgresConnections):
                 conn, self._sql, operation_id, before, owner=owner, now=at, lease_s=lease_s
             )
 
-        return self._run(take, write=True)
+        # A rerun after an unknown commit finds the run ours if it landed, and takes it again.
+        return self._run(take, write=True, rerun_unknown=True)
 
     def claim_expired(
         self,
@@ -315,7 +318,9 @@ class PostgresStore(PostgresConnections):
                 for row in rows
             ]
 
-        return self._run(take, write=True)
+        # A rerun after an unknown commit takes other runs: any the lost commit took stay
+        # claimed under this owner until their lease runs out, then are taken up again.
+        return self._run(take, write=True, rerun_unknown=True)
 
     def record(
         self,
@@ -377,23 +382,31 @@ class PostgresStore(PostgresConnections):
             )
             return renewed
 
-        return self._run(renew, write=True)
+        # Rerunning is safe: a renewal never shortens a lease, so a second one changes nothing.
+        return self._run(renew, write=True, rerun_unknown=True)
 
     def release(self, claim: Claim, *, now: float) -> None:
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
 
+        attempts = 0
+
         def let_go(conn: sql.Conn) -> None:
+            nonlocal attempts
+            attempts += 1
             row = conn.execute(
                 self._sql.lock_state, (self._now(now), claim.operation_id)
             ).fetchone()
-            before = journal.check_current(claim, None if row is None else run_state(row[:7]))
+            state = None if row is None else run_state(row[:7])
+            if attempts > 1 and _released_by(claim, state):
+                return  # the earlier attempt's commit landed: this claim let the run go
+            before = journal.check_current(claim, state)
             assert row is not None
             after, event = journal.let_go(claim, before, now=float(row[7]))
             sql.write_state(conn, self._sql, claim.operation_id, after)
             sql.append(conn, self._sql, [event])
             self._notify(conn)
 
-        self._run(let_go, write=True)
+        self._run(let_go, write=True, rerun_unknown=True)
         self._work.notify()
 
     def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
@@ -471,6 +484,15 @@ def _own_creation(snapshot: RunSnapshot, owner: str | None) -> CreateResult:
     ):
         claim = Claim(run.operation_id, owner, 1, run.lease_expires_at)
     return CreateResult(snapshot=snapshot, created=True, claim=claim)
+
+
+def _released_by(claim: Claim, run: RunState | None) -> bool:
+    """True when ``run`` shows ``claim``'s own release: unowned, its token not moved on.
+
+    Only the holder of the current token can release a run, and any claim since would have
+    moved the token on, so this is the state a landed release of ``claim`` left.
+    """
+    return run is not None and run.owner is None and run.fencing_token == claim.fencing_token
 
 
 def _own_record(claim: Claim, run: RunState, expires: float, released: bool) -> Claim:
