@@ -95,8 +95,11 @@ def terminate(application_prefix: str) -> int:
     return len(rows)
 
 
-def cluster_command(action: str) -> list[str]:
+def cluster_command(action: str, *, mode: str = "fast") -> list[str]:
     """``pg_ctlcluster`` doing ``action`` on the local cluster that serves the URL's port.
+
+    ``mode`` is the shutdown's: ``immediate`` is a crash (no checkpoint, and commits that
+    did not wait for the disk may be lost), ``fast`` a clean stop.
 
     Following the port lets a test that restarts the server run against a private cluster
     (another port) without disturbing the main one; skips where that is impossible.
@@ -117,7 +120,7 @@ def cluster_command(action: str) -> list[str]:
     ).stdout.splitlines()
     for version, name, cluster_port, *_ in (line.split() for line in clusters if line.strip()):
         if cluster_port == port:
-            return [tool, "--skip-systemctl-redirect", version, name, action, "-m", "fast"]
+            return [tool, "--skip-systemctl-redirect", version, name, action, "-m", mode]
     pytest.skip(f"no local cluster listens on port {port} (pg_lsclusters)")
 
 

@@ -1,8 +1,9 @@
 """Database faults under load: killed backends and a restarted server; the fleet finishes.
 
 Two workers drive runs while every backend the fleet opened (journal pool, LISTEN, the
-providers' ledger) is killed with ``pg_terminate_backend``, twice, and then the server is
-restarted. The workers reconnect with backoff and every run settles with the invariants
+providers' ledger) is killed with ``pg_terminate_backend``, twice, and then the server
+crashes and restarts (an immediate stop: claims, whose commits do not wait for the disk,
+may be lost). The workers reconnect with backoff and every run settles with the invariants
 intact. A third worker polls only every two minutes: after the restart it must still pick up
 newly submitted runs within seconds, which only a re-established LISTEN can explain.
 """
@@ -50,7 +51,8 @@ def _listening(fleet: Fleet) -> int:
 def test_killed_backends_and_a_restart_under_load_then_listen_wakes_a_sleeper(
     fleet: Fleet,
 ) -> None:
-    restart = pg.cluster_command("restart")
+    # A crash, not a clean stop: what a commit did not wait to flush (a claim) is lost.
+    restart = pg.cluster_command("restart", mode="immediate")
     with pg.server_comes_back():
         fleet.start(0)
         fleet.start(1)

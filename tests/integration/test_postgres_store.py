@@ -376,6 +376,13 @@ def test_a_record_is_two_messages_and_a_load_one(
         sent.clear()
         store.heartbeat(claim, now=T0, lease_s=30.0)
         assert len(sent) == 2
+        sent.clear()
+        store.release(claim, now=T0)
+        sent.clear()
+        # Only a claim's commit does not wait for the disk (see _CLAIMS_FLUSHED_LATER).
+        store.claim("op-1", owner="w", now=T0, lease_s=30.0)
+        assert len(sent) == 2
+        assert sent[0].startswith("BEGIN; SET LOCAL synchronous_commit = off; SELECT")
     finally:
         monkeypatch.undo()
         store.close()

@@ -16,7 +16,8 @@ drives this store with a fake clock, exactly like the other stores.
 **Claims and fencing.** ``claim_expired`` takes a batch with ``FOR UPDATE SKIP LOCKED``
 (concurrent workers skip each other's rows instead of queueing on them); every write first
 locks the run's row and checks the claim's fencing token and owner. The alert outbox is
-claimed the same way.
+claimed the same way. A claim's commit alone does not wait for the disk (a crash can lose
+it at no cost: ``_CLAIMS_FLUSHED_LATER``).
 
 **Faults.** Driver errors become :class:`~sagaguard.exceptions.StoreError`. A call that
 fails on a lost connection before its commit was sent is retried on a fresh connection with
@@ -74,6 +75,12 @@ from sagaguard.storage.rows import (
 __all__ = ["PostgresStore"]
 
 _OPTIONS = ("schema", "clock", "pool_size", "reconnect_s")
+_CLAIMS_FLUSHED_LATER = True
+"""A claim's commit does not wait for the disk. Lost in a server crash, it took nothing:
+nothing is called under a claim before the step's ``started`` is committed, and that commit,
+durable, flushes the claim's WAL with its own (the log is written in order). A claim lost
+before then leaves its owner with a fencing token the journal never saw, so that owner's
+next write is refused as stale, and the run is claimed again like any unowned run."""
 _URL_HELP = "use postgresql://user@host:5432/dbname[?schema=sagaguard&clock=server|caller]"
 
 
@@ -285,7 +292,7 @@ class PostgresStore(PostgresConnections):
             )
 
         # A rerun after an unknown commit finds the run ours if it landed, and takes it again.
-        return self._run(take, write=True, rerun_unknown=True)
+        return self._run(take, write=True, rerun_unknown=True, flushed_later=_CLAIMS_FLUSHED_LATER)
 
     def claim_expired(
         self,
@@ -320,7 +327,7 @@ class PostgresStore(PostgresConnections):
 
         # A rerun after an unknown commit takes other runs: any the lost commit took stay
         # claimed under this owner until their lease runs out, then are taken up again.
-        return self._run(take, write=True, rerun_unknown=True)
+        return self._run(take, write=True, rerun_unknown=True, flushed_later=_CLAIMS_FLUSHED_LATER)
 
     def record(
         self,

@@ -132,6 +132,7 @@ class PostgresConnections:
         write: bool = False,
         snapshot: bool = False,
         rerun_unknown: bool = False,
+        flushed_later: bool = False,
     ) -> T:
         """Run ``work`` in one transaction, retrying it on a fresh connection while none of it
         can have committed (a connection lost before the commit was sent).
@@ -147,7 +148,7 @@ class PostgresConnections:
         delay = 0.05
         while True:
             try:
-                with self._transaction(snapshot=snapshot) as tx:
+                with self._transaction(snapshot=snapshot, flushed_later=flushed_later) as tx:
                     return work(tx)
             except CommitUnknown as unknown:
                 cause = unknown.__cause__ or unknown
@@ -168,12 +169,12 @@ class PostgresConnections:
                 raise StoreError(f"journal {self._shown()}: {first_line(exc)}") from exc
 
     @contextmanager
-    def _transaction(self, *, snapshot: bool) -> Iterator[Transaction]:
+    def _transaction(self, *, snapshot: bool, flushed_later: bool) -> Iterator[Transaction]:
         # The pool's connection() context is not used: on its way out it commits once
         # more, outside this method, and on a connection that died after the commit was
         # answered that second COMMIT fails like a transaction that never committed.
         conn = self._pool.getconn()
-        tx = Transaction(conn, snapshot=snapshot)
+        tx = Transaction(conn, snapshot=snapshot, flushed_later=flushed_later)
         try:
             try:
                 yield tx

@@ -29,6 +29,7 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 
 _BEGIN = "BEGIN"
 _SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_FLUSHED_LATER = "BEGIN; SET LOCAL synchronous_commit = off"
 
 
 class Transaction:
@@ -40,10 +41,17 @@ class Transaction:
     commit may have landed whatever then goes wrong (see ``sent``).
     """
 
-    def __init__(self, connection: Connection, *, snapshot: bool = False) -> None:
+    def __init__(
+        self, connection: Connection, *, snapshot: bool = False, flushed_later: bool = False
+    ) -> None:
+        """``flushed_later``: the commit does not wait for its WAL to reach the disk (for a
+        write whose loss in a server crash costs nothing: ``_CLAIMS_FLUSHED_LATER`` in
+        :mod:`sagaguard.storage.postgres` says when)."""
         self.connection = connection
         self._cursor = psycopg.ClientCursor(connection)
-        self._begin: str | None = _SNAPSHOT if snapshot else _BEGIN
+        self._begin: str | None = (
+            _SNAPSHOT if snapshot else _FLUSHED_LATER if flushed_later else _BEGIN
+        )
         self._held: list[str] = []
         self.sent = False
         """True once a message holding the ``COMMIT`` has been handed to the driver."""
