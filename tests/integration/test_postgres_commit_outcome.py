@@ -104,6 +104,24 @@ def store(schema: str) -> Iterator[PostgresStore]:
         opened.close()
 
 
+@pytest.fixture
+def other(schema: str) -> Iterator[PostgresStore]:
+    """A second store, on the caller's clock, to take the run over with."""
+    opened = PostgresStore.from_url(pg.store_url(schema, clock="caller"))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def _taking_over(other: PostgresStore) -> Callable[[], None]:
+    def take_over() -> None:
+        # Past the 30 s lease by the caller's clock: the run is free to take.
+        other.claim("op-1", owner="other", now=time.time() + 60.0, lease_s=30.0)
+
+    return take_over
+
+
 def _claimed(store: PostgresStore) -> Claim:
     new = NewRun("op-1", "checkout", "1", None, ("reserve",))
     claim = store.create_run(new, owner="w", now=0.0, lease_s=30.0).claim
@@ -143,25 +161,16 @@ def test_a_releasing_record_whose_answer_was_lost_is_not_refused_as_stale(
 
 
 def test_a_record_whose_answer_was_lost_is_stale_if_its_run_was_taken_over_meanwhile(
-    store: PostgresStore, fault: Fault, schema: str
+    store: PostgresStore, fault: Fault, other: PostgresStore
 ) -> None:
     """Its token proves the write landed, not that the claim still holds: the caller must
     hear that another owner has the run now."""
-    other = PostgresStore.from_url(pg.store_url(schema, clock="caller"))
-    try:
-        claim = _claimed(store)
-
-        def take_over() -> None:
-            # Past the 30 s lease by the caller's clock: the run is free to take.
-            other.claim("op-1", owner="other", now=time.time() + 60.0, lease_s=30.0)
-
-        fault.meanwhile = take_over
-        fault.at = "answer_lost"
-        with pytest.raises(StaleOwnerError):
-            store.record(claim, [STARTED], now=0.0, lease_s=30.0)
-        _written_once(store, then=["claimed"])
-    finally:
-        other.close()
+    claim = _claimed(store)
+    fault.meanwhile = _taking_over(other)
+    fault.at = "answer_lost"
+    with pytest.raises(StaleOwnerError):
+        store.record(claim, [STARTED], now=0.0, lease_s=30.0)
+    _written_once(store, then=["claimed"])
 
 
 @pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
@@ -191,24 +200,16 @@ def test_a_release_whose_commit_outcome_is_unknown_is_not_refused_as_stale(
 
 
 def test_a_release_rerun_after_a_takeover_is_refused_as_stale(
-    store: PostgresStore, fault: Fault, schema: str
+    store: PostgresStore, fault: Fault, other: PostgresStore
 ) -> None:
     """A landed release is recognised by its unmoved token: once another owner has claimed
     the run, the rerun must not pass for the release (the run is someone else's)."""
-    other = PostgresStore.from_url(pg.store_url(schema, clock="caller"))
-    try:
-        claim = _claimed(store)
-
-        def take_over() -> None:
-            other.claim("op-1", owner="other", now=time.time(), lease_s=30.0)
-
-        fault.meanwhile = take_over
-        fault.at = "answer_lost"
-        with pytest.raises(StaleOwnerError):
-            store.release(claim, now=0.0)
-        assert store.load("op-1").run.owner == "other"
-    finally:
-        other.close()
+    claim = _claimed(store)
+    fault.meanwhile = _taking_over(other)
+    fault.at = "answer_lost"
+    with pytest.raises(StaleOwnerError):
+        store.release(claim, now=0.0)
+    assert store.load("op-1").run.owner == "other"
 
 
 @pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
