@@ -386,3 +386,27 @@ def test_a_record_is_two_messages_and_a_load_one(
     finally:
         monkeypatch.undo()
         store.close()
+
+
+@pytest.mark.parametrize("flushed_later", [False, True])
+def test_reads_sent_in_one_message_each_get_their_own_rows(flushed_later: bool) -> None:
+    """Whatever opens the transaction (BEGIN, and maybe a SET), and whatever writes were held
+    back before them, each read of one message gets its own rows."""
+    import psycopg
+
+    from sagaguard.storage.postgres_transaction import Transaction
+
+    with psycopg.connect(pg.server_url(), autocommit=True) as conn:
+        default = conn.execute("SELECT current_setting('synchronous_commit')").fetchone()
+        tx = Transaction(conn, flushed_later=flushed_later)
+        tx.defer("CREATE TEMP TABLE held (n int) ON COMMIT DROP")
+        tx.defer("INSERT INTO held VALUES (%s), (%s)", (1, 2))
+        sets = tx.fetch_sets(
+            [("SELECT n FROM held ORDER BY n", ()), ("SELECT %s, %s", ("a", None))]
+        )
+        assert sets == [[(1,), (2,)], [("a", None)]]
+        setting = tx.execute("SELECT current_setting('synchronous_commit')").fetchone()
+        assert setting == (("off",) if flushed_later else default)
+        tx.commit()
+        assert tx.sent
+        assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE

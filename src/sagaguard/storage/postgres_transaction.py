@@ -27,9 +27,9 @@ __all__ = ["Connection", "Transaction"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
-_BEGIN = "BEGIN"
-_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-_FLUSHED_LATER = "BEGIN; SET LOCAL synchronous_commit = off"
+_BEGIN = ("BEGIN",)
+_SNAPSHOT = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
+_FLUSHED_LATER = ("BEGIN", "SET LOCAL synchronous_commit = off")
 
 
 class Transaction:
@@ -49,7 +49,7 @@ class Transaction:
         :mod:`sagaguard.storage.postgres` says when)."""
         self.connection = connection
         self._cursor = psycopg.ClientCursor(connection)
-        self._begin: str | None = (
+        self._begin: tuple[str, ...] | None = (
             _SNAPSHOT if snapshot else _FLUSHED_LATER if flushed_later else _BEGIN
         )
         self._held: list[str] = []
@@ -108,7 +108,7 @@ class Transaction:
     def _send(self, parts: list[str], *, commit: bool = False) -> int:
         """Send ``BEGIN`` (once), the held writes, ``parts`` and maybe ``COMMIT`` as one
         message; how many results come before those of ``parts``."""
-        head = [] if self._begin is None else [self._begin]
+        head = [] if self._begin is None else list(self._begin)
         self._begin = None
         head.extend(self._held)
         self._held.clear()
