@@ -6,7 +6,8 @@ In one invocation, on one server:
   on as many connections as there are workers (the measurement of
   ``/work/shared/peers/fsync_limit.py``'s ``pg_insert_sync_on``, done by ``pg_store.Raw``),
   before and after the fleet figures (their mean is used);
-- the fleet: K ``sagaguard worker`` processes (the CLI, as deployed) on a fresh schema; the
+- the fleet: K ``sagaguard worker`` processes (the CLI, as deployed), each fleet on a fresh
+  schema of its own (so no fleet drains a journal grown by the ones before it); the
   parent submits N runs of a 5-step saga of trivial steps (``bench.engine_vs_dbos:five``)
   and the clock runs from the first submit until every run is completed;
 - DBOS Transact on the same server (its own database), sequential and from 8 threads, in
@@ -82,9 +83,11 @@ def commits_per_run(url: str, count: int = 20) -> float:
         store.close()
 
 
-def fleet(url: str, workers: int, runs: int, logs: Path, concurrency: int = 1) -> float:
+def fleet(base_url: str, workers: int, runs: int, logs: Path, concurrency: int = 1) -> float:
     """Runs/s of ``workers`` worker processes (each driving ``concurrency`` runs at once)
-    draining ``runs`` submitted runs."""
+    draining ``runs`` submitted runs, on a schema of its own (dropped afterwards)."""
+    schema = f"sg_bench_fleet_{uuid.uuid4().hex[:8]}"
+    url = url_with(base_url, schema=schema)
     store = PostgresStore.from_url(url)
     processes = []
     try:
@@ -104,11 +107,11 @@ def fleet(url: str, workers: int, runs: int, logs: Path, concurrency: int = 1) -
         with Engine(store=store) as submitter:
             for op in ops:
                 submitter.submit(five, operation_id=op, input={"n": op})
-        while store.count_runs().get(RunStatus.COMPLETED, 0) < runs:
-            counts = store.count_runs()
+        while (counts := store.count_runs()).get(RunStatus.COMPLETED, 0) < runs:
             if any(s is not RunStatus.COMPLETED and s is not RunStatus.RUNNING for s in counts):
                 raise RuntimeError(f"runs did not complete: {counts}")
-            time.sleep(0.01)
+            # Often enough for a figure to 1 %, rarely enough not to load the server.
+            time.sleep(0.02)
         return runs / (time.perf_counter() - start)
     finally:
         for process in processes:
@@ -116,6 +119,8 @@ def fleet(url: str, workers: int, runs: int, logs: Path, concurrency: int = 1) -
         for process in processes:
             process.wait(timeout=60)
         store.close()
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _wait_for(condition: Any, what: str, timeout_s: float = 60.0) -> None:
@@ -174,8 +179,8 @@ def main() -> int:
     wide = args.one_worker_concurrency
     with tempfile.TemporaryDirectory() as logs:
         for k in counts:
-            figures[k] = fleet(url, k, args.n, Path(logs))
-        one_wide = fleet(url, 1, args.n, Path(logs), concurrency=wide) if wide else None
+            figures[k] = fleet(args.url, k, args.n, Path(logs))
+        one_wide = fleet(args.url, 1, args.n, Path(logs), concurrency=wide) if wide else None
     after = {k: commit_rate(args.url, k, args.seconds) for k in counts}
     dbos_seq = dbos_conc = "skipped"
     if not args.skip_dbos:
