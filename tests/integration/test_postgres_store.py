@@ -368,7 +368,7 @@ def test_a_record_is_two_messages_and_a_load_one(
         started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
         claim = store.record(claim, [started], now=T0, lease_s=30.0)
         assert len(sent) == 2
-        assert sent[0].startswith("BEGIN; SELECT")
+        assert sent[0].startswith("BEGIN; EXECUTE sg_lock_state_and_steps(")
         assert sent[1].endswith("; COMMIT")
         sent.clear()
         assert store.load("op-1").step("reserve").status is StepStatus.STARTED
@@ -382,7 +382,7 @@ def test_a_record_is_two_messages_and_a_load_one(
         # Only a claim's commit does not wait for the disk (see _CLAIMS_FLUSHED_LATER).
         store.claim("op-1", owner="w", now=T0, lease_s=30.0)
         assert len(sent) == 2
-        assert sent[0].startswith("BEGIN; SET LOCAL synchronous_commit = off; SELECT")
+        assert sent[0].startswith("BEGIN; SET LOCAL synchronous_commit = off; EXECUTE")
     finally:
         monkeypatch.undo()
         store.close()

@@ -124,6 +124,7 @@ class PostgresConnections:
         conn.execute("SET idle_in_transaction_session_timeout = '2s'")
         if self.read_only:
             conn.execute("SET default_transaction_read_only = on")
+        conn.execute("; ".join(self._sql.preparations()))
 
     def _run(
         self,
@@ -174,7 +175,9 @@ class PostgresConnections:
         # more, outside this method, and on a connection that died after the commit was
         # answered that second COMMIT fails like a transaction that never committed.
         conn = self._pool.getconn()
-        tx = Transaction(conn, snapshot=snapshot, flushed_later=flushed_later)
+        tx = Transaction(
+            conn, snapshot=snapshot, flushed_later=flushed_later, prepared=self._sql.prepared
+        )
         try:
             try:
                 yield tx

@@ -168,6 +168,34 @@ class Statements:
             f"DELETE FROM {q}.{table} WHERE operation_id = ANY(%s)"
             for table in ("steps", "events", "alerts")
         )
+        self.prepared = {
+            text: (name, f"EXECUTE {name}({', '.join(['%s'] * text.count('%s'))})")
+            for name, text in ((f"sg_{attr}", getattr(self, attr)) for attr in _PREPARED)
+        }
+        assert all(text.count("%s") for text in self.prepared), "EXECUTE x() is no statement"
+        """By statement text: the name it is prepared under in every session of the pool,
+        and the EXECUTE that runs it with the same parameters."""
+
+    def preparations(self) -> list[str]:
+        """The PREPARE of every statement in :attr:`prepared`, for a new session."""
+        out = []
+        for text, (name, _) in self.prepared.items():
+            numbered = text
+            for n in range(1, text.count("%s") + 1):
+                numbered = numbered.replace("%s", f"${n}", 1)
+            out.append(f"PREPARE {name} AS {numbered}")
+        return out
+
+
+_PREPARED = (
+    "select_run", "select_steps", "now_and_run", "lock_state", "lock_state_and_steps",
+    "create_run", "write_ownership", "write_state", "update_step", "renew", "expired_any",
+    "expired_of",
+)  # fmt: skip
+"""The statements of a run's hot path: planned once per session, not at every message.
+
+Every one of these runs in one statement text always; a multi-row INSERT's text depends on
+how many rows it has, so it is bound as it is."""
 
 
 def expired(
@@ -236,8 +264,8 @@ def insert_rows(conn: Conn, statement: str, rows: Sequence[Sequence[Any]]) -> No
         return
     head, values, group = statement.rpartition(" VALUES ")
     assert values, "an INSERT ... VALUES (...) statement"
-    many = head + values + ", ".join([group] * len(rows))
-    conn.defer(many, [value for row in rows for value in row])
+    # Bound row by row: the driver parses a short text once, a long one at every call.
+    conn.defer(head + values + ", ".join(conn.bind(group, row) for row in rows))
 
 
 def take(

@@ -18,7 +18,7 @@ pipeline mode the server runs statements that arrive without a sync and then wai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -42,12 +42,19 @@ class Transaction:
     """
 
     def __init__(
-        self, connection: Connection, *, snapshot: bool = False, flushed_later: bool = False
+        self,
+        connection: Connection,
+        *,
+        snapshot: bool = False,
+        flushed_later: bool = False,
+        prepared: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         """``flushed_later``: the commit does not wait for its WAL to reach the disk (for a
         write whose loss in a server crash costs nothing: ``_CLAIMS_FLUSHED_LATER`` in
-        :mod:`sagaguard.storage.postgres` says when)."""
+        :mod:`sagaguard.storage.postgres` says when). ``prepared``: statements prepared in
+        the session, by text: their name and the EXECUTE that runs them."""
         self.connection = connection
+        self._prepared = prepared or {}
         self._cursor = psycopg.ClientCursor(connection)
         self._begin: tuple[str, ...] | None = (
             _SNAPSHOT if snapshot else _FLUSHED_LATER if flushed_later else _BEGIN
@@ -61,7 +68,7 @@ class Transaction:
         self, statement: str, params: Sequence[Any] | None = None
     ) -> psycopg.ClientCursor[tuple[Any, ...]]:
         """Run ``statement`` now; the cursor holds its rows."""
-        self._send([self._bind(statement, params)])
+        self._send([self.bind(statement, params)])
         while self._cursor.nextset():
             pass  # the cursor shows the message's first result: move to the last one's
         return self._cursor
@@ -70,7 +77,7 @@ class Transaction:
         self, statements: Sequence[tuple[str, Sequence[Any]]], *, commit: bool = False
     ) -> list[list[tuple[Any, ...]]]:
         """Run reads in one message (with the ``COMMIT`` too, if ``commit``): each one's rows."""
-        skip = self._send([self._bind(s, p) for s, p in statements], commit=commit)
+        skip = self._send([self.bind(s, p) for s, p in statements], commit=commit)
         for _ in range(skip):
             self._cursor.nextset()
         sets: list[list[tuple[Any, ...]]] = []
@@ -82,7 +89,7 @@ class Transaction:
 
     def defer(self, statement: str, params: Sequence[Any] | None = None) -> None:
         """Hold a write whose answer nobody needs until the next read or the commit."""
-        self._held.append(self._bind(statement, params))
+        self._held.append(self.bind(statement, params))
 
     def commit(self) -> None:
         """Send the held writes and ``COMMIT`` as one message (nothing if nothing began)."""
@@ -102,7 +109,11 @@ class Transaction:
             self._cursor.execute("ROLLBACK")
         self.ended = True
 
-    def _bind(self, statement: str, params: Sequence[Any] | None) -> str:
+    def bind(self, statement: str, params: Sequence[Any] | None = None) -> str:
+        """``statement`` with ``params`` written in (an EXECUTE, if it is prepared)."""
+        prepared = self._prepared.get(statement)
+        if prepared is not None:
+            return self._cursor.mogrify(prepared[1], params)
         return statement if not params else self._cursor.mogrify(statement, params)
 
     def _send(self, parts: list[str], *, commit: bool = False) -> int:
