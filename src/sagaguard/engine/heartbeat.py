@@ -68,9 +68,10 @@ class Heartbeats:
         beat = Beat(operation_id, claim)
         with self._changed:
             if not self._closed:
+                # No wake-up: the thread ticks every interval whatever it holds, so the
+                # first beat still comes within one interval, and a step costs no switch.
                 self._beats[operation_id] = beat
                 self._start()
-                self._changed.notify()
         try:
             yield beat
         finally:
@@ -105,10 +106,8 @@ class Heartbeats:
                 self._beat(beat)
 
     def _next_due(self) -> list[Beat] | None:
-        """Wait one interval with calls in progress; their beats then, or None once closed."""
+        """Wait one interval; the beats of the calls then in progress, or None once closed."""
         with self._changed:
-            while not self._closed and not self._beats:
-                self._changed.wait()
             deadline = time.monotonic() + self.interval_s
             while not self._closed and (left := deadline - time.monotonic()) > 0:
                 self._changed.wait(left)
