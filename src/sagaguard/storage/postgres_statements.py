@@ -172,9 +172,9 @@ class Statements:
             text: (name, f"EXECUTE {name}({', '.join(['%s'] * text.count('%s'))})")
             for name, text in ((f"sg_{attr}", getattr(self, attr)) for attr in _PREPARED)
         }
-        assert all(text.count("%s") for text in self.prepared), "EXECUTE x() is no statement"
         """By statement text: the name it is prepared under in every session of the pool,
         and the EXECUTE that runs it with the same parameters."""
+        assert all(text.count("%s") for text in self.prepared), "EXECUTE x() is no statement"
 
     def preparations(self) -> list[str]:
         """The PREPARE of every statement in :attr:`prepared`, for a new session."""

@@ -8,7 +8,9 @@ sends ``BEGIN`` with the first read, holds back the writes, and sends them with 
 ``COMMIT`` as one message: two round trips for a record, one for a snapshot read.
 
 It binds parameters on the client (psycopg's ``ClientCursor``, with libpq's own quoting),
-because only the simple query protocol takes several statements in one message. That
+because only the simple query protocol takes several statements in one message; the
+statements of a run's path are prepared once per session and run by ``EXECUTE``, so the
+server does not plan them again at every message. That
 protocol also keeps a frozen client safe: the server reads each message whole before it
 runs any of it, and between messages it waits as "idle in transaction", where
 ``idle_in_transaction_session_timeout`` ends the session and frees its row locks. (In
