@@ -410,3 +410,33 @@ def test_reads_sent_in_one_message_each_get_their_own_rows(flushed_later: bool) 
         tx.commit()
         assert tx.sent
         assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_values_bound_on_the_client_come_back_as_they_were_given() -> None:
+    """Quotes, backslashes, placeholder look-alikes and non-ASCII text survive binding, in a
+    prepared statement's EXECUTE as in a plain one; a count mismatch or a stray ``%`` is
+    refused before anything is sent."""
+    import psycopg
+
+    from sagaguard.storage.postgres_transaction import Transaction
+
+    values = ("it's", "back\\slash\\", "%s and %%", "ünïcode ✓", 2**62, -1.5, True, None, "")
+    columns = ", ".join(["%s"] * len(values))
+    with psycopg.connect(pg.server_url(), autocommit=True) as conn:
+        types = "text, text, text, text, int8, float8, bool, text, text"
+        conn.execute(
+            f"PREPARE sg_echo ({types}) AS SELECT {', '.join(f'${n}' for n in range(1, 10))}"
+        )
+        for statement, prepared in (
+            (f"SELECT {columns}", None),
+            ("echo", {"echo": ("sg_echo", f"EXECUTE sg_echo({columns})")}),
+        ):
+            tx = Transaction(conn, prepared=prepared)
+            row = tx.execute(statement, values).fetchone()
+            assert row == values
+            tx.commit()
+        tx = Transaction(conn)
+        with pytest.raises(TypeError, match="2 placeholders, 1 parameters"):
+            tx.bind("SELECT %s, %s", (1,))
+        with pytest.raises(ValueError, match="only %s placeholders"):
+            tx.bind("SELECT %s WHERE name LIKE 'a%'", ("x",))

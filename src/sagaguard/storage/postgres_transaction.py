@@ -7,8 +7,11 @@ sleep between messages each costs far more than the server's work. :class:`Trans
 sends ``BEGIN`` with the first read, holds back the writes, and sends them with the
 ``COMMIT`` as one message: two round trips for a record, one for a snapshot read.
 
-It binds parameters on the client (psycopg's ``ClientCursor``, with libpq's own quoting),
-because only the simple query protocol takes several statements in one message; the
+It binds parameters on the client, because only the simple query protocol takes several
+statements in one message. Each value is written as psycopg writes a literal (the
+adaptation behind ``sql.Literal`` and ``ClientCursor``, with libpq's own quoting), straight
+into the statement's text split once at its placeholders: a ``mogrify`` call parses the
+query and builds its state again at every call, which cost more than the values. The
 statements of a run's path are prepared once per session and run by ``EXECUTE``, so the
 server does not plan them again at every message. That
 protocol also keeps a frozen client safe: the server reads each message whole before it
@@ -20,10 +23,12 @@ pipeline mode the server runs statements that arrive without a sync and then wai
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg.adapt import Transformer
 
 __all__ = ["Connection", "Transaction"]
 
@@ -32,6 +37,17 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 _BEGIN = ("BEGIN",)
 _SNAPSHOT = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
 _FLUSHED_LATER = ("BEGIN", "SET LOCAL synchronous_commit = off")
+
+
+_NULL = b"NULL"
+
+
+@lru_cache(maxsize=256)
+def _split(statement: str) -> tuple[bytes, ...]:
+    """``statement``'s text around its ``%s`` placeholders (it may hold no other ``%``)."""
+    if "%" in statement.replace("%s", ""):
+        raise ValueError(f"only %s placeholders are bound here: {statement!r}")
+    return tuple(part.encode() for part in statement.split("%s"))
 
 
 class Transaction:
@@ -58,6 +74,7 @@ class Transaction:
         self.connection = connection
         self._prepared = prepared or {}
         self._cursor = psycopg.ClientCursor(connection)
+        self._literal: Callable[[Any], bytes] = Transformer.from_context(connection).as_literal
         self._begin: tuple[str, ...] | None = (
             _SNAPSHOT if snapshot else _FLUSHED_LATER if flushed_later else _BEGIN
         )
@@ -115,8 +132,18 @@ class Transaction:
         """``statement`` with ``params`` written in (an EXECUTE, if it is prepared)."""
         prepared = self._prepared.get(statement)
         if prepared is not None:
-            return self._cursor.mogrify(prepared[1], params)
-        return statement if not params else self._cursor.mogrify(statement, params)
+            statement = prepared[1]
+        if not params:
+            return statement
+        parts = _split(statement)
+        if len(parts) != len(params) + 1:
+            raise TypeError(f"{len(parts) - 1} placeholders, {len(params)} parameters given")
+        literal = self._literal
+        pieces = [parts[0]]
+        for value, part in zip(params, parts[1:], strict=True):
+            pieces.append(_NULL if value is None else literal(value))
+            pieces.append(part)
+        return b"".join(pieces).decode(self.connection.info.encoding)
 
     def _send(self, parts: list[str], *, commit: bool = False) -> int:
         """Send ``BEGIN`` (once), the held writes, ``parts`` and maybe ``COMMIT`` as one
