@@ -12,6 +12,7 @@ import pytest
 
 from sagaguard.exceptions import RunBusyError, StoreError
 from sagaguard.storage import NewRun, RunStatus, StepChange, StepStatus, Transition, open_store
+from sagaguard.storage.base import NewAlert
 from sagaguard.storage.postgres_schema import latest_version
 from tests import pg
 from tests.pg import schema
@@ -344,15 +345,17 @@ def test_a_writer_that_stops_mid_transaction_is_idle_in_transaction_not_active(
     assert state == ("idle in transaction",)
 
 
-def test_a_record_is_two_messages_and_a_load_one(
+def test_a_record_is_one_message_when_known_else_two_and_a_load_one(
     schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each message to the server is a round trip, and on a machine whose cores sleep
-    between messages a round trip costs more than the server's work: a record sends
-    BEGIN with its read, then its writes with the COMMIT; a load sends all of it at once."""
+    between messages a round trip costs more than the server's work. An owner that knows
+    the run's row (its own create, a load) sends a record's check, writes and COMMIT at
+    once; a store that does not know it sends BEGIN with its read, then the writes with the
+    COMMIT; a load sends all of it at once."""
     import psycopg
 
-    store = open_store(pg.store_url(schema))
+    store, other = open_store(pg.store_url(schema)), open_store(pg.store_url(schema))
     try:
         claim = store.create_run(_new(), owner="w", now=T0, lease_s=30.0).claim
         assert claim is not None
@@ -367,11 +370,17 @@ def test_a_record_is_two_messages_and_a_load_one(
         monkeypatch.setattr(psycopg.Cursor, "execute", counted)
         started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
         claim = store.record(claim, [started], now=T0, lease_s=30.0)
+        assert len(sent) == 1
+        assert ".held_as_known(" in sent[0].split("; ")[1]
+        assert sent[0].endswith("; COMMIT")
+        sent.clear()
+        done = Transition("step_completed", StepChange("reserve", StepStatus.COMPLETED))
+        claim = other.record(claim, [done], now=T0, lease_s=30.0)
         assert len(sent) == 2
         assert sent[0].startswith("BEGIN; EXECUTE sg_lock_state_and_steps(")
         assert sent[1].endswith("; COMMIT")
         sent.clear()
-        assert store.load("op-1").step("reserve").status is StepStatus.STARTED
+        assert store.load("op-1").step("reserve").status is StepStatus.COMPLETED
         assert len(sent) == 1
         sent.clear()
         store.heartbeat(claim, now=T0, lease_s=30.0)
@@ -386,6 +395,57 @@ def test_a_record_is_two_messages_and_a_load_one(
     finally:
         monkeypatch.undo()
         store.close()
+        other.close()
+
+
+def test_a_record_against_a_row_moved_by_another_writer_is_made_the_long_way(
+    schema: str,
+) -> None:
+    """A notifier's event moves the run's last seq under its owner: the owner's known row is
+    then refused, nothing of the refused message is written, and the record is made again
+    against the row read. Its events follow the notifier's, and carry the server's time."""
+    store, notifier = open_store(pg.store_url(schema)), open_store(pg.store_url(schema))
+    try:
+        alert = NewAlert("alert-1", "review", {"why": "test"}, deliver_after=T0)
+        raised = Transition("review_requested", alert=alert)
+        claim = store.create_run(_new(), owner="w", now=T0, lease_s=30.0).claim
+        assert claim is not None
+        claim = store.record(claim, [raised], now=T0, lease_s=30.0)
+        with _admin() as admin:
+            before = admin.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        notifier.settle_alert("alert-1", now=T0)  # appends alert_delivered to the run
+        started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
+        claim = store.record(claim, [started], now=T0, lease_s=30.0)
+        with _admin() as admin:
+            after = admin.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        events = store.events("op-1")
+        assert [e.kind for e in events[-3:]] == [
+            "review_requested",
+            "alert_delivered",
+            "step_started",
+        ]
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert events[-1].from_status == "pending"
+        assert events[-1].to_status == "started"
+        snapshot = store.load("op-1")
+        assert snapshot.step("reserve").attempts == 1
+        assert before is not None
+        assert after is not None
+        assert float(before[0]) <= events[-1].at <= float(after[0])
+        assert snapshot.run.lease_expires_at == claim.lease_expires_at == events[-1].at + 30.0
+        # Known again (the load): one message, and the server's time once more.
+        done = Transition("step_completed", StepChange("reserve", StepStatus.COMPLETED))
+        claim = store.record(claim, [done], now=T0, lease_s=30.0)
+        last = store.events("op-1")[-1]
+        assert (last.kind, last.from_status, last.to_status) == (
+            "step_completed", "started", "completed",
+        )  # fmt: skip
+        assert last.at >= events[-1].at
+        assert claim.lease_expires_at == last.at + 30.0
+        assert store.load("op-1").run.lease_expires_at == claim.lease_expires_at
+    finally:
+        store.close()
+        notifier.close()
 
 
 @pytest.mark.parametrize("flushed_later", [False, True])

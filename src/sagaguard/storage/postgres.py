@@ -19,6 +19,11 @@ locks the run's row and checks the claim's fencing token and owner. The alert ou
 claimed the same way. A claim's commit alone does not wait for the disk (a crash can lose
 it at no cost: ``_CLAIMS_FLUSHED_LATER``).
 
+**One message per record.** An owner that knows the run's row as its own last write left
+it (it loaded or created the run) folds against that and sends check, writes and commit
+together; a check that finds the row moved on refuses it, and the record is made again
+reading the row (:mod:`sagaguard.storage.postgres_known`).
+
 **Faults.** Driver errors become :class:`~sagaguard.exceptions.StoreError`. A call that
 fails on a lost connection before its commit was sent is retried on a fresh connection with
 capped exponential backoff (a killed backend, a restarting server), up to
@@ -41,6 +46,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sagaguard.exceptions import RunNotFoundError, StoreError
 from sagaguard.storage import journal
+from sagaguard.storage import postgres_reruns as reruns
 from sagaguard.storage import postgres_statements as sql
 from sagaguard.storage.base import (
     NOTIFIER_ACTOR,
@@ -60,11 +66,11 @@ from sagaguard.storage.base import (
 )
 from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
 from sagaguard.storage.postgres_connections import PostgresConnections
+from sagaguard.storage.postgres_known import write_as_known
 from sagaguard.storage.rows import (
     RUN_STATUS,
     STEP_STATUS,
     EventRow,
-    RunState,
     event_record,
     outbox_alert,
     run_record,
@@ -125,9 +131,12 @@ class PostgresStore(PostgresConnections):
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
         journal.lookup_id(operation_id)
-        return self._run(
-            lambda conn: sql.snapshot(conn, self._sql, operation_id, last=True), snapshot=True
+        snapshot, last_seq = self._run(
+            lambda conn: sql.snapshot_and_seq(conn, self._sql, operation_id, last=True),
+            snapshot=True,
         )
+        self._known.learn(snapshot, last_seq)
+        return snapshot
 
     def list_runs(self, *, status: RunStatus | None = None, limit: int = 100) -> list[RunRecord]:
         """Runs, newest first, optionally only those with ``status``."""
@@ -240,7 +249,7 @@ class PostgresStore(PostgresConnections):
                     return self._created(conn, new, first, actor, prepared, at, lease_s)
             existing = sql.snapshot(conn, self._sql, op)
             if row[-1] == token:
-                return _own_creation(existing, owner)
+                return reruns.own_creation(existing, owner)
             journal.check_same_request(new, existing.run, input_hash=digest)
             return CreateResult(snapshot=existing, created=False, claim=None)
 
@@ -275,7 +284,9 @@ class PostgresStore(PostgresConnections):
         )
         if prepared.transitions:
             sql.write(conn, self._sql, new.operation_id, folded)
-        return CreateResult(snapshot=journal.after(first, folded), created=True, claim=claim)
+        after = journal.after(first, folded)
+        self._known.learn(after, folded.run.last_seq)
+        return CreateResult(snapshot=after, created=True, claim=claim)
 
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
@@ -346,32 +357,53 @@ class PostgresStore(PostgresConnections):
         # Written with the transitions: a rerun after a commit whose outcome was lost finds
         # it on the row if that commit landed, and then writes nothing again.
         token = uuid.uuid4().hex
+        notify = self._notify if release else None
+        renewed: Claim | None = None
+        known = self._known.of(claim)
+        if known is not None:
+            # One message when the row is as known; a rerun after an unknown commit finds
+            # it moved on if that commit landed, and the long way below then knows the token.
+            sent = self._run(
+                lambda conn: write_as_known(
+                    conn, self._sql, claim, known, prepared, now=self._now(now),
+                    lease_s=lease_s, release=release, token=token, notify=notify,
+                ),
+                write=True,
+                rerun_unknown=True,
+            )  # fmt: skip
+            if sent is not None:
+                renewed, folded = sent
+                self._known.wrote(op, known.state, folded.run, folded.steps)
+        if renewed is None:
+            self._known.forget(op)
 
-        def write(conn: sql.Conn) -> Claim:
-            row = conn.execute(
-                self._sql.lock_state_and_steps, (self._now(now), list(prepared.step_ids), op)
-            ).fetchone()
-            if row is not None and row[9] == token:
-                return _own_record(claim, run_state(row[:7]), float(row[7]) + lease_s, release)
-            before = journal.check_current(claim, None if row is None else run_state(row[:7]))
-            assert row is not None
-            at, pairs = float(row[7]), row[8] or []
-            folded = journal.fold(
-                claim,
-                prepared,
-                run=before,
-                steps={step_id: STEP_STATUS[status] for step_id, status in pairs},
-                now=at,
-                lease_s=lease_s,
-                release=release,
-            )
-            sql.write(conn, self._sql, op, folded, token=token)
-            if release:
-                self._notify(conn)
-            return Claim(op, claim.owner, claim.fencing_token, at + lease_s)
+            def write(conn: sql.Conn) -> Claim:
+                row = conn.execute(
+                    self._sql.lock_state_and_steps, (self._now(now), list(prepared.step_ids), op)
+                ).fetchone()
+                if row is not None and row[9] == token:
+                    expires = float(row[7]) + lease_s
+                    return reruns.own_record(claim, run_state(row[:7]), expires, release)
+                before = journal.check_current(claim, None if row is None else run_state(row[:7]))
+                assert row is not None
+                at, pairs = float(row[7]), row[8] or []
+                folded = journal.fold(
+                    claim,
+                    prepared,
+                    run=before,
+                    steps={step_id: STEP_STATUS[status] for step_id, status in pairs},
+                    now=at,
+                    lease_s=lease_s,
+                    release=release,
+                )
+                sql.write(conn, self._sql, op, folded, token=token)
+                if notify is not None:
+                    notify(conn)
+                return Claim(op, claim.owner, claim.fencing_token, at + lease_s)
 
-        renewed = self._run(write, write=True, rerun_unknown=True)
+            renewed = self._run(write, write=True, rerun_unknown=True)
         if release:
+            self._known.forget(op)
             self._work.notify()
         return renewed
 
@@ -404,7 +436,7 @@ class PostgresStore(PostgresConnections):
                 self._sql.lock_state, (self._now(now), claim.operation_id)
             ).fetchone()
             state = None if row is None else run_state(row[:7])
-            if attempts > 1 and _released_by(claim, state):
+            if attempts > 1 and reruns.released_by(claim, state):
                 return  # the earlier attempt's commit landed: this claim let the run go
             before = journal.check_current(claim, state)
             assert row is not None
@@ -413,6 +445,7 @@ class PostgresStore(PostgresConnections):
             sql.append(conn, self._sql, [event])
             self._notify(conn)
 
+        self._known.forget(claim.operation_id)
         self._run(let_go, write=True, rerun_unknown=True)
         self._work.notify()
 
@@ -473,42 +506,3 @@ class PostgresStore(PostgresConnections):
         while (count := self._run(batch, write=True)) == 500:
             removed += count
         return removed + count
-
-
-def _own_creation(snapshot: RunSnapshot, owner: str | None) -> CreateResult:
-    """What a create whose commit landed unacknowledged returns when its rerun finds the run.
-
-    The claim is the creator's first one, if the run is still under it (nothing else can
-    have taken a live lease in the meantime).
-    """
-    run = snapshot.run
-    claim = None
-    if (
-        owner is not None
-        and run.owner == owner
-        and run.fencing_token == 1
-        and run.lease_expires_at is not None
-    ):
-        claim = Claim(run.operation_id, owner, 1, run.lease_expires_at)
-    return CreateResult(snapshot=snapshot, created=True, claim=claim)
-
-
-def _released_by(claim: Claim, run: RunState | None) -> bool:
-    """True when ``run`` shows ``claim``'s own release: unowned, its token not moved on.
-
-    Only the holder of the current token can release a run, and any claim since would have
-    moved the token on, so this is the state a landed release of ``claim`` left.
-    """
-    return run is not None and run.owner is None and run.fencing_token == claim.fencing_token
-
-
-def _own_record(claim: Claim, run: RunState, expires: float, released: bool) -> Claim:
-    """What a record whose commit landed unacknowledged returns when its rerun finds it.
-
-    The claim as that commit left it: its lease, or (a release) the one it would have had.
-    A claim taken over since is stale all the same (``StaleOwnerError``).
-    """
-    if not released:
-        journal.check_current(claim, run)
-    lease = run.lease_expires_at if run.lease_expires_at is not None else expires
-    return Claim(claim.operation_id, claim.owner, claim.fencing_token, lease)

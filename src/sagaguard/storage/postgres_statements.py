@@ -48,7 +48,8 @@ class Statements:
 
     def __init__(self, quoted_schema: str) -> None:
         q = quoted_schema
-        self.select_run = f"SELECT {RUN_COLUMNS} FROM {q}.runs WHERE operation_id = %s"
+        self.select_run = f"SELECT {RUN_COLUMNS}, last_seq FROM {q}.runs WHERE operation_id = %s"
+        self.held_as_known = f"SELECT {q}.held_as_known(%s, %s, %s, %s, %s)"
         self.select_steps = (
             f"SELECT {STEP_COLUMNS} FROM {q}.steps WHERE operation_id = %s ORDER BY position"
         )
@@ -290,12 +291,20 @@ def insert_steps(conn: Conn, sql: Statements, snapshot: RunSnapshot) -> None:
 
 def snapshot(conn: Conn, sql: Statements, operation_id: str, *, last: bool = False) -> RunSnapshot:
     """The run and its steps, read in one message (and the transaction ended, if ``last``)."""
+    return snapshot_and_seq(conn, sql, operation_id, last=last)[0]
+
+
+def snapshot_and_seq(
+    conn: Conn, sql: Statements, operation_id: str, *, last: bool = False
+) -> tuple[RunSnapshot, int]:
+    """:func:`snapshot`, with the seq of the run's latest event."""
     runs, steps = conn.fetch_sets(
         [(sql.select_run, (operation_id,)), (sql.select_steps, (operation_id,))], commit=last
     )
     if not runs:
         raise RunNotFoundError(f"no run has operation_id {operation_id!r}")
-    return RunSnapshot(run=run_record(runs[0]), steps=tuple(step_record(s) for s in steps))
+    run = run_record(runs[0][:-1])
+    return RunSnapshot(run=run, steps=tuple(step_record(s) for s in steps)), int(runs[0][-1])
 
 
 def snapshots(

@@ -5,7 +5,8 @@ writes whose answers nothing needs. Sent one statement at a time, with psycopg's
 ``BEGIN`` and ``COMMIT``, a ``record()`` took seven round trips; on a machine whose cores
 sleep between messages each costs far more than the server's work. :class:`Transaction`
 sends ``BEGIN`` with the first read, holds back the writes, and sends them with the
-``COMMIT`` as one message: two round trips for a record, one for a snapshot read.
+``COMMIT`` as one message: two round trips for a record, one for a snapshot read, and one
+for a record whose check goes first in the commit's message (``commit_reading``).
 
 It binds parameters on the client, because only the simple query protocol takes several
 statements in one message. Each value is written as psycopg writes a literal (the
@@ -25,12 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 
 import psycopg
 from psycopg.adapt import Transformer
 
-__all__ = ["Connection", "Transaction"]
+__all__ = ["Connection", "ServerTime", "Transaction"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -40,6 +41,40 @@ _FLUSHED_LATER = ("BEGIN", "SET LOCAL synchronous_commit = off")
 
 
 _NULL = b"NULL"
+
+
+class ServerTime(float):
+    """A time the server writes in: its receipt of the message, plus this many seconds.
+
+    Bound as an SQL expression, not a value, so a write sent without first reading the
+    server's clock still carries the server's time; every statement of one message sees the
+    same ``statement_timestamp()``. Only addition is meaningful (a lease is ``now +
+    lease_s``): its float value is the offset, so it must never be compared with a time.
+    """
+
+    __slots__ = ()
+
+    def __add__(self, other: float) -> ServerTime:
+        return ServerTime(float(self) + other)
+
+    __radd__ = __add__
+
+    def at(self, received: float) -> float:
+        """The time this is, once the message's receipt time is known."""
+        return received + float(self)
+
+    def literal(self) -> bytes:
+        """The SQL expression the server computes it by."""
+        return f"(extract(epoch FROM statement_timestamp())::float8 + {float(self)!r})".encode()
+
+
+@overload
+def resolved(value: float, received: float) -> float: ...
+@overload
+def resolved(value: float | None, received: float) -> float | None: ...
+def resolved(value: float | None, received: float) -> float | None:
+    """``value`` as a plain time: a :class:`ServerTime` once the receipt time is known."""
+    return value.at(received) if isinstance(value, ServerTime) else value
 
 
 @lru_cache(maxsize=256)
@@ -110,6 +145,22 @@ class Transaction:
         """Hold a write whose answer nobody needs until the next read or the commit."""
         self._held.append(self.bind(statement, params))
 
+    def commit_reading(
+        self, statement: str, params: Sequence[Any] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Send ``statement`` first, then the held writes and ``COMMIT``, as one message; its
+        rows. The statement can refuse the transaction (an error) before any write runs."""
+        head = [] if self._begin is None else list(self._begin)
+        self._begin = None
+        message = [*head, self.bind(statement, params), *self._held, "COMMIT"]
+        self._held.clear()
+        self.sent = True
+        self.ended = True
+        self._cursor.execute("; ".join(message))
+        for _ in range(len(head)):
+            self._cursor.nextset()
+        return self._cursor.fetchall()
+
     def commit(self) -> None:
         """Send the held writes and ``COMMIT`` as one message (nothing if nothing began)."""
         if self.ended:
@@ -141,7 +192,12 @@ class Transaction:
         literal = self._literal
         pieces = [parts[0]]
         for value, part in zip(params, parts[1:], strict=True):
-            pieces.append(_NULL if value is None else literal(value))
+            if value is None:
+                pieces.append(_NULL)
+            elif type(value) is ServerTime:
+                pieces.append(value.literal())
+            else:
+                pieces.append(literal(value))
             pieces.append(part)
         return b"".join(pieces).decode(self.connection.info.encoding)
 

@@ -1,0 +1,17 @@
+-- A record whose owner knows the run's row as its own last write left it sends the writes
+-- in one message with this check first: it locks the row and refuses it (SQLSTATE SGK01)
+-- unless the owner, the fencing token and the last event's seq are still those known. Any
+-- other write to the row moves one of them, so a passed check means the row is as known.
+-- It returns the time the record's writes carry: the caller's, or the server's receipt of
+-- the message (every statement of the message sees the same statement_timestamp()).
+CREATE FUNCTION {schema}.held_as_known(op text, holder text, token bigint, seq bigint, at float8)
+RETURNS float8 LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM {schema}.runs AS r WHERE r.operation_id = op AND r.owner = holder
+        AND r.fencing_token = token AND r.last_seq = seq FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % is not as its owner last wrote it', op USING ERRCODE = 'SGK01';
+    END IF;
+    RETURN COALESCE(at, extract(epoch FROM statement_timestamp())::float8);
+END
+$$;
