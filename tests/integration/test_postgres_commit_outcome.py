@@ -65,7 +65,7 @@ class Fault:
 
 @pytest.fixture
 def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
-    """A seam on the store's commit (every write transaction ends with it).
+    """A seam on the store's commits (every write transaction ends with one of them).
 
     ``before_commit``: the backend dies before the COMMIT is sent: nothing landed.
     ``answer_lost``: the COMMIT lands, then the backend dies and its answer never arrives.
@@ -90,7 +90,26 @@ def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
             return
         commit(self)
 
+    commit_reading = Transaction.commit_reading
+
+    def faulty_commit_reading(self: Transaction, *args: Any, **kwargs: Any) -> Any:
+        # A write sent whole (a known record, a create) commits in the message it reads by.
+        if armed.fire("before_commit"):
+            _kill(self.connection)
+        elif armed.fire("answer_lost"):
+            commit_reading(self, *args, **kwargs)
+            _kill(self.connection)
+            if armed.meanwhile is not None:
+                armed.meanwhile()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        elif armed.fire("after_commit"):
+            rows = commit_reading(self, *args, **kwargs)
+            _kill(self.connection)
+            return rows
+        return commit_reading(self, *args, **kwargs)
+
     monkeypatch.setattr(Transaction, "commit", faulty_commit)
+    monkeypatch.setattr(Transaction, "commit_reading", faulty_commit_reading)
     yield armed
     assert armed.at is None, f"the fault {armed.at!r} never fired"
 
@@ -135,13 +154,18 @@ def _written_once(store: PostgresStore, *, then: Sequence[str] = ()) -> None:
     assert store.load("op-1").step("reserve").attempts == 1
 
 
+@pytest.mark.parametrize("known", [True, False], ids=["one_message", "the_long_way"])
 @pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
 def test_a_record_is_written_once_whoever_loses_the_connection_around_its_commit(
-    store: PostgresStore, fault: Fault, where: str
+    store: PostgresStore, other: PostgresStore, fault: Fault, where: str, known: bool
 ) -> None:
+    """The owner that created the run knows its row and sends a record whole; a store that
+    does not (``other``) reads the row first. Either way the record lands once."""
     claim = _claimed(store)
+    writer = store if known else other
     fault.at = where
-    renewed = store.record(claim, [STARTED], now=0.0, lease_s=30.0)
+    renewed = writer.record(claim, [STARTED], now=0.0, lease_s=30.0)
+    assert fault.at is None, "the fault fired at the record's own commit"
     assert (renewed.owner, renewed.fencing_token) == ("w", claim.fencing_token)
     _written_once(store)
     # The claim it returned is current: the next write under it goes through.
@@ -223,3 +247,31 @@ def test_a_claim_whose_commit_outcome_is_unknown_returns_a_current_claim(
     run = store.load("op-1").run
     assert (run.owner, run.fencing_token) == ("w2", taken.fencing_token)
     store.heartbeat(taken, now=0.0, lease_s=30.0)  # current: no StaleOwnerError
+
+
+@pytest.mark.parametrize("owner", ["w", None], ids=["run", "submit"])
+@pytest.mark.parametrize("where", ["after_commit", "answer_lost", "before_commit"])
+def test_a_create_sent_whole_is_written_once_and_known_as_its_own(
+    store: PostgresStore, fault: Fault, where: str, owner: str | None
+) -> None:
+    """A create of a new operation id is one message; whatever happens to its commit, the
+    run is made once and the creator hears it created it (with its claim, if it owns it)."""
+    new = NewRun("op-1", "checkout", "1", {"n": 1}, ("reserve", "charge"))
+    fault.at = where
+    created = store.create_run(new, owner=owner, now=0.0, lease_s=30.0)
+    assert fault.at is None, "the fault fired at the create's own commit"
+    assert created.created
+    assert [e.kind for e in store.events("op-1")] == ["run_created"]
+    snapshot = store.load("op-1")
+    assert [s.step_id for s in snapshot.steps] == ["reserve", "charge"]
+    assert snapshot.run.created_at == created.snapshot.run.created_at
+    if owner is None:
+        assert created.claim is None
+        assert snapshot.run.owner is None
+    else:
+        assert created.claim is not None
+        assert created.claim.fencing_token == 1
+        assert snapshot.run.lease_expires_at == pytest.approx(created.claim.lease_expires_at)
+    again = store.create_run(new, owner="w2", now=0.0, lease_s=30.0)
+    assert not again.created
+    assert again.claim is None

@@ -345,7 +345,7 @@ def test_a_writer_that_stops_mid_transaction_is_idle_in_transaction_not_active(
     assert state == ("idle in transaction",)
 
 
-def test_a_record_is_one_message_when_known_else_two_and_a_load_one(
+def test_a_create_and_a_known_record_are_one_message_else_two_and_a_load_one(
     schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each message to the server is a round trip, and on a machine whose cores sleep
@@ -368,6 +368,10 @@ def test_a_record_is_one_message_when_known_else_two_and_a_load_one(
             return execute(cursor, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+        assert store.create_run(_new("op-2"), owner=None, now=T0, lease_s=30.0).created
+        assert len(sent) == 1
+        assert ".created_here(" in sent[0]
+        sent.clear()
         started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
         claim = store.record(claim, [started], now=T0, lease_s=30.0)
         assert len(sent) == 1

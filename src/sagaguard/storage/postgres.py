@@ -66,6 +66,7 @@ from sagaguard.storage.base import (
 )
 from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
 from sagaguard.storage.postgres_connections import PostgresConnections
+from sagaguard.storage.postgres_creating import create_at_once
 from sagaguard.storage.postgres_known import write_as_known
 from sagaguard.storage.rows import (
     RUN_STATUS,
@@ -253,7 +254,26 @@ class PostgresStore(PostgresConnections):
             journal.check_same_request(new, existing.run, input_hash=digest)
             return CreateResult(snapshot=existing, created=False, claim=None)
 
-        created = self._run(create, write=True, rerun_unknown=True)
+        created: CreateResult | None = None
+        if not transitions:
+            attempts = 0
+
+            def at_once(conn: sql.Conn) -> CreateResult | None:
+                nonlocal attempts
+                attempts += 1
+                if attempts > 1:
+                    return create(conn)  # after an unknown commit: the long way knows its token
+                return create_at_once(
+                    conn, self._sql, new, owner=owner, actor=actor, now=self._now(now),
+                    lease_s=lease_s, input_text=input_text, token=token,
+                    notify=self._notify if owner is None else None,
+                )  # fmt: skip
+
+            created = self._run(at_once, write=True, rerun_unknown=True)
+            if created is not None and created.claim is not None:
+                self._known.learn(created.snapshot, 1)
+        if created is None:
+            created = self._run(create, write=True, rerun_unknown=True)
         if created.created and created.claim is None:
             self._work.notify()
         return created

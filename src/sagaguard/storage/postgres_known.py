@@ -22,8 +22,6 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import psycopg
-
 from sagaguard.storage import journal
 from sagaguard.storage import postgres_statements as sql
 from sagaguard.storage.base import Claim, RunSnapshot, StepStatus
@@ -136,12 +134,8 @@ def write_as_known(
     if notify is not None:
         notify(conn)
     check = (op, claim.owner, claim.fencing_token, known.state.last_seq, now)
-    try:
-        rows = conn.commit_reading(statements.held_as_known, check)
-    except psycopg.Error as exc:
-        if exc.sqlstate != REFUSED:
-            raise
-        conn.rollback()
+    rows = conn.commit_checked(statements.held_as_known, check, refusal=REFUSED)
+    if rows is None:
         return None
     received = float(rows[0][0])
     run = folded.run

@@ -50,6 +50,7 @@ class Statements:
         q = quoted_schema
         self.select_run = f"SELECT {RUN_COLUMNS}, last_seq FROM {q}.runs WHERE operation_id = %s"
         self.held_as_known = f"SELECT {q}.held_as_known(%s, %s, %s, %s, %s)"
+        self.created_here = f"SELECT {q}.created_here(%s, %s, %s)"
         self.select_steps = (
             f"SELECT {STEP_COLUMNS} FROM {q}.steps WHERE operation_id = %s ORDER BY position"
         )

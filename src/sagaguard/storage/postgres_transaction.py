@@ -146,20 +146,34 @@ class Transaction:
         self._held.append(self.bind(statement, params))
 
     def commit_reading(
-        self, statement: str, params: Sequence[Any] | None = None
+        self, statement: str, params: Sequence[Any] | None = None, *, after: int = 0
     ) -> list[tuple[Any, ...]]:
-        """Send ``statement`` first, then the held writes and ``COMMIT``, as one message; its
-        rows. The statement can refuse the transaction (an error) before any write runs."""
+        """Send the held writes with ``statement`` after the first ``after`` of them, then
+        ``COMMIT``, as one message; its rows. The statement can refuse the transaction (an
+        error) before the writes behind it run."""
         head = [] if self._begin is None else list(self._begin)
         self._begin = None
-        message = [*head, self.bind(statement, params), *self._held, "COMMIT"]
-        self._held.clear()
+        held, self._held = self._held, []
+        message = [*head, *held[:after], self.bind(statement, params), *held[after:], "COMMIT"]
         self.sent = True
         self.ended = True
         self._cursor.execute("; ".join(message))
-        for _ in range(len(head)):
+        for _ in range(len(head) + after):
             self._cursor.nextset()
         return self._cursor.fetchall()
+
+    def commit_checked(
+        self, check: str, params: Sequence[Any], *, refusal: str, after: int = 0
+    ) -> list[tuple[Any, ...]] | None:
+        """:meth:`commit_reading` behind ``check``; ``None`` when the check refused (raised
+        SQLSTATE ``refusal``): the transaction is then rolled back, nothing of it written."""
+        try:
+            return self.commit_reading(check, params, after=after)
+        except psycopg.Error as exc:
+            if exc.sqlstate != refusal:
+                raise
+            self.rollback()
+            return None
 
     def commit(self) -> None:
         """Send the held writes and ``COMMIT`` as one message (nothing if nothing began)."""
