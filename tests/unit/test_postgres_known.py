@@ -94,3 +94,5 @@ def test_a_server_time_adds_as_an_offset_and_resolves_once_received() -> None:
     assert resolved(2.5, 1_000.0) == 2.5
     assert resolved(None, 1_000.0) is None
     assert b"statement_timestamp()" in lease.literal()
+    with pytest.raises(TypeError, match="cannot be ordered"):
+        assert lease > 1_000.0

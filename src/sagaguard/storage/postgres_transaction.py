@@ -49,7 +49,8 @@ class ServerTime(float):
     Bound as an SQL expression, not a value, so a write sent without first reading the
     server's clock still carries the server's time; every statement of one message sees the
     same ``statement_timestamp()``. Only addition is meaningful (a lease is ``now +
-    lease_s``): its float value is the offset, so it must never be compared with a time.
+    lease_s``): its float value is the offset, so ordering it against a time raises rather
+    than answer wrongly.
     """
 
     __slots__ = ()
@@ -58,6 +59,11 @@ class ServerTime(float):
         return ServerTime(float(self) + other)
 
     __radd__ = __add__
+
+    def _unordered(self, other: object) -> bool:
+        raise TypeError("a ServerTime is known only to the server: it cannot be ordered")
+
+    __lt__ = __le__ = __gt__ = __ge__ = _unordered
 
     def at(self, received: float) -> float:
         """The time this is, once the message's receipt time is known."""
