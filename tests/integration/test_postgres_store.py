@@ -376,6 +376,7 @@ def test_a_create_and_a_known_record_are_one_message_else_two_and_a_load_one(
         claim = store.record(claim, [started], now=T0, lease_s=30.0)
         assert len(sent) == 1
         assert ".held_as_known(" in sent[0].split("; ")[1]
+        assert "; EXECUTE sg_insert_event_1(" in sent[0]  # planned once per session
         assert sent[0].endswith("; COMMIT")
         sent.clear()
         done = Transition("step_completed", StepChange("reserve", StepStatus.COMPLETED))

@@ -170,9 +170,15 @@ class Statements:
             f"DELETE FROM {q}.{table} WHERE operation_id = ANY(%s)"
             for table in ("steps", "events", "alerts")
         )
+        named = [(f"sg_{attr}", getattr(self, attr)) for attr in _PREPARED]
+        named += [
+            (f"sg_{attr}_{count}", rows_of(getattr(self, attr), count))
+            for attr, most in _PREPARED_ROWS
+            for count in range(1, most + 1)
+        ]
         self.prepared = {
             text: (name, f"EXECUTE {name}({', '.join(['%s'] * text.count('%s'))})")
-            for name, text in ((f"sg_{attr}", getattr(self, attr)) for attr in _PREPARED)
+            for name, text in named
         }
         """By statement text: the name it is prepared under in every session of the pool,
         and the EXECUTE that runs it with the same parameters."""
@@ -194,10 +200,11 @@ _PREPARED = (
     "create_run", "write_ownership", "write_state", "update_step", "renew", "expired_any",
     "expired_of",
 )  # fmt: skip
-"""The statements of a run's hot path: planned once per session, not at every message.
-
-Every one of these runs in one statement text always; a multi-row INSERT's text depends on
-how many rows it has, so it is bound as it is."""
+"""The statements of a run's hot path: planned once per session, not at every message."""
+_PREPARED_ROWS = (("insert_event", 4), ("insert_alert", 2))
+"""The INSERTs of a run's hot path prepared for 1 to this many rows (a record appends one
+to three events and a release one more; a transition raises at most one alert). A
+multi-row INSERT of more rows is planned at every message."""
 
 
 def expired(
@@ -262,12 +269,15 @@ def insert_rows(conn: Conn, statement: str, rows: Sequence[Sequence[Any]]) -> No
     mid-batch leaves its session "active", so the server never times it out and the run's
     row lock is held for as long as the freeze lasts.
     """
-    if not rows:
-        return
+    if rows:
+        conn.defer(rows_of(statement, len(rows)), [value for row in rows for value in row])
+
+
+def rows_of(statement: str, count: int) -> str:
+    """``statement``, an INSERT of one row, made to insert ``count`` rows."""
     head, values, group = statement.rpartition(" VALUES ")
     assert values, "an INSERT ... VALUES (...) statement"
-    # Bound row by row: the driver parses a short text once, a long one at every call.
-    conn.defer(head + values + ", ".join(conn.bind(group, row) for row in rows))
+    return f"{head} VALUES {', '.join([group] * count)}"
 
 
 def take(
