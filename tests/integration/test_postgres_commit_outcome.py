@@ -73,43 +73,28 @@ def fault(monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault]:
     goes back to the pool: it landed, and nothing may run it again.
     """
     armed = Fault()
-    commit = Transaction.commit
 
-    def faulty_commit(self: Transaction) -> None:
-        if armed.fire("before_commit"):
-            _kill(self.connection)
-        elif armed.fire("answer_lost"):
-            commit(self)
-            _kill(self.connection)
-            if armed.meanwhile is not None:
-                armed.meanwhile()
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-        elif armed.fire("after_commit"):
-            commit(self)
-            _kill(self.connection)
-            return
-        commit(self)
+    def faulty(commit: Callable[..., Any]) -> Callable[..., Any]:
+        def commit_with_fault(self: Transaction, *args: Any, **kwargs: Any) -> Any:
+            if armed.fire("before_commit"):
+                _kill(self.connection)
+            elif armed.fire("answer_lost"):
+                commit(self, *args, **kwargs)
+                _kill(self.connection)
+                if armed.meanwhile is not None:
+                    armed.meanwhile()
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            elif armed.fire("after_commit"):
+                answer = commit(self, *args, **kwargs)
+                _kill(self.connection)
+                return answer
+            return commit(self, *args, **kwargs)
 
-    commit_reading = Transaction.commit_reading
+        return commit_with_fault
 
-    def faulty_commit_reading(self: Transaction, *args: Any, **kwargs: Any) -> Any:
-        # A write sent whole (a known record, a create) commits in the message it reads by.
-        if armed.fire("before_commit"):
-            _kill(self.connection)
-        elif armed.fire("answer_lost"):
-            commit_reading(self, *args, **kwargs)
-            _kill(self.connection)
-            if armed.meanwhile is not None:
-                armed.meanwhile()
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-        elif armed.fire("after_commit"):
-            rows = commit_reading(self, *args, **kwargs)
-            _kill(self.connection)
-            return rows
-        return commit_reading(self, *args, **kwargs)
-
-    monkeypatch.setattr(Transaction, "commit", faulty_commit)
-    monkeypatch.setattr(Transaction, "commit_reading", faulty_commit_reading)
+    # A write sent whole (a known record, a create) commits in the message it reads by.
+    for name in ("commit", "commit_reading"):
+        monkeypatch.setattr(Transaction, name, faulty(getattr(Transaction, name)))
     yield armed
     assert armed.at is None, f"the fault {armed.at!r} never fired"
 
