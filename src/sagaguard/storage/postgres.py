@@ -49,31 +49,26 @@ from sagaguard.storage import journal
 from sagaguard.storage import postgres_reruns as reruns
 from sagaguard.storage import postgres_statements as sql
 from sagaguard.storage.base import (
-    NOTIFIER_ACTOR,
     AlertBacklog,
     Claim,
     CreateResult,
     Event,
     NewRun,
-    OutboxAlert,
     RunRecord,
     RunSnapshot,
     RunStatus,
     StoreInfo,
     Transition,
-    alert_settled_event,
     dumps,
 )
 from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
-from sagaguard.storage.postgres_connections import PostgresConnections
 from sagaguard.storage.postgres_creating import create_at_once
 from sagaguard.storage.postgres_known import write_as_known
+from sagaguard.storage.postgres_outbox import PostgresOutbox
 from sagaguard.storage.rows import (
     RUN_STATUS,
     STEP_STATUS,
-    EventRow,
     event_record,
-    outbox_alert,
     run_record,
     run_row,
     run_state,
@@ -91,7 +86,7 @@ next write is refused as stale, and the run is claimed again like any unowned ru
 _URL_HELP = "use postgresql://user@host:5432/dbname[?schema=sagaguard&clock=server|caller]"
 
 
-class PostgresStore(PostgresConnections):
+class PostgresStore(PostgresOutbox):
     """A :class:`~sagaguard.storage.base.JournalStore` in a PostgreSQL schema."""
 
     @classmethod
@@ -377,7 +372,6 @@ class PostgresStore(PostgresConnections):
         # Written with the transitions: a rerun after a commit whose outcome was lost finds
         # it on the row if that commit landed, and then writes nothing again.
         token = uuid.uuid4().hex
-        notify = self._notify if release else None
         renewed: Claim | None = None
         known = self._known.of(claim)
         if known is not None:
@@ -386,7 +380,8 @@ class PostgresStore(PostgresConnections):
             sent = self._run(
                 lambda conn: write_as_known(
                     conn, self._sql, claim, known, prepared, now=self._now(now),
-                    lease_s=lease_s, release=release, token=token, notify=notify,
+                    lease_s=lease_s, release=release, token=token,
+                    notify=self._notify if release else None,
                 ),
                 write=True,
                 rerun_unknown=True,
@@ -396,36 +391,51 @@ class PostgresStore(PostgresConnections):
                 self._known.wrote(op, known.state, folded.run, folded.steps)
         if renewed is None:
             self._known.forget(op)
-
-            def write(conn: sql.Conn) -> Claim:
-                row = conn.execute(
-                    self._sql.lock_state_and_steps, (self._now(now), list(prepared.step_ids), op)
-                ).fetchone()
-                if row is not None and row[9] == token:
-                    expires = float(row[7]) + lease_s
-                    return reruns.own_record(claim, run_state(row[:7]), expires, release)
-                before = journal.check_current(claim, None if row is None else run_state(row[:7]))
-                assert row is not None
-                at, pairs = float(row[7]), row[8] or []
-                folded = journal.fold(
-                    claim,
-                    prepared,
-                    run=before,
-                    steps={step_id: STEP_STATUS[status] for step_id, status in pairs},
-                    now=at,
-                    lease_s=lease_s,
-                    release=release,
-                )
-                sql.write(conn, self._sql, op, folded, token=token)
-                if notify is not None:
-                    notify(conn)
-                return Claim(op, claim.owner, claim.fencing_token, at + lease_s)
-
-            renewed = self._run(write, write=True, rerun_unknown=True)
+            renewed = self._record_reading_row(
+                claim, prepared, now=now, lease_s=lease_s, release=release, token=token
+            )
         if release:
-            self._known.forget(op)
             self._work.notify()
         return renewed
+
+    def _record_reading_row(
+        self,
+        claim: Claim,
+        prepared: journal.Prepared,
+        *,
+        now: float,
+        lease_s: float,
+        release: bool,
+        token: str,
+    ) -> Claim:
+        """A record the long way: lock and read the run's row and steps, fold, write."""
+        op = claim.operation_id
+
+        def write(conn: sql.Conn) -> Claim:
+            row = conn.execute(
+                self._sql.lock_state_and_steps, (self._now(now), list(prepared.step_ids), op)
+            ).fetchone()
+            if row is not None and row[9] == token:
+                expires = float(row[7]) + lease_s
+                return reruns.own_record(claim, run_state(row[:7]), expires, release)
+            before = journal.check_current(claim, None if row is None else run_state(row[:7]))
+            assert row is not None
+            at, pairs = float(row[7]), row[8] or []
+            folded = journal.fold(
+                claim,
+                prepared,
+                run=before,
+                steps={step_id: STEP_STATUS[status] for step_id, status in pairs},
+                now=at,
+                lease_s=lease_s,
+                release=release,
+            )
+            sql.write(conn, self._sql, op, folded, token=token)
+            if release:
+                self._notify(conn)
+            return Claim(op, claim.owner, claim.fencing_token, at + lease_s)
+
+        return self._run(write, write=True, rerun_unknown=True)
 
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
         """Extend the lease of a current claim, never shortening it (``StaleOwnerError``)."""
@@ -468,43 +478,6 @@ class PostgresStore(PostgresConnections):
         self._known.forget(claim.operation_id)
         self._run(let_go, write=True, rerun_unknown=True)
         self._work.notify()
-
-    def claim_due_alerts(self, *, now: float, lease_s: float, limit: int = 10) -> list[OutboxAlert]:
-        """Take up to ``limit`` due alerts (``SKIP LOCKED``), hiding them for ``lease_s``."""
-
-        def take(conn: sql.Conn) -> list[tuple[Any, ...]]:
-            params = (self._now(now), max(limit, 0), lease_s)
-            return conn.execute(self._sql.due_alerts, params).fetchall()
-
-        rows = sorted(self._run(take, write=True), key=lambda row: (row[7], row[0]))
-        return [outbox_alert(row) for row in rows]
-
-    def settle_alert(
-        self, alert_id: str, *, now: float, error: str | None = None, retry_at: float = 0.0
-    ) -> None:
-        """Mark an alert delivered, or count a failed attempt and set when to try again."""
-
-        def settle(conn: sql.Conn) -> None:
-            row = conn.execute(self._sql.lock_alert, (self._now(now), alert_id)).fetchone()
-            if row is None:
-                return
-            op, kind, failed, at = row[0], row[1], row[2], float(row[3])
-            if error is None:
-                conn.defer(self._sql.delivered, (at, alert_id))
-            else:
-                conn.defer(self._sql.failed, (error, retry_at, alert_id))
-            event = alert_settled_event(kind, alert_id, failed_before=failed, error=error)
-            if event is None:
-                return
-            seq_row = conn.execute(self._sql.append_seq, (op,)).fetchone()
-            if seq_row is not None:
-                event_kind, reason, data = event
-                row_out = EventRow(
-                    op, seq_row[0], at, NOTIFIER_ACTOR, event_kind, reason=reason, data=dumps(data)
-                )
-                sql.append(conn, self._sql, [row_out])
-
-        self._run(settle, write=True)
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until a NOTIFY says work may exist (any process), or ``timeout_s`` passes."""
