@@ -292,6 +292,45 @@ def test_a_submit_through_another_store_wakes_an_idle_worker_by_notify(schema: s
             idle.close()
 
 
+@pytest.mark.parametrize("path", ["one_message", "the_long_way", "release"])
+def test_only_a_release_that_leaves_the_run_active_sends_a_notify(schema: str, path: str) -> None:
+    """Each NOTIFY wakes every listening worker, so a release that leaves nothing to claim
+    (the run finished) sends none; one that hands on a running run does.
+
+    Notifications reach a listener in commit order: a marker the test sends after each
+    release comes after anything that release sent.
+    """
+    store, other = open_store(pg.store_url(schema)), open_store(pg.store_url(schema))
+    # The other store knows nothing of the run: its record reads the row first.
+    writer = other if path == "the_long_way" else store
+    channel = store._channel  # type: ignore[attr-defined]
+    heard: dict[str, list[str]] = {}
+    try:
+        with _admin() as listener, _admin() as marker:
+            listener.execute(f"LISTEN {channel}")
+            for op, status in (("finished", RunStatus.COMPLETED), ("handed-on", None)):
+                claim = store.create_run(_new(op), owner="w1", now=T0, lease_s=30.0).claim
+                assert claim is not None
+                ends = [] if status is None else [Transition("run_completed", run_status=status)]
+                if path == "release":
+                    if ends:
+                        claim = writer.record(claim, ends, now=T0 + 1, lease_s=30.0)
+                    writer.release(claim, now=T0 + 2)
+                else:
+                    writer.record(claim, ends, now=T0 + 1, lease_s=30.0, release=True)
+                marker.execute("SELECT pg_notify(%s, %s)", (channel, f"after {op}"))
+                heard[op] = []
+                for note in listener.notifies(timeout=10):
+                    if note.payload == f"after {op}":
+                        break
+                    heard[op].append(note.payload)
+        assert store.load("finished").run.status is RunStatus.COMPLETED
+        assert heard == {"finished": [], "handed-on": [""]}
+    finally:
+        store.close()
+        other.close()
+
+
 def test_a_snapshot_read_is_one_repeatable_read_read_only_transaction(schema: str) -> None:
     """A run and its steps are read in two statements: both must see one moment."""
     store = open_store(f"{pg.server_url()}?schema={schema}")

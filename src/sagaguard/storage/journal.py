@@ -214,6 +214,15 @@ def claimable_by_anyone(run: RunState, now: float) -> bool:
     return run.status.active and (run.owner is None or not lease_live(run.lease_expires_at, now))
 
 
+def released_for_anyone(run: RunState) -> bool:
+    """Whether a run its owner has just released is work for any worker: one still active.
+
+    A release that leaves the run finished, or waiting for a person, gives no worker anything
+    to claim, so it wakes none (on PostgreSQL each NOTIFY wakes every listening worker).
+    """
+    return run.status.active
+
+
 Processes = tuple[tuple[str, str], ...]
 """The ``(process, version)`` pairs a claim is limited to, sorted, each once."""
 

@@ -245,7 +245,7 @@ class InMemoryStore:
             )
             journal.check_new_alerts(prepared, self._alerts)
             self._write(run, folded)
-        if release:
+        if release and journal.released_for_anyone(folded.run):
             self._work.notify()
         return Claim(claim.operation_id, claim.owner, claim.fencing_token, now + lease_s)
 
@@ -262,7 +262,9 @@ class InMemoryStore:
             run = self._current(claim)
             run.state, event = journal.let_go(claim, run.state, now=now)
             run.events.append(event)
-        self._work.notify()
+            wakes = journal.released_for_anyone(run.state)
+        if wakes:
+            self._work.notify()
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until a run is submitted or released here, or ``timeout_s`` passes."""

@@ -373,6 +373,7 @@ class PostgresStore(PostgresOutbox):
         # it on the row if that commit landed, and then writes nothing again.
         token = uuid.uuid4().hex
         renewed: Claim | None = None
+        wakes = False
         known = self._known.of(claim)
         if known is not None:
             # One message when the row is as known; a rerun after an unknown commit finds
@@ -389,12 +390,13 @@ class PostgresStore(PostgresOutbox):
             if sent is not None:
                 renewed, folded = sent
                 self._known.wrote(op, known.state, folded.run, folded.steps)
+                wakes = release and journal.released_for_anyone(folded.run)
         if renewed is None:
             self._known.forget(op)
-            renewed = self._record_reading_row(
+            renewed, wakes = self._record_reading_row(
                 claim, prepared, now=now, lease_s=lease_s, release=release, token=token
             )
-        if release:
+        if wakes:
             self._work.notify()
         return renewed
 
@@ -407,17 +409,20 @@ class PostgresStore(PostgresOutbox):
         lease_s: float,
         release: bool,
         token: str,
-    ) -> Claim:
-        """A record the long way: lock and read the run's row and steps, fold, write."""
+    ) -> tuple[Claim, bool]:
+        """A record the long way: lock and read the run's row and steps, fold, write. Also
+        whether it released the run as work for anyone."""
         op = claim.operation_id
 
-        def write(conn: sql.Conn) -> Claim:
+        def write(conn: sql.Conn) -> tuple[Claim, bool]:
             row = conn.execute(
                 self._sql.lock_state_and_steps, (self._now(now), list(prepared.step_ids), op)
             ).fetchone()
             if row is not None and row[9] == token:
                 expires = float(row[7]) + lease_s
-                return reruns.own_record(claim, run_state(row[:7]), expires, release)
+                landed = run_state(row[:7])
+                wakes = release and journal.released_for_anyone(landed)
+                return reruns.own_record(claim, landed, expires, release), wakes
             before = journal.check_current(claim, None if row is None else run_state(row[:7]))
             assert row is not None
             at, pairs = float(row[7]), row[8] or []
@@ -431,9 +436,10 @@ class PostgresStore(PostgresOutbox):
                 release=release,
             )
             sql.write(conn, self._sql, op, folded, token=token)
-            if release:
+            wakes = release and journal.released_for_anyone(folded.run)
+            if wakes:
                 self._notify(conn)
-            return Claim(op, claim.owner, claim.fencing_token, at + lease_s)
+            return Claim(op, claim.owner, claim.fencing_token, at + lease_s), wakes
 
         return self._run(write, write=True, rerun_unknown=True)
 
@@ -458,26 +464,32 @@ class PostgresStore(PostgresOutbox):
         """Give up ownership if the claim is current (``StaleOwnerError`` otherwise)."""
 
         attempts = 0
+        wakes = False
 
         def let_go(conn: sql.Conn) -> None:
-            nonlocal attempts
+            nonlocal attempts, wakes
             attempts += 1
             row = conn.execute(
                 self._sql.lock_state, (self._now(now), claim.operation_id)
             ).fetchone()
             state = None if row is None else run_state(row[:7])
             if attempts > 1 and reruns.released_by(claim, state):
+                assert state is not None
+                wakes = journal.released_for_anyone(state)
                 return  # the earlier attempt's commit landed: this claim let the run go
             before = journal.check_current(claim, state)
             assert row is not None
             after, event = journal.let_go(claim, before, now=float(row[7]))
             sql.write_state(conn, self._sql, claim.operation_id, after)
             sql.append(conn, self._sql, [event])
-            self._notify(conn)
+            wakes = journal.released_for_anyone(after)
+            if wakes:
+                self._notify(conn)
 
         self._known.forget(claim.operation_id)
         self._run(let_go, write=True, rerun_unknown=True)
-        self._work.notify()
+        if wakes:
+            self._work.notify()
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until a NOTIFY says work may exist (any process), or ``timeout_s`` passes."""

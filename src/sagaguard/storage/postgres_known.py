@@ -120,7 +120,8 @@ def write_as_known(
 ) -> tuple[Claim, journal.Folded] | None:
     """Record under ``claim`` against ``known``, in one message; ``None`` if the row is not
     as known (then nothing was written). ``now``: the caller's time, or ``None`` for the
-    server's. ``notify`` adds the statement that wakes idle workers to the writes.
+    server's. ``notify`` adds the statement that wakes idle workers to the writes, when the
+    release leaves the run work for anyone.
 
     Returns the renewed claim and what was written, its times the server's.
     """
@@ -131,7 +132,7 @@ def write_as_known(
     )  # fmt: skip
     op = claim.operation_id
     sql.write(conn, statements, op, folded, token=token)
-    if notify is not None:
+    if notify is not None and journal.released_for_anyone(folded.run):
         notify(conn)
     check = (op, claim.owner, claim.fencing_token, known.state.last_seq, now)
     rows = conn.commit_checked(statements.held_as_known, check, refusal=REFUSED)

@@ -258,7 +258,7 @@ class SQLiteStore(SQLiteConnections):
                 release=release,
             )
             sql.write(conn, op, folded)
-        if release:
+        if release and journal.released_for_anyone(folded.run):
             self._work.notify()
         return Claim(op, claim.owner, claim.fencing_token, now + lease_s)
 
@@ -279,7 +279,8 @@ class SQLiteStore(SQLiteConnections):
             after, event = journal.let_go(claim, before, now=now)
             sql.write_state(conn, claim.operation_id, after)
             sql.append(conn, [event])
-        self._work.notify()
+        if journal.released_for_anyone(after):
+            self._work.notify()
 
     def wait_for_work(self, timeout_s: float) -> bool:
         """Block until a run is submitted or released, or the file changes, or time is up.
