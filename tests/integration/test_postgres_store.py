@@ -9,6 +9,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sagaguard.exceptions import RunBusyError, StoreError
 from sagaguard.storage import NewRun, RunStatus, StepChange, StepStatus, Transition, open_store
@@ -544,3 +546,31 @@ def test_values_bound_on_the_client_come_back_as_they_were_given() -> None:
             tx.bind("SELECT %s, %s", (1,))
         with pytest.raises(ValueError, match="only %s placeholders"):
             tx.bind("SELECT %s WHERE name LIKE 'a%'", ("x",))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.integers(),
+        st.floats(),
+        st.booleans(),
+    )
+)
+def test_a_plain_value_is_written_as_psycopg_writes_it(value: object) -> None:
+    """The journal's own literals for short text and numbers are psycopg's, byte for byte;
+    what they leave to psycopg (a backslash, a NUL, a non-finite float) is psycopg's own."""
+    import psycopg
+    from psycopg.adapt import Transformer
+
+    from sagaguard.storage.postgres_transaction import _plain_literal
+
+    with psycopg.connect(pg.server_url(), autocommit=True) as conn:
+        try:
+            expected: str | None = Transformer.from_context(conn).as_literal(value).decode()
+        except psycopg.DataError:  # a NUL: psycopg refuses it, and so must the journal
+            expected = None
+        plain = _plain_literal(value)
+        if plain is not None:
+            assert plain == expected

@@ -93,6 +93,6 @@ def test_a_server_time_adds_as_an_offset_and_resolves_once_received() -> None:
     assert resolved(lease, 1_000.0) == 1_030.0
     assert resolved(2.5, 1_000.0) == 2.5
     assert resolved(None, 1_000.0) is None
-    assert b"statement_timestamp()" in lease.literal()
+    assert "statement_timestamp()" in lease.literal()
     with pytest.raises(TypeError, match="cannot be ordered"):
         assert lease > 1_000.0

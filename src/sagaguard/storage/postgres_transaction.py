@@ -11,8 +11,10 @@ for a record whose check goes first in the commit's message (``commit_reading``)
 It binds parameters on the client, because only the simple query protocol takes several
 statements in one message. Each value is written as psycopg writes a literal (the
 adaptation behind ``sql.Literal`` and ``ClientCursor``, with libpq's own quoting), straight
-into the statement's text split once at its placeholders: a ``mogrify`` call parses the
-query and builds its state again at every call, which cost more than the values. The
+into the statement's text: a ``mogrify`` call parses the query and builds its state again
+at every call, which cost more than the values. The plain values that make up nearly all
+of a run's path (short text, integers, finite floats) are written without the adaptation's
+per-value dispatch, to the same bytes (a property test holds them to psycopg's). The
 statements of a run's path are prepared once per session and run by ``EXECUTE``, so the
 server does not plan them again at every message. That
 protocol also keeps a frozen client safe: the server reads each message whole before it
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from math import isfinite
 from typing import Any, overload
 
 import psycopg
@@ -40,7 +43,7 @@ _SNAPSHOT = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
 _FLUSHED_LATER = ("BEGIN", "SET LOCAL synchronous_commit = off")
 
 
-_NULL = b"NULL"
+_NULL = "NULL"
 
 
 class ServerTime(float):
@@ -69,9 +72,15 @@ class ServerTime(float):
         """The time this is, once the message's receipt time is known."""
         return received + float(self)
 
-    def literal(self) -> bytes:
+    def literal(self) -> str:
         """The SQL expression the server computes it by."""
-        return f"(extract(epoch FROM statement_timestamp())::float8 + {float(self)!r})".encode()
+        return _server_time(float(self))
+
+
+@lru_cache(maxsize=64)
+def _server_time(offset: float) -> str:
+    # A run's path uses few offsets (0 and its leases), each in many statements.
+    return f"(extract(epoch FROM statement_timestamp())::float8 + {offset!r})"
 
 
 @overload
@@ -84,11 +93,37 @@ def resolved(value: float | None, received: float) -> float | None:
 
 
 @lru_cache(maxsize=256)
-def _split(statement: str) -> tuple[bytes, ...]:
-    """``statement``'s text around its ``%s`` placeholders (it may hold no other ``%``)."""
+def _placeholders(statement: str) -> int:
+    """How many ``%s`` placeholders ``statement`` holds (it may hold no other ``%``)."""
     if "%" in statement.replace("%s", ""):
         raise ValueError(f"only %s placeholders are bound here: {statement!r}")
-    return tuple(part.encode() for part in statement.split("%s"))
+    return statement.count("%s")
+
+
+def _plain_literal(value: object) -> str | None:
+    """The literal psycopg writes for ``value``, for the journal's common plain values; ``None``
+    for anything else (psycopg's adaptation then writes it).
+
+    A run's path binds hundreds of values, nearly all short text, integers and finite floats,
+    whose literals are fixed: text quoted with its quotes doubled (with a backslash or a NUL
+    it is left to psycopg, which writes an ``E''`` string or refuses), and a negative number
+    after a space, so that no ``-`` before it makes a comment.
+    """
+    kind = type(value)
+    if kind is str:
+        text: str = value  # type: ignore[assignment]
+        if "\\" in text or "\x00" in text:
+            return None
+        return "'" + text.replace("'", "''") + "'"
+    if kind is int:
+        number = repr(value)
+        return number if number[0] != "-" else " " + number
+    if kind is float and isfinite(value):  # type: ignore[arg-type]
+        number = repr(value)
+        return number if number[0] != "-" else " " + number
+    if kind is bool:
+        return "true" if value else "false"
+    return None
 
 
 class Transaction:
@@ -116,6 +151,10 @@ class Transaction:
         self._prepared = prepared or {}
         self._cursor = psycopg.ClientCursor(connection)
         self._literal: Callable[[Any], bytes] = Transformer.from_context(connection).as_literal
+        self._encoding = connection.info.encoding
+        # Plain literals are written straight into the text, which psycopg encodes as UTF-8
+        # then; any other encoding is left to psycopg's adaptation, value by value.
+        self._plain = _plain_literal if self._encoding == "utf-8" else lambda value: None
         self._begin: tuple[str, ...] | None = (
             _SNAPSHOT if snapshot else _FLUSHED_LATER if flushed_later else _BEGIN
         )
@@ -206,20 +245,21 @@ class Transaction:
             statement = prepared[1]
         if not params:
             return statement
-        parts = _split(statement)
-        if len(parts) != len(params) + 1:
-            raise TypeError(f"{len(parts) - 1} placeholders, {len(params)} parameters given")
-        literal = self._literal
-        pieces = [parts[0]]
-        for value, part in zip(params, parts[1:], strict=True):
-            if value is None:
-                pieces.append(_NULL)
-            elif type(value) is ServerTime:
-                pieces.append(value.literal())
-            else:
-                pieces.append(literal(value))
-            pieces.append(part)
-        return b"".join(pieces).decode(self.connection.info.encoding)
+        count = _placeholders(statement)
+        if count != len(params):
+            raise TypeError(f"{count} placeholders, {len(params)} parameters given")
+        literal, plain, encoding = self._literal, self._plain, self._encoding
+        # Only %s placeholders are in the text, so %-formatting writes each literal in place.
+        return statement % tuple(
+            [
+                _NULL
+                if value is None
+                else value.literal()
+                if type(value) is ServerTime
+                else plain(value) or literal(value).decode(encoding)
+                for value in params
+            ]
+        )
 
     def _send(self, parts: list[str], *, commit: bool = False) -> int:
         """Send ``BEGIN`` (once), the held writes, ``parts`` and maybe ``COMMIT`` as one
