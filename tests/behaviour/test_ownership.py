@@ -109,6 +109,30 @@ def test_crash_after_an_idempotent_call_retries_it_with_the_same_key(
     assert calls[0].key == calls[1].key
 
 
+def test_a_retry_whose_backoff_the_crash_already_waited_shares_the_commit_of_its_unknown(
+    store: JournalStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The survivor finds the step started: ``outcome_unknown``, then (idempotent, and an hour
+    without an owner has waited its backoff) attempt 2 at once. No wait between them owes
+    a commit: both go in the one that comes before the call."""
+    records: list[list[str]] = []
+    real_record = store.record
+
+    def record(claim: Any, transitions: Any, **kwargs: Any) -> Any:
+        records.append([str(t.kind) for t in transitions])
+        return real_record(claim, transitions, **kwargs)
+
+    monkeypatch.setattr(store, "record", record)
+    provider = Provider()
+    snapshot = _crash_then_recover(store, clock, provider, FaultPoint.AFTER_CALL, "reserve_stock")
+    assert snapshot.run.status is RunStatus.COMPLETED
+    assert [c.attempt for c in provider.calls("reserve_stock")] == [1, 2]
+    unknown = [kinds for kinds in records if "outcome_unknown" in kinds]
+    assert unknown == [["outcome_unknown", "step_started"]]
+    kinds = [e.kind for e in store.events("op-crash")]
+    assert kinds[kinds.index("outcome_unknown") + 1] == "step_started"
+
+
 def test_crash_after_commit_resumes_at_the_next_step(store: JournalStore, clock: FakeClock) -> None:
     provider = Provider()
     snapshot = _crash_then_recover(

@@ -152,9 +152,14 @@ class StagedRun:
         yield from self.sleep(still_owed(delay, since=since, now=self.env.clock()))
 
     def sleep(self, seconds: float) -> Requests:
-        """Commit what is staged, then wait ``seconds`` (the lease covers the wait)."""
-        self.flush(extra_lease_s=seconds)
+        """Commit what is staged, then wait ``seconds`` (the lease covers the wait).
+
+        No wait owes no commit: what is staged goes with the next one, which comes before
+        any call and any stop. A run recovered after a crash, whose backoff the time without
+        an owner has already waited, retries its step with one commit instead of two.
+        """
         if seconds > 0:
+            self.flush(extra_lease_s=seconds)
             yield Sleep(seconds)
 
     def next_seq(self) -> int:
