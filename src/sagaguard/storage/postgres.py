@@ -42,9 +42,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from sagaguard.exceptions import RunNotFoundError, StoreError
+from sagaguard.exceptions import RunNotFoundError
 from sagaguard.storage import journal
 from sagaguard.storage import postgres_reruns as reruns
 from sagaguard.storage import postgres_statements as sql
@@ -61,10 +60,10 @@ from sagaguard.storage.base import (
     Transition,
     dumps,
 )
-from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
 from sagaguard.storage.postgres_creating import create_at_once
 from sagaguard.storage.postgres_known import write_as_known
 from sagaguard.storage.postgres_outbox import PostgresOutbox
+from sagaguard.storage.postgres_url import parse_url
 from sagaguard.storage.rows import (
     RUN_STATUS,
     STEP_STATUS,
@@ -76,14 +75,12 @@ from sagaguard.storage.rows import (
 
 __all__ = ["PostgresStore"]
 
-_OPTIONS = ("schema", "clock", "pool_size", "reconnect_s")
 _CLAIMS_FLUSHED_LATER = True
 """A claim's commit does not wait for the disk. Lost in a server crash, it took nothing:
 nothing is called under a claim before the step's ``started`` is committed, and that commit,
 durable, flushes the claim's WAL with its own (the log is written in order). A claim lost
 before then leaves its owner with a fencing token the journal never saw, so that owner's
 next write is refused as stale, and the run is claimed again like any unowned run."""
-_URL_HELP = "use postgresql://user@host:5432/dbname[?schema=sagaguard&clock=server|caller]"
 
 
 class PostgresStore(PostgresOutbox):
@@ -91,33 +88,16 @@ class PostgresStore(PostgresOutbox):
 
     @classmethod
     def from_url(cls, url: str, *, read_only: bool = False) -> PostgresStore:
-        """Open the store named by ``postgresql://...`` (also ``postgres://``).
-
-        sagaguard's own query options are removed before the URL reaches libpq: ``schema``
-        (default ``sagaguard``), ``clock`` (``server``, the default, or ``caller``),
-        ``pool_size`` (1 to 1000 connections, default 8) and ``reconnect_s`` (0.1 to 86400
-        seconds, default 30; see :mod:`sagaguard.storage.options`). Any other option is
-        libpq's (``sslmode``, ``connect_timeout``, ...).
-        """
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("postgresql", "postgres"):
-            raise StoreError(f"bad PostgreSQL journal URL {url!r}: {_URL_HELP}")
-        ours: dict[str, str] = {}
-        theirs: list[tuple[str, str]] = []
-        for key, value in parse_qsl(parts.query, keep_blank_values=True):
-            if key in _OPTIONS:
-                ours[key] = value
-            else:
-                theirs.append((key, value))
-        conninfo = urlunsplit(parts._replace(query=urlencode(theirs)))
-        pool_size = int(POOL_SIZE.parse(ours.get("pool_size", "8")))
-        reconnect_s = RECONNECT_S.parse(ours.get("reconnect_s", "30"))
+        """Open the store named by ``postgresql://...`` (also ``postgres://``): sagaguard's
+        options ``schema``, ``clock``, ``pool_size`` and ``reconnect_s``, and libpq's
+        (:mod:`sagaguard.storage.postgres_url`)."""
+        parsed = parse_url(url)
         return cls(
-            conninfo=conninfo,
-            schema_name=ours.get("schema", "sagaguard"),
-            clock=ours.get("clock", "server"),
-            pool_size=pool_size,
-            reconnect_s=reconnect_s,
+            conninfo=parsed.conninfo,
+            schema_name=parsed.schema_name,
+            clock=parsed.clock,
+            pool_size=parsed.pool_size,
+            reconnect_s=parsed.reconnect_s,
             read_only=read_only,
             url=url,
         )
