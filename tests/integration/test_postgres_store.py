@@ -574,3 +574,20 @@ def test_a_plain_value_is_written_as_psycopg_writes_it(value: object) -> None:
         plain = _plain_literal(value)
         if plain is not None:
             assert plain == expected
+
+
+def test_values_survive_binding_on_a_connection_that_is_not_utf8() -> None:
+    """A URL may set libpq's ``client_encoding``: a statement's text, literals and all, is
+    then sent in that encoding, never as UTF-8 bytes the server would misread."""
+    import psycopg
+
+    from sagaguard.storage.postgres_transaction import Transaction
+
+    values = ("café", "naïve 'quoted'", 7, -2.5)
+    with psycopg.connect(pg.server_url(), autocommit=True, client_encoding="LATIN1") as conn:
+        assert conn.info.encoding == "iso8859-1"
+        tx = Transaction(conn)
+        row = tx.execute("SELECT %s, %s, %s, %s, octet_length(%s)", (*values, "é")).fetchone()
+        tx.commit()
+    # The server's own encoding (UTF-8) holds "é" in two bytes: it read the character.
+    assert row == (*values, 2)

@@ -151,10 +151,8 @@ class Transaction:
         self._prepared = prepared or {}
         self._cursor = psycopg.ClientCursor(connection)
         self._literal: Callable[[Any], bytes] = Transformer.from_context(connection).as_literal
+        # Literals are text in the statement's text, which psycopg encodes for the connection.
         self._encoding = connection.info.encoding
-        # Plain literals are written straight into the text, which psycopg encodes as UTF-8
-        # then; any other encoding is left to psycopg's adaptation, value by value.
-        self._plain = _plain_literal if self._encoding == "utf-8" else lambda value: None
         self._begin: tuple[str, ...] | None = (
             _SNAPSHOT if snapshot else _FLUSHED_LATER if flushed_later else _BEGIN
         )
@@ -248,7 +246,7 @@ class Transaction:
         count = _placeholders(statement)
         if count != len(params):
             raise TypeError(f"{count} placeholders, {len(params)} parameters given")
-        literal, plain, encoding = self._literal, self._plain, self._encoding
+        literal, plain, encoding = self._literal, _plain_literal, self._encoding
         # Only %s placeholders are in the text, so %-formatting writes each literal in place.
         return statement % tuple(
             [
