@@ -591,3 +591,36 @@ def test_values_survive_binding_on_a_connection_that_is_not_utf8() -> None:
         tx.commit()
     # The server's own encoding (UTF-8) holds "é" in two bytes: it read the character.
     assert row == (*values, 2)
+
+
+def test_a_claim_reads_the_queue_off_its_index_before_any_statistics(schema: str) -> None:
+    """A journal just made has no statistics yet (autovacuum's first pass comes within a
+    minute): a claim must still read the oldest runs off ``runs_active``, in its order,
+    instead of sorting every waiting run."""
+    import psycopg
+
+    from sagaguard.storage import postgres_statements as sql
+    from sagaguard.storage.postgres_schema import quoted_schema
+
+    store = open_store(pg.store_url(schema))
+    try:
+        for number in range(1000):
+            store.create_run(_new(f"waiting-{number:04d}"), owner=None, now=T0, lease_s=30.0)
+    finally:
+        store.close()
+    statements = sql.Statements(quoted_schema(schema))
+    with _admin() as conn:
+        cursor = psycopg.ClientCursor(conn)
+        shown = {}
+        for name, query, params in (
+            ("of", statements.expired_of, (None, ["checkout"], ["1"], 10)),
+            ("any", statements.expired_any, (None, 10)),
+        ):
+            with conn.transaction():
+                for setting in sql.CLAIM_PLAN:
+                    conn.execute(setting)
+                plan = conn.execute(f"EXPLAIN {cursor.mogrify(query, params)}").fetchall()
+            shown[name] = "\n".join(row[0] for row in plan)
+    for name, plan in shown.items():
+        assert "Index Scan using runs_active" in plan, (name, plan)
+        assert "Sort" not in plan, (name, plan)

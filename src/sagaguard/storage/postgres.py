@@ -316,8 +316,7 @@ class PostgresStore(PostgresOutbox):
             return []
 
         def take(conn: sql.Conn) -> list[Claim]:
-            query, params = sql.expired(self._sql, self._now(now), max(limit, 0), wanted)
-            rows = conn.execute(query, params).fetchall()
+            rows = sql.lock_expired(conn, self._sql, self._now(now), max(limit, 0), wanted)
             return [
                 sql.take(
                     conn,

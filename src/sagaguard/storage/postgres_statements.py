@@ -207,6 +207,23 @@ to three events and a release one more; a transition raises at most one alert). 
 multi-row INSERT of more rows is planned at every message."""
 
 
+CLAIM_PLAN = ("SET LOCAL enable_sort = off", "SET LOCAL enable_bitmapscan = off")
+"""How a claim reads the queue: the oldest claimable runs off ``runs_active``, in its order,
+whatever the statistics say. Without them (a journal not analyzed yet: autovacuum's first
+pass comes within a minute) the planner sorted every waiting run at every claim: 4.2 ms
+at 3,000 waiting, against 0.2 ms read off the index."""
+
+
+def lock_expired(
+    conn: Conn, sql: Statements, now: float | None, limit: int, wanted: journal.Processes | None
+) -> list[tuple[Any, ...]]:
+    """Lock and read up to ``limit`` runs ``claim_expired`` may take, oldest first."""
+    for setting in CLAIM_PLAN:
+        conn.defer(setting)
+    query, params = expired(sql, now, limit, wanted)
+    return conn.execute(query, params).fetchall()
+
+
 def expired(
     sql: Statements, now: float | None, limit: int, wanted: journal.Processes | None
 ) -> tuple[str, tuple[object, ...]]:
