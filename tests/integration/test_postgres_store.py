@@ -494,6 +494,47 @@ def test_a_record_against_a_row_moved_by_another_writer_is_made_the_long_way(
         notifier.close()
 
 
+def test_the_first_load_of_a_claimed_run_is_the_claims_own_read(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker loads the run it claimed at once: the claim reads it in its own commit,
+    after its writes and under its locks, and that load sends nothing. It is served once,
+    and never after a write through the store."""
+    import psycopg
+
+    store, other = open_store(pg.store_url(schema)), open_store(pg.store_url(schema))
+    try:
+        for op in ("op-1", "op-2"):
+            assert store.create_run(_new(op), owner=None, now=T0, lease_s=30.0).created
+        sent: list[str] = []
+        execute = psycopg.Cursor.execute
+
+        def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is threading.main_thread():
+                sent.append(str(query))
+            return execute(cursor, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+        claims = store.claim_expired(owner="w", now=T0 + 1, lease_s=30.0, limit=10)
+        assert sorted(c.operation_id for c in claims) == ["op-1", "op-2"]
+        assert len(sent) == 2
+        sent.clear()
+        first = store.load("op-1")
+        assert sent == []
+        assert first == other.load("op-1")  # what a read of the journal finds
+        assert (first.run.owner, first.run.fencing_token) == ("w", 1)
+        sent.clear()
+        assert store.load("op-1") == first
+        assert len(sent) == 1, "served once"
+        claim = next(c for c in claims if c.operation_id == "op-2")
+        started = Transition("step_started", StepChange("reserve", StepStatus.STARTED, attempts=1))
+        store.record(claim, [started], now=T0 + 2, lease_s=30.0)
+        assert store.load("op-2").step("reserve").status is StepStatus.STARTED
+    finally:
+        store.close()
+        other.close()
+
+
 @pytest.mark.parametrize("flushed_later", [False, True])
 def test_reads_sent_in_one_message_each_get_their_own_rows(flushed_later: bool) -> None:
     """Whatever opens the transaction (BEGIN, and maybe a SET), and whatever writes were held

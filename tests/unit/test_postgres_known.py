@@ -96,3 +96,20 @@ def test_a_server_time_adds_as_an_offset_and_resolves_once_received() -> None:
     assert "statement_timestamp()" in lease.literal()
     with pytest.raises(TypeError, match="cannot be ordered"):
         assert lease > 1_000.0
+
+
+def test_a_claims_read_is_served_once_while_fresh_and_never_after_a_drop() -> None:
+    from sagaguard.storage.postgres_known import ClaimedReads
+
+    reads = ClaimedReads(fresh_s=60.0, limit=2)
+    reads.keep([(_held("a"), 4), (_held("b"), 5)])
+    assert reads.take("a") == (_held("a"), 4)
+    assert reads.take("a") is None, "once"
+    reads.drop("b")
+    assert reads.take("b") is None
+    reads.keep([(_held("c"), 1), (_held("d"), 1), (_held("e"), 1)])
+    assert reads.take("c") is None, "the oldest goes past the limit"
+    assert reads.take("e") is not None
+    stale = ClaimedReads(fresh_s=-1.0)
+    stale.keep([(_held("a"), 4)])
+    assert stale.take("a") is None, "too old to stand for a load"

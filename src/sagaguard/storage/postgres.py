@@ -107,7 +107,9 @@ class PostgresStore(PostgresOutbox):
     def load(self, operation_id: str) -> RunSnapshot:
         """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
         journal.lookup_id(operation_id)
-        snapshot, last_seq = self._run(
+        # The first load after this store claimed the run is the claim's own read.
+        kept = self._claimed.take(operation_id)
+        snapshot, last_seq = kept or self._run(
             lambda conn: sql.snapshot_and_seq(conn, self._sql, operation_id, last=True),
             snapshot=True,
         )
@@ -286,6 +288,7 @@ class PostgresStore(PostgresOutbox):
     def claim(self, operation_id: str, *, owner: str, now: float, lease_s: float) -> Claim:
         """Take ownership of a run whose lease is free, expired, or already ours."""
         journal.lookup_id(operation_id)
+        self._claimed.drop(operation_id)
 
         def take(conn: sql.Conn) -> Claim:
             row = conn.execute(self._sql.lock_state, (self._now(now), operation_id)).fetchone()
@@ -295,7 +298,7 @@ class PostgresStore(PostgresOutbox):
             journal.check_claimable(operation_id, before, owner=owner, now=at)
             return sql.take(
                 conn, self._sql, operation_id, before, owner=owner, now=at, lease_s=lease_s
-            )
+            )[0]
 
         # A rerun after an unknown commit finds the run ours if it landed, and takes it again.
         return self._run(take, write=True, rerun_unknown=True, flushed_later=_CLAIMS_FLUSHED_LATER)
@@ -315,24 +318,31 @@ class PostgresStore(PostgresOutbox):
         if wanted == ():
             return []
 
-        def take(conn: sql.Conn) -> list[Claim]:
+        def take(conn: sql.Conn) -> tuple[list[Claim], list[tuple[RunSnapshot, int]]]:
             rows = sql.lock_expired(conn, self._sql, self._now(now), max(limit, 0), wanted)
-            return [
+            taken = [
                 sql.take(
-                    conn,
-                    self._sql,
-                    row[0],
-                    run_state(row[1:8]),
-                    owner=owner,
-                    now=float(row[8]),
-                    lease_s=lease_s,
+                    conn, self._sql, row[0], run_state(row[1:8]), owner=owner,
+                    now=float(row[8]), lease_s=lease_s,
                 )
                 for row in rows
-            ]
+            ]  # fmt: skip
+            if not taken:
+                return [], []
+            # Read in the claim's commit, after its writes and under its locks: what the
+            # drive's first load would find.
+            claims = [claim for claim, _ in taken]
+            read = sql.snapshots(conn, self._sql, [c.operation_id for c in claims], last=True)
+            seqs = {claim.operation_id: after.last_seq for claim, after in taken}
+            return claims, [(snapshot, seqs[snapshot.run.operation_id]) for snapshot in read]
 
         # A rerun after an unknown commit takes other runs: any the lost commit took stay
         # claimed under this owner until their lease runs out, then are taken up again.
-        return self._run(take, write=True, rerun_unknown=True, flushed_later=_CLAIMS_FLUSHED_LATER)
+        claims, read = self._run(
+            take, write=True, rerun_unknown=True, flushed_later=_CLAIMS_FLUSHED_LATER
+        )
+        self._claimed.keep(read)
+        return claims
 
     def record(
         self,
@@ -348,6 +358,7 @@ class PostgresStore(PostgresOutbox):
             return self.heartbeat(claim, now=now, lease_s=lease_s)
         prepared = journal.prepare(transitions)
         op = claim.operation_id
+        self._claimed.drop(op)  # a load from now on must see this record
         # Written with the transitions: a rerun after a commit whose outcome was lost finds
         # it on the row if that commit landed, and then writes nothing again.
         token = uuid.uuid4().hex
@@ -425,6 +436,7 @@ class PostgresStore(PostgresOutbox):
     def heartbeat(self, claim: Claim, *, now: float, lease_s: float) -> Claim:
         """Extend the lease of a current claim, never shortening it (``StaleOwnerError``)."""
         op = claim.operation_id
+        self._claimed.drop(op)
 
         def renew(conn: sql.Conn) -> Claim:
             row = conn.execute(self._sql.lock_state, (self._now(now), op)).fetchone()
@@ -466,6 +478,7 @@ class PostgresStore(PostgresOutbox):
                 self._notify(conn)
 
         self._known.forget(claim.operation_id)
+        self._claimed.drop(claim.operation_id)
         self._run(let_go, write=True, rerun_unknown=True)
         if wakes:
             self._work.notify()

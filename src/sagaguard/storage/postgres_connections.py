@@ -24,7 +24,7 @@ from sagaguard.exceptions import StoreError
 from sagaguard.storage import postgres_schema as schema
 from sagaguard.storage import postgres_statements as sql
 from sagaguard.storage.options import POOL_SIZE, RECONNECT_S
-from sagaguard.storage.postgres_known import KnownRuns
+from sagaguard.storage.postgres_known import ClaimedReads, KnownRuns
 from sagaguard.storage.postgres_listen import Listener
 from sagaguard.storage.postgres_transaction import Connection, Transaction
 from sagaguard.storage.wakeup import WorkSignal
@@ -71,6 +71,8 @@ class PostgresConnections:
         self._work = WorkSignal()
         self._known = KnownRuns()
         """The held runs as this store's own writes left them (a record in one message)."""
+        self._claimed = ClaimedReads()
+        """Runs as this store's claims read them, for each one's first load."""
         self._closed = False
         try:
             with psycopg.connect(conninfo, connect_timeout=10) as conn:

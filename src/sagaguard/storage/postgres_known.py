@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from sagaguard.storage.base import Claim, RunSnapshot, StepStatus
 from sagaguard.storage.postgres_transaction import ServerTime, resolved
 from sagaguard.storage.rows import RunState, StepWrite
 
-__all__ = ["REFUSED", "KnownRun", "KnownRuns", "write_as_known"]
+__all__ = ["REFUSED", "ClaimedReads", "KnownRun", "KnownRuns", "write_as_known"]
 
 REFUSED = "SGK01"
 """The SQLSTATE ``held_as_known`` raises when the row is not as its owner knows it."""
@@ -103,6 +104,46 @@ class KnownRuns:
             self._runs[operation_id] = known
             while len(self._runs) > self._limit:
                 del self._runs[next(iter(self._runs))]  # the longest unwritten
+
+
+class ClaimedReads:
+    """Runs as this store's claim read them, in its commit, for the drive's first load.
+
+    A worker's drive loads the run it was handed at once. The claim that took it holds the
+    row's lock until its commit, and no other writer changes a run while someone holds its
+    lease (a notifier's event only moves ``last_seq``, which the record's check sees), so a
+    read in the claim's own commit is what that load would find: one round trip a run
+    fewer. Each read is served once, and only within ``fresh_s`` of the claim.
+    """
+
+    def __init__(self, *, fresh_s: float = 2.0, limit: int = 10_000) -> None:
+        self._reads: dict[str, tuple[float, RunSnapshot, int]] = {}
+        self._fresh_s = fresh_s
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def keep(self, snapshots: Iterable[tuple[RunSnapshot, int]]) -> None:
+        """Keep what a claim read: each run with the seq of its latest event."""
+        until = time.monotonic() + self._fresh_s
+        with self._lock:
+            for snapshot, last_seq in snapshots:
+                self._reads.pop(snapshot.run.operation_id, None)
+                self._reads[snapshot.run.operation_id] = (until, snapshot, last_seq)
+            while len(self._reads) > self._limit:
+                del self._reads[next(iter(self._reads))]  # the oldest claimed
+
+    def take(self, operation_id: str) -> tuple[RunSnapshot, int] | None:
+        """The claim's read of the run, once, if it is still fresh."""
+        with self._lock:
+            kept = self._reads.pop(operation_id, None)
+        if kept is None or kept[0] < time.monotonic():
+            return None
+        return kept[1], kept[2]
+
+    def drop(self, operation_id: str) -> None:
+        """Forget the read (the run was written since, or let go)."""
+        with self._lock:
+            self._reads.pop(operation_id, None)
 
 
 def write_as_known(

@@ -41,6 +41,7 @@ class PostgresOutbox(PostgresConnections):
             if row is None:
                 return
             op, kind, failed, at = row[0], row[1], row[2], float(row[3])
+            self._claimed.drop(op)  # its event moves the run's last seq
             if error is None:
                 conn.defer(self._sql.delivered, (at, alert_id))
             else:

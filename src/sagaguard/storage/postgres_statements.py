@@ -306,11 +306,12 @@ def take(
     owner: str,
     now: float,
     lease_s: float,
-) -> Claim:
+) -> tuple[Claim, RunState]:
+    """Write a claim of the run (its row locked): the claim, and the run's state after it."""
     after, event, claim = journal.take(operation_id, before, owner=owner, now=now, lease_s=lease_s)
     write_state(conn, sql, operation_id, after)
     append(conn, sql, [event])
-    return claim
+    return claim, after
 
 
 def insert_steps(conn: Conn, sql: Statements, snapshot: RunSnapshot) -> None:
