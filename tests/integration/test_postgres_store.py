@@ -386,6 +386,22 @@ def test_a_writer_that_stops_mid_transaction_is_idle_in_transaction_not_active(
     assert state == ("idle in transaction",)
 
 
+def _messages_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every message this thread sends to the server from now on, as it is sent."""
+    import psycopg
+
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    return sent
+
+
 def test_a_create_and_a_known_record_are_one_message_else_two_and_a_load_one(
     schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -394,21 +410,12 @@ def test_a_create_and_a_known_record_are_one_message_else_two_and_a_load_one(
     the run's row (its own create, a load) sends a record's check, writes and COMMIT at
     once; a store that does not know it sends BEGIN with its read, then the writes with the
     COMMIT; a load sends all of it at once."""
-    import psycopg
 
     store, other = open_store(pg.store_url(schema)), open_store(pg.store_url(schema))
     try:
         claim = store.create_run(_new(), owner="w", now=T0, lease_s=30.0).claim
         assert claim is not None
-        sent: list[str] = []
-        execute = psycopg.Cursor.execute
-
-        def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread() is threading.main_thread():
-                sent.append(str(query))
-            return execute(cursor, query, *args, **kwargs)
-
-        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+        sent = _messages_sent(monkeypatch)
         assert store.create_run(_new("op-2"), owner=None, now=T0, lease_s=30.0).created
         assert len(sent) == 1
         assert ".created_here(" in sent[0]
@@ -500,21 +507,12 @@ def test_the_first_load_of_a_claimed_run_is_the_claims_own_read(
     """A worker loads the run it claimed at once: the claim reads it in its own commit,
     after its writes and under its locks, and that load sends nothing. It is served once,
     and never after a write through the store."""
-    import psycopg
 
     store, other = open_store(pg.store_url(schema)), open_store(pg.store_url(schema))
     try:
         for op in ("op-1", "op-2"):
             assert store.create_run(_new(op), owner=None, now=T0, lease_s=30.0).created
-        sent: list[str] = []
-        execute = psycopg.Cursor.execute
-
-        def counted(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-            if threading.current_thread() is threading.main_thread():
-                sent.append(str(query))
-            return execute(cursor, query, *args, **kwargs)
-
-        monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+        sent = _messages_sent(monkeypatch)
         claims = store.claim_expired(owner="w", now=T0 + 1, lease_s=30.0, limit=10)
         assert sorted(c.operation_id for c in claims) == ["op-1", "op-2"]
         assert len(sent) == 2
