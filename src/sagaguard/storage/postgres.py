@@ -39,6 +39,7 @@ store refuses a transaction-mode pooler.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -91,23 +92,17 @@ class PostgresStore(PostgresOutbox):
         """Open the store named by ``postgresql://...`` (also ``postgres://``): sagaguard's
         options ``schema``, ``clock``, ``pool_size`` and ``reconnect_s``, and libpq's
         (:mod:`sagaguard.storage.postgres_url`)."""
-        parsed = parse_url(url)
-        return cls(
-            conninfo=parsed.conninfo,
-            schema_name=parsed.schema_name,
-            clock=parsed.clock,
-            pool_size=parsed.pool_size,
-            reconnect_s=parsed.reconnect_s,
-            read_only=read_only,
-            url=url,
-        )
+        return cls(**dataclasses.asdict(parse_url(url)), read_only=read_only, url=url)
 
     # -- reads -----------------------------------------------------------------------------
 
     def load(self, operation_id: str) -> RunSnapshot:
-        """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent."""
+        """The run and its steps as of one consistent read; ``RunNotFoundError`` if absent.
+
+        The first load after this store claimed the run is the claim's own read, made in
+        its commit (:class:`~sagaguard.storage.postgres_known.ClaimedReads`).
+        """
         journal.lookup_id(operation_id)
-        # The first load after this store claimed the run is the claim's own read.
         kept = self._claimed.take(operation_id)
         snapshot, last_seq = kept or self._run(
             lambda conn: sql.snapshot_and_seq(conn, self._sql, operation_id, last=True),

@@ -22,7 +22,8 @@ _URL_HELP = "use postgresql://user@host:5432/dbname[?schema=sagaguard&clock=serv
 
 @dataclass(frozen=True, slots=True)
 class PostgresURL:
-    """What a journal URL says: where to connect, and how the store behaves there."""
+    """What a journal URL says: where to connect, and how the store behaves there (its
+    fields are the store's own keyword arguments)."""
 
     conninfo: str
     schema_name: str
