@@ -113,3 +113,6 @@ def test_a_claims_read_is_served_once_while_fresh_and_never_after_a_drop() -> No
     stale = ClaimedReads(fresh_s=-1.0)
     stale.keep([(_held("a"), 4)])
     assert stale.take("a") is None, "too old to stand for a load"
+    stale.keep([(_held("b"), 1)])
+    stale.keep([(_held("c"), 1)])
+    assert len(stale._reads) == 1, "a read no load took is let go at the next claim"

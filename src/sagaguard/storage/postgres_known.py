@@ -124,8 +124,12 @@ class ClaimedReads:
 
     def keep(self, snapshots: Iterable[tuple[RunSnapshot, int]]) -> None:
         """Keep what a claim read: each run with the seq of its latest event."""
-        until = time.monotonic() + self._fresh_s
         with self._lock:
+            now = time.monotonic()
+            until = now + self._fresh_s
+            # Oldest first: reads no load took (a claim without a drive) do not pile up.
+            while self._reads and next(iter(self._reads.values()))[0] < now:
+                del self._reads[next(iter(self._reads))]
             for snapshot, last_seq in snapshots:
                 self._reads.pop(snapshot.run.operation_id, None)
                 self._reads[snapshot.run.operation_id] = (until, snapshot, last_seq)
