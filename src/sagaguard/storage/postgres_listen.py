@@ -6,6 +6,11 @@ notice. When the connection drops (a killed backend, a server restart) it reconn
 capped exponential backoff and LISTENs again; since a notification sent meanwhile is lost,
 it wakes the waiters once after every reconnect, so they poll. Peers that lose LISTEN this
 way stay deaf until restarted.
+
+Every NOTIFY reaches every listener, and a fleet's submits send one each. While nobody in
+the process waits for work (its worker's slots are full), the thread does not wake for each
+one: it reads what has come once a tick and gives one notice for all of it. Read it must,
+for the server keeps every notification until each listener has taken it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["Listener"]
+
+_TICK_S = 0.25
+"""The longest the thread goes without looking at ``stop()`` and at what has come."""
 
 logger = logging.getLogger("sagaguard.storage.postgres")
 
@@ -90,8 +98,7 @@ class Listener:
                         self._signal.notify()  # what was sent while deaf is lost: poll now
                     connected_before, delay = True, self._backoff[0]
                     while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=0.25, stop_after=1):
-                            self._signal.notify()
+                        self._take(conn)
             except psycopg.Error as exc:
                 self._listening.clear()
                 self._tried.set()  # start() returns; waiters poll until LISTEN is back
@@ -101,3 +108,13 @@ class Listener:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, self._backoff[1])
         self._listening.clear()
+
+    def _take(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Wait for a notification while somebody waits for work, else for a tick (then
+        take what came meanwhile); one notice for whatever one read brought."""
+        wanted = self._signal.wanted.wait(_TICK_S)
+        came = False
+        for _ in conn.notifies(timeout=_TICK_S if wanted else 0.0, stop_after=1):
+            came = True
+        if came:
+            self._signal.notify()

@@ -9,6 +9,10 @@ A notice is not lost between two waits: a thread that has waited before is woken
 by a notice given while it was away (claiming and driving what its last wake-up found).
 Otherwise work submitted just after a worker's last claim of a pass would sit until its
 next poll, however long that is, though the NOTIFY of it arrived.
+
+:attr:`WorkSignal.wanted` is set while a thread waits, so that a source of notices (the
+LISTEN thread) need not wake for each one while nobody waits: a busy worker claims again
+as soon as it has a free slot, and wants no wake-up until it finds nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ class WorkSignal:
         self._notices = 0
         self._seen = threading.local()
         """Per thread: the notices its last wait accounted for."""
+        self._waiting = 0
+        self.wanted = threading.Event()
+        """Set while at least one thread is in :meth:`wait`."""
 
     def notify(self) -> None:
         """Wake every waiter: claimable work may exist now."""
@@ -50,7 +57,20 @@ class WorkSignal:
         deadline = time.monotonic() + max(timeout_s, 0.0)
         with self._condition:
             start: int = getattr(self._seen, "notices", self._notices)
+            self._waiting += 1
+            self.wanted.set()
         self._seen.notices = start
+        try:
+            return self._wait(start, deadline, changed, poll_s)
+        finally:
+            with self._condition:
+                self._waiting -= 1
+                if not self._waiting:
+                    self.wanted.clear()
+
+    def _wait(
+        self, start: int, deadline: float, changed: Callable[[], bool] | None, poll_s: float
+    ) -> bool:
         while True:
             remaining = max(deadline - time.monotonic(), 0.0)
             step = remaining if changed is None else min(remaining, poll_s)
