@@ -14,7 +14,9 @@ In one invocation, on one server:
 - DBOS Transact on the same server (its own database), sequential and from 8 threads, in
   its own virtualenv ``.venv-bench`` (``pip install dbos psycopg``).
 
-Each fleet figure is printed with the journal commits a run needs (counted, in process, on
+Each fleet figure is printed with how busy the machine's CPUs were while it ran and its CPU
+time per run, all processes together (workers, server, submitter; from ``/proc/stat``, so
+Linux only), the journal commits a run needs (counted, in process, on
 the same path: submit, claim, drive), the commit-bound limit (commit rate / commits per
 run) and its fraction of it. Usage: ``python bench/fleet.py [--url URL] [-n 1000]
 [--workers 1,2,4,8] [--skip-dbos]``.
@@ -30,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +89,30 @@ def commits_per_run(url: str, count: int = 20) -> float:
         store.close()
 
 
-def fleet(base_url: str, workers: int, runs: int, logs: Path, concurrency: int = 1) -> float:
-    """Runs/s of ``workers`` worker processes (each driving ``concurrency`` runs at once)
-    draining ``runs`` submitted runs, on a schema of its own (dropped afterwards)."""
+def cpu_times() -> tuple[float, float] | None:
+    """The machine's (busy, all) CPU seconds since boot, over every CPU; ``None`` off Linux."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(field) for field in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks) - idle) / hz, sum(ticks) / hz
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """A fleet's figures: runs/s, and (on Linux) the machine's busy fraction and CPU per run."""
+
+    runs_per_s: float
+    busy: float | None
+    cpu_ms_per_run: float | None
+
+
+def fleet(base_url: str, workers: int, runs: int, logs: Path, concurrency: int = 1) -> Fleet:
+    """``workers`` worker processes (each driving ``concurrency`` runs at once) draining
+    ``runs`` submitted runs, on a schema of its own (dropped afterwards)."""
     schema = f"sg_bench_fleet_{uuid.uuid4().hex[:8]}"
     url = url_with(base_url, schema=schema)
     store = PostgresStore.from_url(url)
@@ -113,9 +137,13 @@ def fleet(base_url: str, workers: int, runs: int, logs: Path, concurrency: int =
                 for table in ("runs", "steps", "events", "alerts"):
                     conn.execute(f'ANALYZE "{schema}".{table}')
             ops = [f"k{workers}x{concurrency}-{n:06d}" for n in range(runs)]
-            start = time.perf_counter()
+            cpu, start = cpu_times(), time.perf_counter()
             _drain(store, submitter, ops, done=WARM_UP)
-            return runs / (time.perf_counter() - start)
+            elapsed, cpu_after = time.perf_counter() - start, cpu_times()
+            if cpu is None or cpu_after is None:
+                return Fleet(runs / elapsed, None, None)
+            busy, every = cpu_after[0] - cpu[0], cpu_after[1] - cpu[1]
+            return Fleet(runs / elapsed, busy / every, 1e3 * busy / runs)
     finally:
         for process in processes:
             process.terminate()
@@ -189,7 +217,7 @@ def main() -> int:
     print(f"PostgreSQL {row[0]}, synchronous_commit={row[1]}, {os.cpu_count()} CPUs, n={args.n}")
     before = {k: commit_rate(args.url, k, args.seconds) for k in counts}
     commits = commits_per_run(url)
-    figures: dict[int, float] = {}
+    figures: dict[int, Fleet] = {}
     wide = args.one_worker_concurrency
     with tempfile.TemporaryDirectory() as logs:
         for k in counts:
@@ -205,20 +233,27 @@ def main() -> int:
     print(f"journal commits per run (submit, claim, 5 steps): {commits:.1f}")
     print(
         f"{'workers':>8}{'runs/s':>9}{'commits/s':>11}{'server commits/s':>18}"
-        f"{'commit-bound runs/s':>21}{'fraction':>10}"
+        f"{'commit-bound runs/s':>21}{'fraction':>10}{'CPUs busy':>11}{'CPU ms/run':>12}"
     )
     for k in counts:
         rate = (before[k] + after[k]) / 2
         bound = rate / commits
+        got = figures[k]
         print(
-            f"{k:>8}{figures[k]:>9.0f}{figures[k] * commits:>11.0f}{rate:>18.0f}"
-            f"{bound:>21.0f}{figures[k] / bound:>10.2f}"
+            f"{k:>8}{got.runs_per_s:>9.0f}{got.runs_per_s * commits:>11.0f}{rate:>18.0f}"
+            f"{bound:>21.0f}{got.runs_per_s / bound:>10.2f}{_cpu(got)}"
         )
     if one_wide is not None:
         rate = (before[1] + after[1]) / 2
         print(
-            f"1 worker at concurrency {wide}: {one_wide:.0f} runs/s, "
-            f"{one_wide * commits:.0f} commits/s (1-connection commit rate {rate:.0f})"
+            f"1 worker at concurrency {wide}: {one_wide.runs_per_s:.0f} runs/s, "
+            f"{one_wide.runs_per_s * commits:.0f} commits/s (1-connection commit rate "
+            f"{rate:.0f})"
+            + (
+                ""
+                if one_wide.busy is None
+                else f", CPUs {one_wide.busy:.0%} busy, {one_wide.cpu_ms_per_run:.2f} CPU ms/run"
+            )
         )
     ours = [("1 worker", figures.get(1)), (f"{counts[-1]} workers", figures[counts[-1]])]
     if one_wide is not None:
@@ -227,9 +262,17 @@ def main() -> int:
         if not isinstance(peer, float):
             print(f"DBOS {label}: {peer}")
             continue
-        ratios = ", ".join(f"{name} {value / peer:.1f}x" for name, value in ours if value)
+        ratios = ", ".join(
+            f"{name} {value.runs_per_s / peer:.1f}x" for name, value in ours if value
+        )
         print(f"DBOS {label}: {peer:.1f} runs/s; sagaguard: {ratios}")
     return 0
+
+
+def _cpu(got: Fleet) -> str:
+    if got.busy is None or got.cpu_ms_per_run is None:
+        return f"{'-':>11}{'-':>12}"
+    return f"{got.busy:>11.0%}{got.cpu_ms_per_run:>12.2f}"
 
 
 if __name__ == "__main__":
