@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import random
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -153,7 +154,12 @@ def test_an_unknown_outcome_is_journaled_and_verify_left_to_the_next_owner(
 def test_a_caller_stopped_between_attempts_hands_back_without_the_retry(
     store: JournalStore, world: World
 ) -> None:
-    """Interrupted in the backoff after a definite failure: the retry is the next owner's."""
+    """Interrupted in the backoff after a definite failure: the retry is the next owner's.
+
+    The backoff is jittered from zero and counts from the failed attempt's journaled start,
+    so a short draw could be over before the engine looks: this one draws its longest (the
+    default 0.2 s).
+    """
     world.psp.script("charge", Behaviour.FAIL)
     world.gate.open.set()
     saga = world.saga()
@@ -161,7 +167,7 @@ def test_a_caller_stopped_between_attempts_hands_back_without_the_retry(
     def interrupted_sleep(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    with Engine(store=store, owner="cli", sleep=interrupted_sleep) as engine:
+    with Engine(store=store, owner="cli", sleep=interrupted_sleep, rng=_Longest()) as engine:
         with pytest.raises(KeyboardInterrupt):
             engine.run(saga, operation_id="op-7", input={"amount": 5})
         handed = engine.hand_back("op-7", wait_s=0.0)
@@ -308,3 +314,10 @@ def test_an_interrupt_that_lands_before_the_wait_blocks_is_felt_while_the_call_r
     )
     world.gate.open.set()
     assert engine.hand_back("op-9", wait_s=WAIT_S).result is HandBack.RELEASED
+
+
+class _Longest(random.Random):
+    """A jitter that always draws the longest wait."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
