@@ -9,7 +9,7 @@ import pytest
 
 from sagaguard.exceptions import OperationConflictError, RunNotFoundError, StoreError
 from sagaguard.storage import JournalStore, RunStatus, StepStatus
-from sagaguard.storage.base import input_hash
+from sagaguard.storage.payloads import input_hash
 
 from .helpers import INPUT, LEASE, STEPS, T0, journal, new_run, start, started, step
 

@@ -10,7 +10,7 @@ import pytest
 
 from sagaguard.exceptions import RunNotFoundError
 from sagaguard.storage import JournalStore, RunSnapshot, StepChange, StepStatus, Transition
-from sagaguard.storage.base import EncodedJSON
+from sagaguard.storage.payloads import EncodedJSON
 
 from .helpers import LEASE, T0, completed, new_run, start, started, step
 

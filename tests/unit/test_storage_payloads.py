@@ -1,4 +1,4 @@
-"""storage.base.dumps: the one JSON encoder of the journal, and the one error it raises."""
+"""storage.payloads.dumps: the one JSON encoder of the journal, and the one error it raises."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sagaguard.exceptions import PayloadError, StoreError
-from sagaguard.storage.base import EncodedJSON, dumps, input_hash
+from sagaguard.storage.payloads import EncodedJSON, dumps, input_hash
 
 
 def _deep(levels: int) -> Any:

@@ -26,7 +26,7 @@ from sagaguard.engine.handing_back import HandBack, HandedBack
 
 if TYPE_CHECKING:
     from sagaguard.engine import Engine, RunResult, Saga
-    from sagaguard.storage.base import JSONValue
+    from sagaguard.storage.payloads import JSONValue
 
 __all__ = ["run_or_hand_back"]
 

@@ -46,7 +46,7 @@ from sagaguard.vocabulary import Encounter, RunStatus
 if TYPE_CHECKING:
     from sagaguard.engine import Notifier, RunResult, Saga
     from sagaguard.storage import RunSnapshot
-    from sagaguard.storage.base import JSONValue
+    from sagaguard.storage.payloads import JSONValue
 
 __all__ = ["EXIT_BUSY", "EXIT_REVIEW", "EXIT_ROLLED_BACK", "exit_code_for", "run"]
 

@@ -12,7 +12,8 @@ import asyncio
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import EngineUsageError, SagaDefinitionError
 from sagaguard.storage import journal
-from sagaguard.storage.base import JSONValue, NewRun, RunSnapshot
+from sagaguard.storage.base import NewRun, RunSnapshot
+from sagaguard.storage.payloads import JSONValue
 
 __all__ = ["check_same_request", "check_same_steps", "refuse_inside_loop", "run_request"]
 

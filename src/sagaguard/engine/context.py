@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sagaguard.storage.base import JSONValue
+from sagaguard.storage.payloads import JSONValue
 
 
 @dataclass(frozen=True, slots=True)

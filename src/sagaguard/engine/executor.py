@@ -44,7 +44,8 @@ from sagaguard.exceptions import (
     StaleOwnerError,
 )
 from sagaguard.storage import DEFAULT_URL, JournalStore, open_store
-from sagaguard.storage.base import Claim, JSONValue, RunSnapshot, RunStatus
+from sagaguard.storage.base import Claim, RunSnapshot, RunStatus
+from sagaguard.storage.payloads import JSONValue
 
 logger = logging.getLogger("sagaguard.engine")
 

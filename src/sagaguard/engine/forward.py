@@ -18,7 +18,8 @@ from sagaguard.engine.staging import StagedRun
 from sagaguard.exceptions import PayloadError
 from sagaguard.model import Phase, Step
 from sagaguard.rules import Situation, StepKind, step_kind
-from sagaguard.storage.base import EncodedJSON, RunStatus, StepStatus
+from sagaguard.storage.base import RunStatus, StepStatus
+from sagaguard.storage.payloads import EncodedJSON
 from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
 
 __all__ = ["Forward"]

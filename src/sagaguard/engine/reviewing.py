@@ -14,14 +14,8 @@ from collections.abc import Callable
 from sagaguard.engine.resolution import Resolution, resolution_change
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import ResolutionError
-from sagaguard.storage.base import (
-    JournalStore,
-    JSONValue,
-    RunSnapshot,
-    RunStatus,
-    StepChange,
-    Transition,
-)
+from sagaguard.storage.base import JournalStore, RunSnapshot, RunStatus, StepChange, Transition
+from sagaguard.storage.payloads import JSONValue
 from sagaguard.vocabulary import EventKind
 
 __all__ = ["apply_resolution"]

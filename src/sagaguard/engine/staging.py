@@ -26,9 +26,7 @@ from sagaguard.engine.saga import Saga
 from sagaguard.model import Process, Step
 from sagaguard.storage.base import (
     Claim,
-    EncodedJSON,
     JournalStore,
-    JSONValue,
     NewAlert,
     NewRun,
     RunSnapshot,
@@ -39,6 +37,7 @@ from sagaguard.storage.base import (
     Transition,
     replace_step,
 )
+from sagaguard.storage.payloads import EncodedJSON, JSONValue
 from sagaguard.vocabulary import AlertKind, EventKind, FaultPoint
 
 __all__ = ["Environment", "RunExists", "StagedRun", "StopBeforeCall"]

@@ -19,7 +19,8 @@ from sagaguard.engine.results import RunResult
 from sagaguard.engine.runner import Environment, RunDriver, RunExists
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import RunBusyError
-from sagaguard.storage.base import Claim, JSONValue, RunSnapshot
+from sagaguard.storage.base import Claim, RunSnapshot
+from sagaguard.storage.payloads import JSONValue
 
 __all__ = ["Starts"]
 

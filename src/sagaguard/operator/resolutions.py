@@ -18,7 +18,8 @@ from sagaguard.exceptions import ResolutionError
 from sagaguard.vocabulary import RunStatus
 
 if TYPE_CHECKING:
-    from sagaguard.storage.base import JSONValue, RunSnapshot
+    from sagaguard.storage.base import RunSnapshot
+    from sagaguard.storage.payloads import JSONValue
 
 __all__ = ["AllowedResolution", "allowed_resolutions"]
 

@@ -21,14 +21,8 @@ if TYPE_CHECKING:
 
     from _typeshed import DataclassInstance
 
-    from sagaguard.storage.base import (
-        Event,
-        JournalStore,
-        JSONValue,
-        RunRecord,
-        RunSnapshot,
-        StepRecord,
-    )
+    from sagaguard.storage.base import Event, JournalStore, RunRecord, RunSnapshot, StepRecord
+    from sagaguard.storage.payloads import JSONValue
     from sagaguard.vocabulary import RunStatus, StepStatus
 
 __all__ = ["EventView", "RunDetail", "RunRow", "StepView", "list_runs", "run_detail"]

@@ -46,9 +46,7 @@ from sagaguard.storage.base import (
     StepChange,
     StepRecord,
     Transition,
-    dumps,
     idempotency_key,
-    loads,
     replace_step,
 )
 from sagaguard.storage.operation_ids import (
@@ -57,6 +55,7 @@ from sagaguard.storage.operation_ids import (
     lookup_id,
     lookup_ids,
 )
+from sagaguard.storage.payloads import dumps, loads
 from sagaguard.storage.rows import (
     KEPT_UNLESS_GIVEN,
     AlertRow,

@@ -33,10 +33,9 @@ from sagaguard.storage.base import (
     StoreInfo,
     Transition,
     alert_settled_event,
-    dumps,
-    loads,
     replace_step,
 )
+from sagaguard.storage.payloads import dumps, loads
 from sagaguard.storage.rows import AlertRow, EventRow, RunState
 from sagaguard.storage.wakeup import WorkSignal
 

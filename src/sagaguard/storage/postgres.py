@@ -59,8 +59,8 @@ from sagaguard.storage.base import (
     RunStatus,
     StoreInfo,
     Transition,
-    dumps,
 )
+from sagaguard.storage.payloads import dumps
 from sagaguard.storage.postgres_creating import create_at_once
 from sagaguard.storage.postgres_known import write_as_known
 from sagaguard.storage.postgres_outbox import PostgresOutbox

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from sagaguard.storage import postgres_statements as sql
-from sagaguard.storage.base import NOTIFIER_ACTOR, OutboxAlert, alert_settled_event, dumps
+from sagaguard.storage.base import NOTIFIER_ACTOR, OutboxAlert, alert_settled_event
+from sagaguard.storage.payloads import dumps
 from sagaguard.storage.postgres_connections import PostgresConnections
 from sagaguard.storage.rows import EventRow, outbox_alert
 

@@ -13,16 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sagaguard.storage.base import (
-    EncodedJSON,
-    Event,
-    OutboxAlert,
-    RunRecord,
-    StepChange,
-    StepRecord,
-    dumps,
-    loads,
-)
+from sagaguard.storage.base import Event, OutboxAlert, RunRecord, StepChange, StepRecord
+from sagaguard.storage.payloads import EncodedJSON, dumps, loads
 from sagaguard.vocabulary import RunStatus, StepStatus
 
 __all__ = [
@@ -85,7 +77,7 @@ def run_state(row: Sequence[Any]) -> RunState:
 def encode(value: object, *, what: str = "payload") -> str | None:
     """JSON text of a payload; ``None`` stays ``None`` (stored as NULL, nothing to encode).
 
-    An :class:`~sagaguard.storage.base.EncodedJSON` was encoded already: its text is used.
+    An :class:`~sagaguard.storage.payloads.EncodedJSON` was encoded already: its text is used.
     """
     if value is None:
         return None

@@ -31,10 +31,10 @@ from sagaguard.storage.base import (
     StoreInfo,
     Transition,
     alert_settled_event,
-    dumps,
 )
 from sagaguard.storage.migrations import current_version
 from sagaguard.storage.options import BUSY_TIMEOUT_S
+from sagaguard.storage.payloads import dumps
 from sagaguard.storage.rows import (
     RUN_COLUMNS,
     RUN_STATUS,

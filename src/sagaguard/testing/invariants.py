@@ -36,13 +36,8 @@ from collections.abc import Iterable, Sequence
 
 from sagaguard.engine.alerts import Alert
 from sagaguard.model import Process
-from sagaguard.storage.base import (
-    NOTIFIER_ACTOR,
-    SUBMITTER_ACTOR,
-    Event,
-    RunSnapshot,
-    input_hash,
-)
+from sagaguard.storage.base import NOTIFIER_ACTOR, SUBMITTER_ACTOR, Event, RunSnapshot
+from sagaguard.storage.payloads import input_hash
 from sagaguard.testing import endings
 from sagaguard.testing.facts import UNSETTLED, RunFacts, Violation, undoable
 from sagaguard.testing.ledger import LedgerEntry, LedgerKind

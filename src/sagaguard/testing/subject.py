@@ -21,7 +21,7 @@ from typing import Any
 from sagaguard.engine.saga import Saga
 from sagaguard.exceptions import PlanError, SagaGuardError
 from sagaguard.model import Process
-from sagaguard.storage.base import JSONValue
+from sagaguard.storage.payloads import JSONValue
 from sagaguard.targets import import_attribute, is_spec_file_target
 from sagaguard.testing.clock import FakeClock
 from sagaguard.testing.simulated import simulate_providers
